@@ -1,7 +1,9 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// One runner for the whole repository. Node-side code (gpu-worker, shared, CLI, end-to-end)
-// runs in the "node" project; the edge runs inside workerd via @cloudflare/vitest-pool-workers.
+// One runner for the whole repository:
+// - "node": the GPU worker, shared formats, the CLI and cross-cutting tests, in Node;
+// - "edge": the Workers app, inside workerd via @cloudflare/vitest-pool-workers.
 export default defineConfig({
   test: {
     projects: [
@@ -13,6 +15,13 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 300_000,
           pool: "forks",
+        },
+      },
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: {
+          name: "edge",
+          include: ["edge/**/*.test.ts"],
         },
       },
     ],

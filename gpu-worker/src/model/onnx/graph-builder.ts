@@ -145,12 +145,16 @@ export class GraphBuilder {
     return this.op("LayerNormalization", [x, s, b], { axis: { int: -1 }, epsilon: eps }, hint);
   }
 
-  /** Exact GELU, 0.5·x·(1 + erf(x/√2)), as torch.nn.GELU() and HF BERT's "gelu". */
+  /**
+   * Exact GELU, 0.5·x·(1 + erf(x/√2)), as torch.nn.GELU() and HF BERT's "gelu". Written as
+   * (x·0.5)·(1 + erf(x / √2)), the exact node pattern onnxruntime's GeluFusion turns into one Gelu
+   * kernel (it requires Div by √2 and the 0.5 Mul on x; Mul by 1/√2 or a trailing 0.5 is not fused).
+   */
   gelu(x: string, hint = "gelu"): string {
-    const scaled = this.mul(x, this.floats(`${hint}.inv_sqrt2`, [Math.SQRT1_2], []), `${hint}.scaled`);
+    const scaled = this.op("Div", [x, this.floats(`${hint}.sqrt2`, [Math.SQRT2], [])], {}, `${hint}.scaled`);
     const erf = this.op("Erf", [scaled], {}, `${hint}.erf`);
     const onePlus = this.add(erf, this.floats(`${hint}.one`, [1], []), `${hint}.one_plus`);
-    return this.mul(this.mul(x, onePlus, `${hint}.x_erf`), this.floats(`${hint}.half`, [0.5], []), hint);
+    return this.mul(this.mul(x, this.floats(`${hint}.half`, [0.5], []), `${hint}.half_x`), onePlus, hint);
   }
 
   reshape(x: string, shape: number[], hint = "reshape"): string {
@@ -159,6 +163,38 @@ export class GraphBuilder {
 
   transpose(x: string, perm: number[], hint = "transpose"): string {
     return this.op("Transpose", [x], { perm: { ints: perm } }, hint);
+  }
+
+  cast(x: string, to: ElemType, hint = "cast"): string {
+    return this.op("Cast", [x], { to: { int: to } }, hint);
+  }
+
+  /** Unsqueeze; since opset 13 the axes are an input, not an attribute. */
+  unsqueeze(x: string, axes: number[], hint = "unsqueeze"): string {
+    return this.op("Unsqueeze", [x, this.int64s(`${hint}.axes`, axes)], {}, hint);
+  }
+
+  /** Squeeze; since opset 13 the axes are an input, not an attribute. */
+  squeeze(x: string, axes: number[], hint = "squeeze"): string {
+    return this.op("Squeeze", [x, this.int64s(`${hint}.axes`, axes)], {}, hint);
+  }
+
+  /** Splits `x` along `axis` into pieces of the given sizes (one output per size). */
+  split(x: string, sizes: number[], axis: number, hint = "split"): string[] {
+    if (sizes.length === 1) return [x];
+    return this.opN("Split", [x, this.int64s(`${hint}.sizes`, sizes)], sizes.length, { axis: { int: axis } }, hint);
+  }
+
+  sub(a: string, b: string, hint = "sub"): string {
+    return this.op("Sub", [a, b], {}, hint);
+  }
+  div(a: string, b: string, hint = "div"): string {
+    return this.op("Div", [a, b], {}, hint);
+  }
+
+  /** Sums over `axes` (opset 13+ takes the axes as an input). */
+  reduceSum(x: string, axes: number[], keepDims: boolean, hint = "reduce_sum"): string {
+    return this.op("ReduceSum", [x, this.int64s(`${hint}.axes`, axes)], { keepdims: { int: keepDims ? 1 : 0 } }, hint);
   }
 
   toGraphProto(initializerTensors: Onnx.ITensorProto[]): Onnx.IGraphProto {
@@ -212,4 +248,38 @@ function attribute(name: string, value: AttributeValue): Onnx.IAttributeProto {
   if (Array.isArray(value)) return { name, type: T.FLOATS, floats: value };
   if ("int" in value) return { name, type: T.INT, i: value.int };
   return { name, type: T.INTS, ints: value.ints };
+}
+
+/**
+ * The whole model as ONNX protobuf bytes, every initializer inline. Only for graphs far below
+ * protobuf's 2 GB cap (tests, the q-net scorer); ./save.ts writes large ones with external data.
+ */
+export function encodeModel(graph: GraphBuilder): Uint8Array {
+  return encodeModelWith(graph, graph.initializers.map(inlineTensor));
+}
+
+/** Serialises the model around `initializerTensors`, the graph's initializers as TensorProtos. */
+export function encodeModelWith(graph: GraphBuilder, initializerTensors: Onnx.ITensorProto[]): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    producerName: "hypencoder-search",
+    opsetImport: [{ domain: "", version: OPSET_VERSION }],
+    graph: graph.toGraphProto(initializerTensors),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** An initializer's name, type and shape, without its data. */
+export function tensorHeader(init: Initializer): Onnx.ITensorProto {
+  return { name: init.name, dataType: init.elemType, dims: init.dims };
+}
+
+/** An initializer with its data inline. */
+export function inlineTensor(init: Initializer): Onnx.ITensorProto {
+  return { ...tensorHeader(init), rawData: initializerBytes(init) };
+}
+
+/** ONNX raw data is little-endian, which is every platform we run on. */
+export function initializerBytes(init: Initializer): Uint8Array {
+  return new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength);
 }

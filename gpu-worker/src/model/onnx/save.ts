@@ -11,7 +11,7 @@ import onnxProto from "onnx-proto";
 import type { onnx as Onnx } from "onnx-proto";
 
 const { onnx } = onnxProto;
-import { type GraphBuilder, type Initializer, IR_VERSION, OPSET_VERSION } from "./graph-builder.ts";
+import { type GraphBuilder, encodeModelWith, initializerBytes, inlineTensor, tensorHeader } from "./graph-builder.ts";
 
 /** Tensors at or above this size go to the external data file. */
 const EXTERNAL_THRESHOLD_BYTES = 1024;
@@ -38,7 +38,7 @@ export async function saveModel(graph: GraphBuilder, dir: string, fileName: stri
       const padding = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
       if (padding > 0 && !out.write(new Uint8Array(padding))) await once(out, "drain");
       offset += padding;
-      const bytes = bytesOf(init);
+      const bytes = initializerBytes(init);
       if (!out.write(bytes)) await once(out, "drain");
       tensors.push({
         ...tensorHeader(init),
@@ -57,25 +57,10 @@ export async function saveModel(graph: GraphBuilder, dir: string, fileName: stri
   }
   for (const init of graph.initializers) {
     if (init.data.byteLength >= EXTERNAL_THRESHOLD_BYTES) continue;
-    tensors.push({ ...tensorHeader(init), rawData: bytesOf(init) });
+    tensors.push(inlineTensor(init));
   }
-  const model = onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    producerName: "hypencoder-search",
-    opsetImport: [{ domain: "", version: OPSET_VERSION }],
-    graph: graph.toGraphProto(tensors),
-  });
-  const encoded = onnx.ModelProto.encode(model).finish();
+  const encoded = encodeModelWith(graph, tensors);
   const modelPath = join(dir, fileName);
   await writeFile(modelPath, encoded);
   return { modelPath, dataPath: external.length > 0 ? dataPath : undefined, bytes: encoded.byteLength + dataBytes };
-}
-
-function tensorHeader(init: Initializer): Onnx.ITensorProto {
-  return { name: init.name, dataType: init.elemType, dims: init.dims };
-}
-
-/** ONNX raw data is little-endian, which is every platform we run on. */
-function bytesOf(init: Initializer): Uint8Array {
-  return new Uint8Array(init.data.buffer, init.data.byteOffset, init.data.byteLength);
 }

@@ -1,0 +1,58 @@
+/**
+ * `hypencoder` — the command-line face of the model runtime (and, later, of index build and search).
+ * Errors print one line (plus usage for usage errors) and exit non-zero.
+ */
+import { InputError } from "../io/jsonl.ts";
+import { UsageError } from "./args.ts";
+import { embedCommand } from "./commands/embed.ts";
+import { importCommand } from "./commands/import.ts";
+import { scoreCommand } from "./commands/score.ts";
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  import: importCommand,
+  embed: embedCommand,
+  score: scoreCommand,
+};
+
+const HELP = `usage: hypencoder <command> [options]
+
+commands:
+  import <checkpoint-dir> --out <model-dir> [--base-config <file>] [--force]
+      convert a HuggingFace-layout Hypencoder checkpoint into a model directory
+  embed --model <model-dir> --docs <docs.jsonl> [--doc-max-length N]
+      print {"id","embedding"} per document
+  score --model <model-dir> --queries <q.jsonl> --docs <d.jsonl> [--query-max-length N] [--doc-max-length N]
+      print {"query_id","doc_id","score"} per (query, document) pair
+
+Input lines are {"id","text"}. Progress goes to stderr, results to stdout.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(`${HELP}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`hypencoder: unknown command "${name}" (try "hypencoder --help")\n`);
+    return 2;
+  }
+  try {
+    await command(rest);
+    return 0;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`hypencoder ${name}: ${message}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+// An EPIPE on stdout (e.g. `| head`) is a normal end, not a crash.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
