@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import type { QNetArchitecture } from "../shared/qnet/types.ts";
 import { loadHypencoderCheckpoint } from "../gpu-worker/src/model/checkpoint/hypencoder-checkpoint.ts";
 import { type TinyCheckpointOptions, writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
@@ -141,6 +142,28 @@ describe("runtime input checks", () => {
       await expect(runtime.score(qnet!, new Float32Array(31))).rejects.toThrow(/not a whole number of 32-wide rows/);
       await expect(runtime.score({ ...qnet!, dims: [32, 32, 1] }, new Float32Array(32))).rejects.toThrow(/do not match/);
       expect(runtime.devices.get("queryEncoder")).toBe("cpu");
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+
+describe("prepared q-nets and float16 embeddings", () => {
+  it("scores float16 rows like float32 rows of the same (half-rounded) values", async () => {
+    const { modelDir } = await importTiny("fp16", { seed: 9 });
+    const runtime = await HypencoderRuntime.load(modelDir, { device: "cpu" });
+    try {
+      const embeddings = await runtime.embedDocuments(DOCS);
+      const half = float32ArrayToHalf(embeddings);
+      const [qnet] = await runtime.encodeQueries(["fp16 storage"]);
+      const expected = await runtime.score(qnet!, halfToFloat32Array(half));
+      const prepared = await runtime.prepareQNet(qnet!);
+      const fromHalf = await prepared.score(half.slice());
+      const again = await prepared.score(half.slice());
+      await prepared.release();
+      for (let d = 0; d < DOCS.length; d++) expect(close(fromHalf[d]!, expected[d]!)).toBe(true);
+      expect(again).toEqual(fromHalf);
+      await expect(prepared.score(half.slice())).rejects.toThrow(/not registered/);
     } finally {
       await runtime.close();
     }

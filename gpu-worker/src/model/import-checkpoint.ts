@@ -52,6 +52,12 @@ export async function importCheckpoint(checkpointDir: string, outDir: string, op
       queryEncoder: await writeGraph(staging, "queryEncoder", () => buildQueryEncoderGraph(spec, weights), progress),
       docEncoder: await writeGraph(staging, "docEncoder", () => buildDocEncoderGraph(spec.bert, weights.passageBert, spec.pooling), progress),
       qnetScorer: await writeGraph(staging, "qnetScorer", () => buildQNetScorerGraph(spec.qnet), progress),
+      qnetScorerFp16: await writeGraph(
+        staging,
+        "qnetScorerFp16",
+        () => buildQNetScorerGraph(spec.qnet, { embeddingType: "float16" }),
+        progress,
+      ),
     };
     progress("copying tokenizer");
     const tokenizerNames = await copyTokenizerFiles(checkpointDir, staging);
@@ -60,7 +66,7 @@ export async function importCheckpoint(checkpointDir: string, outDir: string, op
     const manifest: ModelManifest = {
       format: MODEL_FORMAT,
       version: MODEL_FORMAT_VERSION,
-      modelId: contentId([...graphs.queryEncoder, ...graphs.docEncoder, ...graphs.qnetScorer, ...tokenizer]),
+      modelId: contentId([...Object.values(graphs).flat(), ...tokenizer]),
       createdAt: new Date().toISOString(),
       source: { baseModelName: spec.baseModelName, files: sourceFiles },
       qnet: spec.qnet,

@@ -64,6 +64,7 @@ export const modelManifestSchema = z.object({
     queryEncoder: z.array(fileEntry).min(1),
     docEncoder: z.array(fileEntry).min(1),
     qnetScorer: z.array(fileEntry).min(1),
+    qnetScorerFp16: z.array(fileEntry).min(1),
   }),
   tokenizer: z.array(fileEntry).min(1),
 });

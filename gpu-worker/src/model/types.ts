@@ -58,7 +58,7 @@ export interface HypencoderWeights {
  *   for i = 0..L and bias_j float32 [B, dims[j+1]] for j = 0..L-1;
  * - document encoder: input_ids, attention_mask (int64 [B,S]) → embeddings float32 [B, hidden];
  * - q-net scorer: embeddings float32 [N, dims[0]] plus weight_i [dims[i], dims[i+1]] and bias_j [dims[j+1]]
- *   → scores float32 [N].
+ *   → scores float32 [N]; the fp16 variant takes embeddings as float16.
  */
 export const GRAPH_IO = {
   inputIds: "input_ids",
@@ -73,4 +73,6 @@ export const GRAPH_FILES = {
   queryEncoder: "query_encoder.onnx",
   docEncoder: "doc_encoder.onnx",
   qnetScorer: "qnet_scorer.onnx",
+  /** The same scorer taking float16 embeddings (the index's storage type), cast to float32 inside. */
+  qnetScorerFp16: "qnet_scorer_fp16.onnx",
 } as const;

@@ -142,18 +142,15 @@ function slotRows(g: GraphBuilder, slot: HyperSlot, tensors: SlotTensors, attent
   return g.add(projected, g.initializer(`${hint}.offset`, offset, [slot.outSize, slot.inSize]), `${hint}.rows`);
 }
 
-/** Rows folded together, so each key row is read once per block instead of once per query row. */
-const FOLD_BLOCK_ROWS = 16;
-
 /**
  * Every slot's query rows times its key projection, scaled by 1/√out_s: [Σout, h] row-major.
  * Computed in float64 so the fold adds no error beyond one float32 rounding. At the published size
- * this is ~2.7 G multiply-adds of plain JS at import time, hence the row blocking (the key matrix
- * does not fit in cache; the block's accumulators do).
+ * this is ~2.7 G multiply-adds of plain JS, a few seconds once per import (row blocking for cache
+ * reuse measured no faster).
  */
 function foldQueries(slots: HyperSlot[], tensors: SlotTensors, h: number): Float32Array {
   const folded = new Float32Array(sumOf(slots, "outSize") * h);
-  const acc = new Float64Array(FOLD_BLOCK_ROWS * h);
+  const row = new Float64Array(h);
   let offset = 0;
   for (const slot of slots) {
     const queryShape = slot.kind === "weight" ? [1, slot.outSize, slot.inSize] : [1, 1, slot.inSize];
@@ -161,19 +158,14 @@ function foldQueries(slots: HyperSlot[], tensors: SlotTensors, h: number): Float
     const key = tensors.get(`key_projections.${slot.projectionIndex}.weight`, [slot.inSize, h]).data;
     tensors.get(`key_projections.${slot.projectionIndex}.bias`, [slot.inSize]); // present, but cancels in softmax
     const scale = 1 / Math.sqrt(slot.outSize);
-    for (let r0 = 0; r0 < slot.outSize; r0 += FOLD_BLOCK_ROWS) {
-      const rows = Math.min(FOLD_BLOCK_ROWS, slot.outSize - r0);
-      acc.fill(0);
+    for (let r = 0; r < slot.outSize; r++) {
+      row.fill(0);
       for (let k = 0; k < slot.inSize; k++) {
-        const keyRow = k * h;
-        for (let b = 0; b < rows; b++) {
-          const q = queries[(r0 + b) * slot.inSize + k]!;
-          const accRow = b * h;
-          for (let c = 0; c < h; c++) acc[accRow + c] += q * key[keyRow + c]!;
-        }
+        const q = queries[r * slot.inSize + k]!;
+        for (let c = 0, base = k * h; c < h; c++) row[c] += q * key[base + c]!;
       }
-      for (let i = 0; i < rows * h; i++) folded[offset + i] = acc[i]! * scale;
-      offset += rows * h;
+      for (let c = 0; c < h; c++) folded[offset + c] = row[c]! * scale;
+      offset += h;
     }
   }
   return folded;
@@ -182,7 +174,7 @@ function foldQueries(slots: HyperSlot[], tensors: SlotTensors, h: number): Float
 /** [B, 1, S] float: 0 for tokens, MASKED_LOGIT for padding. */
 function maskBias(g: GraphBuilder, attentionMask: string): string {
   const mask = g.cast(attentionMask, ElemType.float, "hyperhead.mask_float");
-  const offMask = g.op("Sub", [mask, g.floats("hyperhead.one", [1], [])], {}, "hyperhead.mask_minus_one");
+  const offMask = g.sub(mask, g.floats("hyperhead.one", [1], []), "hyperhead.mask_minus_one");
   const bias = g.mul(offMask, g.floats("hyperhead.masked_logit", [-MASKED_LOGIT], []), "hyperhead.mask_bias_2d");
   return g.unsqueeze(bias, [1], "hyperhead.mask_bias");
 }

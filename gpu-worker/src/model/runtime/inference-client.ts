@@ -5,11 +5,16 @@
 import { Worker } from "node:worker_threads";
 import {
   type GraphName,
-  type RunReply,
   type TensorMessage,
   type ThreadConfig,
+  type ThreadEvent,
+  type ThreadReply,
+  type ThreadRequest,
   transferList,
 } from "./tensor-message.ts";
+
+/** A request without its id: the client numbers requests itself. */
+type Request = ThreadRequest extends infer R ? (R extends ThreadRequest ? Omit<R, "id"> : never) : never;
 
 type Pending = { resolve: (outputs: Record<string, TensorMessage>) => void; reject: (error: Error) => void };
 
@@ -23,7 +28,7 @@ export class InferenceClient {
 
   private constructor(config: ThreadConfig) {
     this.worker = new Worker(new URL("./inference-thread-entry.mjs", import.meta.url), { workerData: config });
-    this.worker.on("message", (message: RunReply | { event: "session"; graph: GraphName; device: "cpu" | "cuda" } | { ready: true }) => {
+    this.worker.on("message", (message: ThreadReply | ThreadEvent) => {
       if ("event" in message) this.devices.set(message.graph, message.device);
       else if ("id" in message) this.settle(message);
     });
@@ -47,13 +52,27 @@ export class InferenceClient {
     return client;
   }
 
-  /** Runs a graph; the feeds' buffers are moved to the inference thread. */
-  run(graph: GraphName, feeds: Record<string, TensorMessage>): Promise<Record<string, TensorMessage>> {
+  /** Runs a graph, adding a registered q-net's feeds when `qnet` is given. Feed buffers are moved to the thread. */
+  run(graph: GraphName, feeds: Record<string, TensorMessage>, qnet?: number): Promise<Record<string, TensorMessage>> {
+    return this.request({ kind: "run", graph, feeds, ...(qnet === undefined ? {} : { qnet }) });
+  }
+
+  /** Keeps a q-net's tensors in the thread under `handle` (buffers are moved). */
+  async registerQNet(handle: number, feeds: Record<string, TensorMessage>): Promise<void> {
+    await this.request({ kind: "registerQNet", handle, feeds });
+  }
+
+  async releaseQNet(handle: number): Promise<void> {
+    await this.request({ kind: "releaseQNet", handle });
+  }
+
+  private request(request: Request): Promise<Record<string, TensorMessage>> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
+    const feeds = "feeds" in request ? Object.values(request.feeds) : [];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, graph, feeds }, transferList(Object.values(feeds)));
+      this.worker.postMessage({ ...request, id }, transferList(feeds));
     });
   }
 
@@ -62,7 +81,7 @@ export class InferenceClient {
     await this.worker.terminate();
   }
 
-  private settle(reply: RunReply): void {
+  private settle(reply: ThreadReply): void {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);

@@ -8,16 +8,17 @@ import * as ort from "onnxruntime-node";
 import { createSession } from "./execution-provider.ts";
 import {
   type GraphName,
-  type RunReply,
-  type RunRequest,
   type TensorMessage,
   type ThreadConfig,
+  type ThreadReply,
+  type ThreadRequest,
   transferList,
 } from "./tensor-message.ts";
 
 const config = workerData as ThreadConfig;
 const port = parentPort!;
 const sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
+const qnets = new Map<number, Record<string, ort.Tensor>>();
 
 function session(graph: GraphName): Promise<ort.InferenceSession> {
   let s = sessions.get(graph);
@@ -31,25 +32,37 @@ function session(graph: GraphName): Promise<ort.InferenceSession> {
   return s;
 }
 
-async function run(request: RunRequest): Promise<RunReply> {
-  const s = await session(request.graph);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, t] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
-  const results = await s.run(feeds);
-  const outputs: Record<string, TensorMessage> = {};
-  for (const [name, t] of Object.entries(results)) {
-    outputs[name] = { type: t.type as TensorMessage["type"], data: t.data as TensorMessage["data"], dims: [...t.dims] };
-  }
-  return { id: request.id, ok: true, outputs };
+function toOrt(tensors: Record<string, TensorMessage>): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(tensors)) out[name] = new ort.Tensor(t.type, t.data, t.dims);
+  return out;
 }
 
-port.on("message", (request: RunRequest) => {
-  run(request).then(
-    (reply) => {
-      const outputs = reply.ok ? Object.values(reply.outputs) : [];
-      port.postMessage(reply, transferList(outputs));
-    },
-    (error: unknown) => port.postMessage({ id: request.id, ok: false, error: (error as Error).message } satisfies RunReply),
+async function handle(request: ThreadRequest): Promise<Record<string, TensorMessage>> {
+  switch (request.kind) {
+    case "registerQNet":
+      qnets.set(request.handle, toOrt(request.feeds));
+      return {};
+    case "releaseQNet":
+      qnets.delete(request.handle);
+      return {};
+    case "run": {
+      const extra = request.qnet === undefined ? {} : qnets.get(request.qnet);
+      if (!extra) throw new Error(`q-net handle ${request.qnet} is not registered`);
+      const results = await (await session(request.graph)).run({ ...toOrt(request.feeds), ...extra });
+      const outputs: Record<string, TensorMessage> = {};
+      for (const [name, t] of Object.entries(results)) {
+        outputs[name] = { type: t.type as TensorMessage["type"], data: t.data as TensorMessage["data"], dims: [...t.dims] };
+      }
+      return outputs;
+    }
+  }
+}
+
+port.on("message", (request: ThreadRequest) => {
+  handle(request).then(
+    (outputs) => port.postMessage({ id: request.id, ok: true, outputs } satisfies ThreadReply, transferList(Object.values(outputs))),
+    (error: unknown) => port.postMessage({ id: request.id, ok: false, error: (error as Error).message } satisfies ThreadReply),
   );
 });
 port.postMessage({ ready: true });

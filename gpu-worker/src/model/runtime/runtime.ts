@@ -34,7 +34,19 @@ const DEFAULT_QUERY_BATCH = 32;
 const DEFAULT_DOC_BATCH = 16;
 const DEFAULT_SCORE_BATCH = 16_384;
 
+/** A q-net held by the inference thread. */
+export interface PreparedQNet {
+  /**
+   * Scores rows of embeddings: float32, or float16 bits (Uint16Array, the index storage type).
+   * The array's buffer is moved to the inference thread: pass a copy you no longer need.
+   */
+  score(embeddings: Float32Array | Uint16Array): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
 export class HypencoderRuntime {
+  private nextQNetHandle = 1;
+
   private constructor(
     readonly modelDir: string,
     readonly manifest: ModelManifest,
@@ -46,7 +58,7 @@ export class HypencoderRuntime {
     const manifest = await readModelManifest(modelDir);
     const tokenizer = await BertTokenizer.fromDirectory(modelDir);
     const graphs = Object.fromEntries(
-      (["queryEncoder", "docEncoder", "qnetScorer"] as const).map((g) => [g, graphPath(modelDir, g)]),
+      (["queryEncoder", "docEncoder", "qnetScorer", "qnetScorerFp16"] as const).map((g) => [g, graphPath(modelDir, g)]),
     ) as Record<GraphName, string>;
     const inference = await InferenceClient.start({
       graphs,
@@ -97,30 +109,51 @@ export class HypencoderRuntime {
 
   /** Scores every row of `embeddings` (row-major, embeddingDim wide) with one q-net. */
   async score(qnet: QNet, embeddings: Float32Array, options: ScoreOptions = {}): Promise<Float32Array> {
-    const dim = this.manifest.embeddingDim;
-    if (embeddings.length % dim !== 0) {
-      throw new RangeError(`embeddings: ${embeddings.length} values is not a whole number of ${dim}-wide rows`);
+    const prepared = await this.prepareQNet(qnet);
+    try {
+      const dim = this.manifest.embeddingDim;
+      const count = embeddings.length / dim;
+      const batchSize = options.batchSize ?? DEFAULT_SCORE_BATCH;
+      const scores = new Float32Array(count);
+      for (let start = 0; start < count; start += batchSize) {
+        // slice() copies: the batch's buffer is moved to the inference thread, and the caller keeps its array.
+        const batch = embeddings.slice(start * dim, Math.min(count, start + batchSize) * dim);
+        scores.set(await prepared.score(batch), start);
+      }
+      return scores;
+    } finally {
+      await prepared.release();
     }
+  }
+
+  /**
+   * Sends a q-net's weights to the inference thread once, for scoring many batches (a graph search
+   * scores one q-net a dozen times). Release it when done.
+   */
+  async prepareQNet(qnet: QNet): Promise<PreparedQNet> {
     this.checkQNet(qnet);
-    const count = embeddings.length / dim;
-    const batchSize = options.batchSize ?? DEFAULT_SCORE_BATCH;
-    const scores = new Float32Array(count);
-    for (let start = 0; start < count; start += batchSize) {
-      const end = Math.min(count, start + batchSize);
-      const feeds: Record<string, TensorMessage> = {
-        // Copies: the buffers are moved to the inference thread, and the caller keeps its arrays.
-        [GRAPH_IO.embeddings]: { type: "float32", data: embeddings.slice(start * dim, end * dim), dims: [end - start, dim] },
-      };
-      qnet.weights.forEach((w, i) => {
-        feeds[GRAPH_IO.weight(i)] = { type: "float32", data: w.slice(), dims: [qnet.dims[i]!, qnet.dims[i + 1]!] };
-      });
-      qnet.biases.forEach((b, j) => {
-        feeds[GRAPH_IO.bias(j)] = { type: "float32", data: b.slice(), dims: [b.length] };
-      });
-      const outputs = await this.inference.run("qnetScorer", feeds);
-      scores.set(outputs[GRAPH_IO.scores]!.data as Float32Array, start);
-    }
-    return scores;
+    const handle = this.nextQNetHandle++;
+    const feeds: Record<string, TensorMessage> = {};
+    qnet.weights.forEach((w, i) => {
+      feeds[GRAPH_IO.weight(i)] = { type: "float32", data: w.slice(), dims: [qnet.dims[i]!, qnet.dims[i + 1]!] };
+    });
+    qnet.biases.forEach((b, j) => {
+      feeds[GRAPH_IO.bias(j)] = { type: "float32", data: b.slice(), dims: [b.length] };
+    });
+    await this.inference.registerQNet(handle, feeds);
+    const dim = this.manifest.embeddingDim;
+    return {
+      score: async (embeddings) => {
+        if (embeddings.length % dim !== 0) {
+          throw new RangeError(`embeddings: ${embeddings.length} values is not a whole number of ${dim}-wide rows`);
+        }
+        const half = embeddings instanceof Uint16Array;
+        const input: TensorMessage = { type: half ? "float16" : "float32", data: embeddings, dims: [embeddings.length / dim, dim] };
+        const outputs = await this.inference.run(half ? "qnetScorerFp16" : "qnetScorer", { [GRAPH_IO.embeddings]: input }, handle);
+        return outputs[GRAPH_IO.scores]!.data as Float32Array;
+      },
+      release: () => this.inference.releaseQNet(handle),
+    };
   }
 
   close(): Promise<void> {
@@ -159,10 +192,14 @@ export class HypencoderRuntime {
     return maxLength;
   }
 
+  /** The scorer graphs are built for the model's architecture: a q-net must match it exactly. */
   private checkQNet(qnet: QNet): void {
-    const expected = this.manifest.qnet.dims;
-    if (qnet.dims.length !== expected.length || qnet.dims.some((d, i) => d !== expected[i])) {
-      throw new RangeError(`q-net dims [${qnet.dims.join(",")}] do not match the model's [${expected.join(",")}]`);
+    const model = this.manifest.qnet;
+    if (qnet.dims.length !== model.dims.length || qnet.dims.some((d, i) => d !== model.dims[i])) {
+      throw new RangeError(`q-net dims [${qnet.dims.join(",")}] do not match the model's [${model.dims.join(",")}]`);
+    }
+    for (const flag of ["activation", "doLayerNorm", "doResidual", "doResidualOnLast", "layerNormBeforeResidual"] as const) {
+      if (qnet[flag] !== model[flag]) throw new RangeError(`q-net ${flag} ${qnet[flag]} does not match the model's ${model[flag]}`);
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Tensors as they cross the worker_threads boundary: plain typed arrays plus dims, moved (not
+ * Messages across the worker_threads boundary. Tensors are plain typed arrays plus dims, moved (not
  * copied) with a transfer list.
  */
 export type TensorType = "int64" | "float32" | "float16";
@@ -11,17 +11,23 @@ export interface TensorMessage {
   dims: number[];
 }
 
-export type GraphName = "queryEncoder" | "docEncoder" | "qnetScorer";
+export type GraphName = "queryEncoder" | "docEncoder" | "qnetScorer" | "qnetScorerFp16";
 
-export interface RunRequest {
-  id: number;
-  graph: GraphName;
-  feeds: Record<string, TensorMessage>;
-}
+/**
+ * - run: run a graph. With `qnet`, the feeds of that registered q-net are added, so a search that
+ *   scores a q-net over many batches sends its ~14 MB of weights to the thread once, not per batch.
+ * - registerQNet / releaseQNet: keep a q-net's weight and bias tensors in the thread under a handle.
+ */
+export type ThreadRequest =
+  | { kind: "run"; id: number; graph: GraphName; feeds: Record<string, TensorMessage>; qnet?: number }
+  | { kind: "registerQNet"; id: number; handle: number; feeds: Record<string, TensorMessage> }
+  | { kind: "releaseQNet"; id: number; handle: number };
 
-export type RunReply =
+export type ThreadReply =
   | { id: number; ok: true; outputs: Record<string, TensorMessage> }
   | { id: number; ok: false; error: string };
+
+export type ThreadEvent = { event: "session"; graph: GraphName; device: "cpu" | "cuda" } | { ready: true };
 
 export interface ThreadConfig {
   /** graph name → .onnx path */
@@ -33,10 +39,6 @@ export interface ThreadConfig {
 
 /** "auto" uses CUDA when onnxruntime can create a CUDA session, otherwise the CPU. */
 export type Device = "auto" | "cpu" | "cuda";
-
-export interface ReadyMessage {
-  ready: true;
-}
 
 /** Buffers to move with a message. */
 export function transferList(tensors: Iterable<TensorMessage>): ArrayBuffer[] {
