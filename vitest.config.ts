@@ -1,5 +1,10 @@
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+
+// The edge's D1 migrations, applied by edge/test/apply-migrations.ts (the same files that
+// `wrangler d1 migrations apply` runs), so tests run against the real schema.
+const edgeMigrations = await readD1Migrations(fileURLToPath(new URL("./edge/migrations", import.meta.url)));
 
 // One runner for the whole repository:
 // - "node": the GPU worker, shared formats, the CLI and cross-cutting tests, in Node;
@@ -18,10 +23,31 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // workerd cannot read process.env: hand the real S3 (infra/s3, exported by ceph-start.sh)
+              // and fixed test values for the routing secrets/pool to the Worker as bindings.
+              // Tests that need S3 skip themselves when S3_ENDPOINT is unset.
+              bindings: {
+                ...Object.fromEntries(
+                  ["S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET"].flatMap((k) =>
+                    process.env[k] ? [[k, process.env[k]!]] : [],
+                  ),
+                ),
+                WORKER_SIGNING_SECRET: "edge-test-signing-secret",
+                GPU_WORKERS: "http://worker-0.test,http://worker-1.test,http://worker-2.test",
+                TEST_MIGRATIONS: edgeMigrations,
+                ADMIN_TOKEN: "edge-test-admin-token",
+              },
+            },
+          }),
+        ],
         test: {
           name: "edge",
           include: ["edge/**/*.test.ts"],
+          setupFiles: ["./edge/test/apply-migrations.ts"],
         },
       },
     ],

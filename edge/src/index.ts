@@ -1,4 +1,6 @@
-/** Workers entry point (see wrangler.toml). */
+/** Workers entry point (see wrangler.toml): the app, and the Durable Object classes it binds. */
 import { createApp } from "./app.ts";
+
+export { RateLimiter } from "./rate-limit/rate-limiter.ts";
 
 export default createApp();

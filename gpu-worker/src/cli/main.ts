@@ -6,12 +6,16 @@ import { InputError } from "../io/jsonl.ts";
 import { UsageError } from "./args.ts";
 import { embedCommand } from "./commands/embed.ts";
 import { importCommand } from "./commands/import.ts";
+import { indexCommand } from "./commands/index-build.ts";
 import { scoreCommand } from "./commands/score.ts";
+import { searchCommand } from "./commands/search.ts";
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   import: importCommand,
   embed: embedCommand,
   score: scoreCommand,
+  index: indexCommand,
+  search: searchCommand,
 };
 
 const HELP = `usage: hypencoder <command> [options]
@@ -23,6 +27,13 @@ commands:
       print {"id","embedding"} per document
   score --model <model-dir> --queries <q.jsonl> --docs <d.jsonl> [--query-max-length N] [--doc-max-length N]
       print {"query_id","doc_id","score"} per (query, document) pair
+  index build --model <model-dir> --docs <docs.jsonl[.gz]> --out <dir | s3://bucket/prefix> [--degree N] [--doc-max-length N]
+      [--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--tenant T] [--index I] [--version N]
+      build an index version (manifest.json + shards/) into --out; prints a one-line JSON summary
+  search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--entry-points N]
+         [--ncandidates N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]
+      search an index version (manifest.json + shards/); print {"query_id","hits","stats"} per query.
+      The model is --model, else $HYPENCODER_MODEL; it must be the one the index was built with
 
 Input lines are {"id","text"}. Progress goes to stderr, results to stdout.`;
 

@@ -1,0 +1,52 @@
+/**
+ * `npm run bench [-- name…]`: runs the benchmarks one after another (never in parallel: they would
+ * share the cores) and writes each one's output to bench/reports/<name>.txt with the machine's facts.
+ * Benchmarks are not tests; they measure, and the reports are what the closing notes quote.
+ */
+import { spawn } from "node:child_process";
+import { writeFile, mkdir } from "node:fs/promises";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+
+const BENCHES: Record<string, { file: string; args: string[] }> = {
+  "qnet-scoring": { file: "bench/qnet-scoring.bench.ts", args: ["--batches=4096,16384,65536", "--runs=5"] },
+  "query-encode": { file: "bench/query-encode.bench.ts", args: ["--runs=30"] },
+};
+
+const selected = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const names = selected.length > 0 ? selected : Object.keys(BENCHES);
+for (const name of names) {
+  if (!BENCHES[name]) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHES).join(", ")}`);
+    process.exit(2);
+  }
+}
+
+await mkdir("bench/reports", { recursive: true });
+for (const name of names) {
+  const { file, args } = BENCHES[name]!;
+  const header = [
+    `# ${name}`,
+    `date: ${new Date().toISOString()}`,
+    `command: node bin/run-ts.mjs ${file} ${args.join(" ")}`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load ${loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+    `node ${process.version}, GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? "(unset)"}`,
+    "",
+  ].join("\n");
+  process.stdout.write(`${header}\n`);
+  const output = await runAndTee("node", ["bin/run-ts.mjs", file, ...args]);
+  await writeFile(join("bench/reports", `${name}.txt`), `${header}\n${output}`);
+}
+
+function runAndTee(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      process.stdout.write(chunk);
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(output) : reject(new Error(`${args[1]} exited with ${code}`))));
+  });
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { searchParamsSchema } from "../../../shared/api/worker-api.ts";
+import { normaliseQuery, type ResultCacheKeyInput, resultCacheKey } from "./result-cache.ts";
+
+const base: ResultCacheKeyInput = { tenant: "acme", index: "docs", version: 3, query: "hello world", params: searchParamsSchema.parse({}), fields: [], format: "json" };
+
+describe("result cache keys", () => {
+  it("normalises the query: trim, whitespace runs, NFC", async () => {
+    expect(normaliseQuery("  a \t\n b  ")).toBe("a b");
+    expect(normaliseQuery("cafe\u0301")).toBe("caf\u00e9");
+    expect(await resultCacheKey({ ...base, query: " hello \n world " })).toBe(await resultCacheKey(base));
+    expect(await resultCacheKey({ ...base, fields: ["b", "a"] })).toBe(await resultCacheKey({ ...base, fields: ["a", "b"] }));
+  });
+
+  it("changes with tenant, index, version, query and every result-affecting option", async () => {
+    const variants: ResultCacheKeyInput[] = [
+      { ...base, tenant: "globex" },
+      { ...base, index: "other" },
+      { ...base, version: 4 },
+      { ...base, query: "hello worlds" },
+      { ...base, fields: ["title"] },
+      { ...base, format: "msgpack" },
+      ...(
+        [["k", 11], ["mode", "exact"], ["entryPoints", 5], ["ncandidates", 65], ["maxIter", 17], ["earlyStop", false], ["seed", 1]] as const
+      ).map(([name, value]) => ({ ...base, params: { ...base.params, [name]: value } })),
+    ];
+    const keys = new Set([await resultCacheKey(base), ...(await Promise.all(variants.map(resultCacheKey)))]);
+    expect(keys.size).toBe(variants.length + 1);
+  });
+
+  it("is a synthetic URL that names tenant, index and version", async () => {
+    expect(await resultCacheKey(base)).toMatch(/^https:\/\/search-cache\.hypencoder\.internal\/acme\/docs\/v3\/[0-9a-f]{64}$/);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * Search result cache on the Workers Cache API (caches.default, per data centre).
+ *
+ * The key is a synthetic URL whose path holds a SHA-256 over everything that can change an answer:
+ * tenant, index, the ACTIVE version (resolved from D1 before the lookup, so a newly activated version
+ * can never be answered from an older version's entry), the normalised query and every result-affecting
+ * parameter, plus the response format. The tenant id is hashed in (and also named in the path), so no
+ * request of one tenant can produce another tenant's key.
+ *
+ * Only complete (non-partial), non-streamed answers are stored; streamed responses are never cached
+ * (they are the interactive path, and caching them would mean buffering the whole stream).
+ * Writes go through waitUntil, so they never delay the response.
+ *
+ * The Cache API is a no-op on *.workers.dev hosts: production needs a custom domain for hits.
+ */
+import { sha256Hex } from "../../../shared/api/signing.ts";
+import type { SearchParams } from "../../../shared/api/worker-api.ts";
+
+export const CACHE_HOST = "https://search-cache.hypencoder.internal";
+export const DEFAULT_RESULT_CACHE_TTL_SECONDS = 300;
+
+export type ResultFormat = "json" | "msgpack";
+
+export interface ResultCacheKeyInput {
+  tenant: string;
+  index: string;
+  version: number;
+  query: string;
+  params: SearchParams;
+  fields: readonly string[];
+  format: ResultFormat;
+}
+
+/** Same meaning, same key: NFC (composed and decomposed accents match), trimmed, whitespace runs → one space. */
+export function normaliseQuery(query: string): string {
+  return query.normalize("NFC").trim().replace(/\s+/g, " ");
+}
+
+/** A synthetic GET URL: tenant/index/version in the path for debugging, the hash of everything as the leaf. */
+export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string> {
+  // An array, not an object: the order is fixed here, not by how callers happened to build params.
+  const canonical = JSON.stringify([
+    "v1",
+    input.tenant,
+    input.index,
+    input.version,
+    normaliseQuery(input.query),
+    input.params.k,
+    input.params.mode,
+    input.params.entryPoints,
+    input.params.ncandidates,
+    input.params.maxIter,
+    input.params.earlyStop,
+    input.params.seed,
+    // Field order does not change the answer's content, so sorted fields share an entry.
+    [...new Set(input.fields)].sort(),
+    input.format,
+  ]);
+  const digest = await sha256Hex(new TextEncoder().encode(canonical));
+  const path = [input.tenant, input.index, `v${input.version}`].map(encodeURIComponent).join("/");
+  return `${CACHE_HOST}/${path}/${digest}`;
+}
+
+export interface ResultCache {
+  match(key: string): Promise<Response | undefined>;
+  /** Stores in the background; the returned promise is only for tests. */
+  put(key: string, response: Response, waitUntil: (p: Promise<unknown>) => void): void;
+}
+
+export function resultCache(ttlSeconds = DEFAULT_RESULT_CACHE_TTL_SECONDS, cache: Cache = caches.default): ResultCache {
+  return {
+    async match(key) {
+      try {
+        return await cache.match(new Request(key));
+      } catch (error) {
+        // A cache failure is a miss, never a failed search.
+        console.warn("result cache read failed", (error as Error).name);
+        return undefined;
+      }
+    },
+    put(key, response, waitUntil) {
+      const stored = new Response(response.body, response);
+      // Cache API expiry comes from Cache-Control; the entry is private to this synthetic URL.
+      stored.headers.set("cache-control", `public, max-age=${ttlSeconds}`);
+      stored.headers.delete("x-cache");
+      stored.headers.delete("set-cookie");
+      waitUntil(cache.put(new Request(key), stored).catch((error: unknown) => console.warn("result cache write failed", (error as Error).name)));
+    },
+  };
+}

@@ -1,0 +1,175 @@
+/** Data access for `indexes` and `index_versions`. Every query is scoped by tenant id. */
+import { isUniqueViolation, jsonColumn, nowIso } from "./sql.ts";
+
+export type IndexStatus = "empty" | "ready" | "deleted";
+export type VersionState = "building" | "ready" | "failed";
+
+export interface IndexRecord {
+  tenantId: string;
+  id: string;
+  createdAt: string;
+  activeVersion: number | null;
+  docCount: number;
+  status: IndexStatus;
+  deletedAt: string | null;
+}
+
+export interface IndexVersionRecord {
+  version: number;
+  state: VersionState;
+  docCount: number;
+  manifestKey: string | null;
+  shards: unknown[];
+  createdAt: string;
+}
+
+interface IndexRow {
+  tenant_id: string;
+  id: string;
+  created_at: string;
+  active_version: number | null;
+  doc_count: number;
+  status: IndexStatus;
+  deleted_at: string | null;
+}
+
+interface VersionRow {
+  version: number;
+  state: VersionState;
+  doc_count: number;
+  manifest_key: string | null;
+  shards: string;
+  created_at: string;
+}
+
+const INDEX_COLUMNS = "tenant_id, id, created_at, active_version, doc_count, status, deleted_at";
+const VERSION_COLUMNS = "version, state, doc_count, manifest_key, shards, created_at";
+
+const toIndex = (row: IndexRow): IndexRecord => ({
+  tenantId: row.tenant_id,
+  id: row.id,
+  createdAt: row.created_at,
+  activeVersion: row.active_version,
+  docCount: row.doc_count,
+  status: row.status,
+  deletedAt: row.deleted_at,
+});
+
+const toVersion = (row: VersionRow): IndexVersionRecord => ({
+  version: row.version,
+  state: row.state,
+  docCount: row.doc_count,
+  manifestKey: row.manifest_key,
+  shards: jsonColumn<unknown[]>(row.shards) ?? [],
+  createdAt: row.created_at,
+});
+
+export type CreateIndexResult = { ok: true; index: IndexRecord } | { ok: false; reason: "exists" | "deleted" };
+
+/** "deleted": the id belonged to a soft-deleted index whose row (and maybe data) still exists. */
+export async function createIndex(db: D1Database, tenantId: string, id: string): Promise<CreateIndexResult> {
+  try {
+    const row = await db
+      .prepare(`INSERT INTO indexes (tenant_id, id, created_at) VALUES (?1, ?2, ?3) RETURNING ${INDEX_COLUMNS}`)
+      .bind(tenantId, id, nowIso())
+      .first<IndexRow>();
+    return { ok: true, index: toIndex(row!) };
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    const existing = await getIndexIncludingDeleted(db, tenantId, id);
+    return { ok: false, reason: existing?.status === "deleted" ? "deleted" : "exists" };
+  }
+}
+
+async function getIndexIncludingDeleted(db: D1Database, tenantId: string, id: string): Promise<IndexRecord | null> {
+  const row = await db.prepare(`SELECT ${INDEX_COLUMNS} FROM indexes WHERE tenant_id = ?1 AND id = ?2`).bind(tenantId, id).first<IndexRow>();
+  return row ? toIndex(row) : null;
+}
+
+/** A live index of this tenant; null when missing, deleted, or another tenant's. */
+export async function getIndex(db: D1Database, tenantId: string, id: string): Promise<IndexRecord | null> {
+  const index = await getIndexIncludingDeleted(db, tenantId, id);
+  return index && index.status !== "deleted" ? index : null;
+}
+
+export async function listIndexes(db: D1Database, tenantId: string): Promise<IndexRecord[]> {
+  const { results } = await db
+    .prepare(`SELECT ${INDEX_COLUMNS} FROM indexes WHERE tenant_id = ?1 AND status != 'deleted' ORDER BY id`)
+    .bind(tenantId)
+    .all<IndexRow>();
+  return results.map(toIndex);
+}
+
+export async function listIndexVersions(db: D1Database, tenantId: string, indexId: string): Promise<IndexVersionRecord[]> {
+  const { results } = await db
+    .prepare(`SELECT ${VERSION_COLUMNS} FROM index_versions WHERE tenant_id = ?1 AND index_id = ?2 ORDER BY version`)
+    .bind(tenantId, indexId)
+    .all<VersionRow>();
+  return results.map(toVersion);
+}
+
+/** Soft delete; null when there was no live index to delete. */
+export async function softDeleteIndex(db: D1Database, tenantId: string, id: string): Promise<IndexRecord | null> {
+  const row = await db
+    .prepare(`UPDATE indexes SET status = 'deleted', deleted_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted' RETURNING ${INDEX_COLUMNS}`)
+    .bind(tenantId, id, nowIso())
+    .first<IndexRow>();
+  return row ? toIndex(row) : null;
+}
+
+/**
+ * Reserves the next version number of a live index (state 'building'), for a build to fill.
+ * One statement, so two concurrent reservations cannot get the same number (the PK also forbids it).
+ * Null when the index is missing or deleted.
+ */
+export async function reserveIndexVersion(db: D1Database, tenantId: string, indexId: string): Promise<number | null> {
+  const row = await db
+    .prepare(
+      `INSERT INTO index_versions (tenant_id, index_id, version, state, created_at)
+       SELECT i.tenant_id, i.id, COALESCE((SELECT MAX(v.version) FROM index_versions v WHERE v.tenant_id = i.tenant_id AND v.index_id = i.id), 0) + 1, 'building', ?3
+       FROM indexes i WHERE i.tenant_id = ?1 AND i.id = ?2 AND i.status != 'deleted'
+       RETURNING version`,
+    )
+    .bind(tenantId, indexId, nowIso())
+    .first<{ version: number }>();
+  return row?.version ?? null;
+}
+
+export interface ReadyVersion {
+  docCount: number;
+  manifestKey: string;
+  shards: unknown[];
+}
+
+/** Marks a built version ready and makes it the index's active version, atomically (one D1 batch). */
+export async function activateIndexVersion(db: D1Database, tenantId: string, indexId: string, version: number, ready: ReadyVersion): Promise<void> {
+  await db.batch([
+    db
+      .prepare("UPDATE index_versions SET state = 'ready', doc_count = ?4, manifest_key = ?5, shards = ?6 WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3")
+      .bind(tenantId, indexId, version, ready.docCount, ready.manifestKey, JSON.stringify(ready.shards)),
+    db
+      .prepare("UPDATE indexes SET active_version = ?3, doc_count = ?4, status = 'ready' WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted'")
+      .bind(tenantId, indexId, version, ready.docCount),
+  ]);
+}
+
+export async function failIndexVersion(db: D1Database, tenantId: string, indexId: string, version: number): Promise<void> {
+  await db
+    .prepare("UPDATE index_versions SET state = 'failed' WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3 AND state = 'building'")
+    .bind(tenantId, indexId, version)
+    .run();
+}
+
+export interface ActiveBuildRef {
+  id: string;
+  state: string;
+  version: number;
+}
+
+/** The index's build in progress, if any (at most one: see builds_one_active_per_index). */
+export async function getActiveBuild(db: D1Database, tenantId: string, indexId: string): Promise<ActiveBuildRef | null> {
+  return db
+    .prepare("SELECT id, state, version FROM builds WHERE tenant_id = ?1 AND index_id = ?2 AND state NOT IN ('succeeded', 'failed', 'cancelled')")
+    .bind(tenantId, indexId)
+    .first<ActiveBuildRef>();
+}

@@ -1,0 +1,196 @@
+/**
+ * A search across an index version's shards: each shard goes to its first rendezvous owner, shards
+ * with the same owner travel in one request, the requests run in parallel, and their results are
+ * merged into the global top-k.
+ *
+ * Failures: a worker that errors, times out, answers garbage or reports shards it could not search
+ * has those shards retried on each shard's NEXT owner (which loads the shard from S3 on demand),
+ * skipping workers that already failed during this query. Shards that run out of owners (or of
+ * `maxAttempts`) are reported: the answer is then `partial: true` with `missingShards`, never
+ * silently incomplete. A client abort cancels every upstream fetch and rejects with its reason.
+ */
+import { FrameDecoder } from "../../../shared/api/frames.ts";
+import { type Frame, type Hit, MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
+import { mergeStats, mergeTopK } from "./merge.ts";
+import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
+import { attemptSignal, callWorker, type Fetcher } from "./worker-client.ts";
+
+export type ProgressFrame = Extract<Frame, { type: "progress" }>;
+export type ResultFrame = Extract<Frame, { type: "result" }>;
+
+export interface FanoutInput {
+  /** The worker request minus `shards` (the fan-out sets them per worker). */
+  request: Omit<SearchRequest, "shards">;
+  /** Every shard of the version; must be non-empty. */
+  shards: readonly string[];
+  workers: readonly string[];
+  fetcher: Fetcher;
+  secret: string;
+  /** Per-attempt limit: a worker slower than this is treated as failed and its shards move on. */
+  timeoutMs: number;
+  /** Owners tried per shard (first choice included); default 3, capped by the pool size. */
+  maxAttempts?: number;
+  /** The client's signal: aborting it cancels all upstream requests. */
+  signal?: AbortSignal;
+  /** Advisory progress frames as workers send them (only for streamed responses). */
+  onProgress?: (frame: ProgressFrame) => void;
+}
+
+export interface FanoutAttempt {
+  worker: string;
+  shards: string[];
+  ok: boolean;
+  /** Why it failed: "timeout", "http 503", "error frame shard_unavailable", …; never a body. */
+  reason?: string;
+}
+
+export interface FanoutResult extends ResultFrame {
+  /** Which worker was asked for what, for logs and tests. */
+  attempts: FanoutAttempt[];
+}
+
+/** A worker refused the request itself (4xx other than 408/429): retrying elsewhere would not help. */
+export class WorkerRejectedError extends Error {
+  override name = "WorkerRejectedError";
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+type GroupOutcome = { ok: true; result: ResultFrame } | { ok: false; reason: string };
+
+export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
+  if (input.shards.length === 0) throw new Error("fanOutSearch needs at least one shard");
+  if (input.workers.length === 0) throw new Error("fanOutSearch needs at least one worker");
+  const started = Date.now();
+  const { tenant, index, version } = input.request;
+  const maxAttempts = Math.min(input.maxAttempts ?? 3, input.workers.length);
+  const owners = new Map(input.shards.map((s) => [s, ownersFor(shardPlacementKey(tenant, index, version, s), input.workers)]));
+  /** Owners already tried per shard. */
+  const tried = new Map(input.shards.map((s) => [s, 0]));
+  const failedWorkers = new Set<string>();
+  const results: ResultFrame[] = [];
+  const missing: string[] = [];
+  const attempts: FanoutAttempt[] = [];
+  // One scope for every upstream call: a client abort, or a worker rejecting the request outright,
+  // cancels the calls still in flight instead of leaving them to run for nobody.
+  const scope = new AbortController();
+  const onAbort = () => scope.abort(input.signal!.reason);
+  if (input.signal?.aborted) onAbort();
+  else input.signal?.addEventListener("abort", onAbort, { once: true });
+
+  /** The next untried owner of each shard, skipping workers known to be failing; shards with none are missing. */
+  const regroup = (shards: readonly string[]): Map<string, string[]> => {
+    const groups = new Map<string, string[]>();
+    for (const shard of shards) {
+      const list = owners.get(shard)!;
+      let i = tried.get(shard)!;
+      while (i < maxAttempts && failedWorkers.has(list[i]!)) i++;
+      if (i >= maxAttempts) {
+        missing.push(shard);
+        continue;
+      }
+      tried.set(shard, i + 1);
+      const worker = list[i]!;
+      groups.set(worker, [...(groups.get(worker) ?? []), shard]);
+    }
+    return groups;
+  };
+
+  const runGroups = (groups: Map<string, string[]>): Promise<void> =>
+    Promise.all(
+      [...groups].map(async ([worker, shards]) => {
+        const outcome = await searchOnWorker(input, scope.signal, worker, shards);
+        scope.signal.throwIfAborted();
+        attempts.push({ worker, shards, ok: outcome.ok, ...(outcome.ok ? {} : { reason: outcome.reason }) });
+        if (!outcome.ok) {
+          failedWorkers.add(worker);
+          return runGroups(regroup(shards));
+        }
+        results.push(outcome.result);
+        // Shards the worker could not search (e.g. S3 read failed there) get their next owner too.
+        const unsearched = outcome.result.missingShards.filter((s) => shards.includes(s));
+        if (unsearched.length > 0) return runGroups(regroup(unsearched));
+      }),
+    ).then(() => undefined);
+
+  try {
+    await runGroups(regroup(input.shards));
+  } catch (error) {
+    scope.abort(error);
+    throw error;
+  } finally {
+    input.signal?.removeEventListener("abort", onAbort);
+  }
+  const hits = mergeTopK(
+    results.map((r) => r.hits),
+    input.request.params.k,
+  );
+  const stats: SearchStats = mergeStats(
+    results.map((r) => r.stats),
+    Date.now() - started,
+  );
+  const missingShards = [...new Set(missing)].sort();
+  return { type: "result", hits, stats, partial: missingShards.length > 0, missingShards, attempts };
+}
+
+async function searchOnWorker(input: FanoutInput, scope: AbortSignal, worker: string, shards: string[]): Promise<GroupOutcome> {
+  const { signal, done } = attemptSignal(scope, input.timeoutMs);
+  try {
+    const response = await callWorker({
+      fetcher: input.fetcher,
+      secret: input.secret,
+      worker,
+      method: "POST",
+      path: "/v1/search",
+      tenant: input.request.tenant,
+      json: { ...input.request, shards },
+      // Frames, not JSON: progress arrives as it happens and the result is validated by frameSchema.
+      accept: MSGPACK_FRAMES_CONTENT_TYPE,
+      signal,
+    });
+    if (!response.ok) return await failedResponse(response);
+    if (!response.body) return { ok: false, reason: "empty body" };
+    const decoder = new FrameDecoder({ maxFrameBytes: 64 * 2 ** 20 });
+    const reader = response.body.getReader();
+    try {
+      for (;;) {
+        const { done: ended, value } = await reader.read();
+        if (ended) break;
+        for (const frame of decoder.push(value)) {
+          if (frame.type === "progress") input.onProgress?.(frame);
+          else if (frame.type === "error") return { ok: false, reason: `error frame ${frame.code}` };
+          else if (frame.type === "result") return { ok: true, result: frame };
+        }
+      }
+      decoder.end();
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+    return { ok: false, reason: "stream ended without a result" };
+  } catch (error) {
+    if (scope.aborted) throw scope.reason;
+    if (error instanceof WorkerRejectedError) throw error;
+    const name = (error as Error)?.name;
+    return { ok: false, reason: name === "TimeoutError" || signal.reason?.name === "TimeoutError" ? "timeout" : `${name ?? "error"}` };
+  } finally {
+    done();
+  }
+}
+
+async function failedResponse(response: Response): Promise<GroupOutcome> {
+  const status = response.status;
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    // The worker's error messages are written to be client-safe (gpu-worker/src/service/errors.ts).
+    const body = (await response.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
+    throw new WorkerRejectedError(status, body?.error?.code ?? "worker_rejected", body?.error?.message ?? `worker answered ${status}`);
+  }
+  await response.body?.cancel().catch(() => {});
+  return { ok: false, reason: `http ${status}` };
+}
+
+export type { Hit };

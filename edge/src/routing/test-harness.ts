@@ -1,0 +1,28 @@
+/**
+ * Test-only helpers for the route tests of search, uploads and builds: mount one router the way
+ * app.ts does (under /v1/indexes, with the same ApiError → JSON mapping) behind a stub API-key check,
+ * so those tests exercise their routes without seeding D1 keys. app.test.ts covers the real wiring.
+ */
+import { Hono, type MiddlewareHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ApiError, errorResponse } from "../errors.ts";
+
+/** Stands in for requireApiKey: the caller is `tenant` with every scope. */
+export function stubAuth(tenant: string | (() => string)): MiddlewareHandler {
+  return async (c, next) => {
+    c.set("auth", { tenantId: typeof tenant === "string" ? tenant : tenant(), keyId: "key_test", scopes: ["search", "manage"] });
+    await next();
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function testApp(router: Hono<any>): Hono<any> {
+  const app = new Hono();
+  app.route("/v1/indexes", router);
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return errorResponse(c, error.status, error.code, error.message, error.headers);
+    console.error("test app error", error);
+    return errorResponse(c, 500 as ContentfulStatusCode, "internal", "internal error");
+  });
+  return app;
+}

@@ -1,0 +1,149 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SEARCH_DEFAULTS, type SearchParams } from "../../../../shared/api/worker-api.ts";
+import { IndexRegistry } from "../../index/index-registry.ts";
+import { ShardCache } from "../../index/shard-cache.ts";
+import { searchIndex } from "../../index/shard-search.ts";
+import { readIdTextFile } from "../../io/jsonl.ts";
+import { readModelManifest } from "../../model/model-manifest.ts";
+import { HypencoderRuntime } from "../../model/runtime/runtime.ts";
+import { openStore } from "../../store/open-store.ts";
+import { parse, positiveInt, required, UsageError } from "../args.ts";
+import { note, progressReporter } from "../progress.ts";
+import { writeLine } from "../output.ts";
+
+const USAGE =
+  "hypencoder search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--entry-points N] " +
+  "[--ncandidates N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]";
+
+/** The environment variable naming the model directory when --model is not given. */
+export const MODEL_ENV = "HYPENCODER_MODEL";
+
+/**
+ * Searches one index version (a folder or S3 prefix laid out like a version prefix: manifest.json
+ * and shards/…, as `hypencoder index build --out` writes it) and prints, per query in file order,
+ * {"query_id","hits":[{"id","score"}],"stats":{…}}.
+ */
+export async function searchCommand(argv: string[]): Promise<void> {
+  const { values } = parse(
+    argv,
+    {
+      index: { type: "string" },
+      queries: { type: "string" },
+      model: { type: "string" },
+      k: { type: "string" },
+      mode: { type: "string" },
+      "entry-points": { type: "string" },
+      ncandidates: { type: "string" },
+      "max-iter": { type: "string" },
+      "no-early-stop": { type: "boolean" },
+      seed: { type: "string" },
+      "query-max-length": { type: "string" },
+    },
+    USAGE,
+  );
+  const location = required(values, "index", USAGE);
+  const queriesPath = required(values, "queries", USAGE);
+  const modelDir = values.model || process.env[MODEL_ENV];
+  if (!modelDir) {
+    throw new UsageError(`no model: pass --model <model-dir> or set ${MODEL_ENV} (it must be the model the index was built with)\nusage: ${USAGE}`);
+  }
+  const params = searchParams(values);
+  const queryMaxLength = positiveInt(values, "query-max-length");
+  const queries = await readIdTextFile(queriesPath);
+
+  const store = openStore(location);
+  // A private, throwaway cache: the CLI verifies and opens the index once and exits.
+  const cacheDir = await mkdtemp(join(tmpdir(), "hypencoder-search-"));
+  let runtime: HypencoderRuntime | undefined;
+  let registry: IndexRegistry | undefined;
+  try {
+    // The index manifest is read and checked against the model's id before the (slower) runtime
+    // starts, so a wrong --index or model fails at once.
+    registry = new IndexRegistry({
+      store,
+      cache: new ShardCache({ dir: cacheDir, budgetBytes: Number.MAX_SAFE_INTEGER, store }),
+      modelId: (await readModelManifest(modelDir)).modelId,
+    });
+    const index = await registry.at("");
+    note(`index ${index.label}: ${index.manifest.docCount} documents in ${index.manifest.shards.length} shards`);
+    const loadStart = performance.now();
+    const [loadedRuntime] = await Promise.all([
+      HypencoderRuntime.load(modelDir),
+      // Failures are reported per query (missingShards) by searchIndex below.
+      ...index.manifest.shards.map((s) => index.shard(s.id).catch(() => undefined)),
+    ]);
+    runtime = loadedRuntime;
+    note(`model and shards loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)}s`);
+
+    const encodeStart = performance.now();
+    const qnets = await runtime.encodeQueries(
+      queries.map((q) => q.text),
+      { ...(queryMaxLength ? { maxLength: queryMaxLength } : {}), onProgress: progressReporter("encoding queries") },
+    );
+    const encodeMsPerQuery = queries.length > 0 ? (performance.now() - encodeStart) / queries.length : 0;
+    const report = progressReporter("searching");
+    const warned = new Set<string>();
+    for (const [q, query] of queries.entries()) {
+      const started = performance.now();
+      const prepared = await runtime.prepareQNet(qnets[q]!);
+      let result;
+      try {
+        result = await searchIndex(index, {
+          params,
+          qnet: prepared,
+          onShardError: (shard, error) => {
+            if (warned.has(shard)) return;
+            warned.add(shard);
+            note(`warning: shard ${shard} could not be loaded, results are partial: ${(error as Error).message}`);
+          },
+        });
+      } finally {
+        await prepared.release();
+      }
+      await writeLine({
+        query_id: query.id,
+        hits: result.hits.map((h) => ({ id: h.id, score: h.score })),
+        stats: {
+          docsScored: result.docsScored,
+          iterations: result.iterations,
+          shardsSearched: result.shardsSearched,
+          missingShards: result.missingShards,
+          ms: { encode: round(encodeMsPerQuery), search: round(performance.now() - started) },
+        },
+      });
+      report(q + 1, queries.length);
+    }
+  } finally {
+    await registry?.close();
+    await runtime?.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  }
+}
+
+function searchParams(values: Record<string, unknown>): SearchParams {
+  const mode = values.mode ?? SEARCH_DEFAULTS.mode;
+  if (mode !== "exact" && mode !== "approx") throw new UsageError(`--mode must be exact or approx, got ${JSON.stringify(mode)}`);
+  const seed = values.seed === undefined ? 0 : nonNegativeInt(values.seed, "seed");
+  return {
+    k: positiveInt(values, "k") ?? SEARCH_DEFAULTS.k,
+    mode,
+    entryPoints: positiveInt(values, "entry-points") ?? SEARCH_DEFAULTS.entryPoints,
+    ncandidates: positiveInt(values, "ncandidates") ?? SEARCH_DEFAULTS.ncandidates,
+    maxIter: positiveInt(values, "max-iter") ?? SEARCH_DEFAULTS.maxIter,
+    earlyStop: values["no-early-stop"] !== true,
+    seed,
+  };
+}
+
+function nonNegativeInt(value: unknown, name: string): number {
+  if (typeof value !== "string" || !/^\d+$/.test(value) || Number(value) > 0xffffffff) {
+    throw new UsageError(`--${name} must be an integer from 0 to ${0xffffffff}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,196 @@
+/**
+ * Build jobs on one worker: builds run one at a time (each saturates the encoder and the cores),
+ * others wait in a bounded queue, a tenant's index has at most one build queued or running, and
+ * finished statuses are kept for a while so clients can poll for the outcome.
+ */
+import { randomUUID } from "node:crypto";
+import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
+import { tenantPrefix } from "../../../../shared/index/keys.ts";
+import { BuildConflictError } from "../../service/index-backend.ts";
+import type { BlobStore } from "../../store/blob-store.ts";
+import { BuildInputError, BuildQueueFullError } from "./errors.ts";
+import { runBuild, type BuildDeps, type BuildUpdate } from "./run-build.ts";
+
+/** The subset of a pino logger the manager uses. */
+export interface BuildLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface BuildManagerOptions {
+  runtime: BuildDeps["runtime"];
+  /** Holds both the inputs (under tenants/<tenant>/) and the indexes. */
+  store: BlobStore;
+  /** Builds waiting behind the running one; more is a BuildQueueFullError (503). */
+  maxQueued?: number;
+  /** Finished statuses kept for polling: at most this many... */
+  maxFinished?: number;
+  /** ...and for at most this long. */
+  finishedTtlMs?: number;
+  logger?: BuildLogger;
+  /** Replaces runBuild (tests). */
+  build?: typeof runBuild;
+}
+
+interface Job {
+  status: BuildStatus;
+  request: BuildRequest;
+  abort: AbortController;
+  finishedAtMs?: number;
+}
+
+const silent: BuildLogger = { info() {}, warn() {}, error() {} };
+
+export class BuildManager {
+  private readonly jobs = new Map<string, Job>();
+  private readonly queue: Job[] = [];
+  private running: Job | undefined;
+  private closed = false;
+  private readonly maxQueued: number;
+  private readonly maxFinished: number;
+  private readonly finishedTtlMs: number;
+  private readonly logger: BuildLogger;
+  private readonly build: typeof runBuild;
+
+  constructor(private readonly options: BuildManagerOptions) {
+    this.maxQueued = options.maxQueued ?? 16;
+    this.maxFinished = options.maxFinished ?? 1000;
+    this.finishedTtlMs = options.finishedTtlMs ?? 24 * 3600_000;
+    this.logger = options.logger ?? silent;
+    this.build = options.build ?? runBuild;
+  }
+
+  /**
+   * Queues a build and returns its status (state "queued"). Throws BuildConflictError if the same
+   * tenant/index already has a build queued or running, BuildQueueFullError if too many wait.
+   */
+  start(request: BuildRequest): BuildStatus {
+    if (this.closed) throw new BuildQueueFullError(0);
+    const busy = [...this.queue, ...(this.running ? [this.running] : [])].find(
+      (j) => j.request.tenant === request.tenant && j.request.index === request.index,
+    );
+    if (busy) {
+      throw new BuildConflictError(`index ${request.index} already has a build ${busy.status.state} (version ${busy.request.version}, job ${busy.status.jobId})`);
+    }
+    if (this.queue.length >= this.maxQueued) throw new BuildQueueFullError(this.queue.length);
+    this.prune();
+    const job: Job = {
+      request,
+      abort: new AbortController(),
+      status: {
+        jobId: randomUUID(),
+        tenant: request.tenant,
+        index: request.index,
+        version: request.version,
+        state: "queued",
+        progress: { docsRead: 0, docsEncoded: 0, docsTotal: 0, graphPercent: 0, bytesWritten: 0 },
+        startedAt: new Date().toISOString(),
+      },
+    };
+    this.jobs.set(job.status.jobId, job);
+    this.queue.push(job);
+    queueMicrotask(() => this.pump());
+    return snapshot(job.status);
+  }
+
+  /** The job's status, or undefined if unknown, expired or another tenant's (never reveals which). */
+  get(tenant: string, jobId: string): BuildStatus | undefined {
+    this.prune();
+    const job = this.jobs.get(jobId);
+    return job && job.status.tenant === tenant ? snapshot(job.status) : undefined;
+  }
+
+  /** Queued and running builds, running first. */
+  active(): BuildStatus[] {
+    return [...(this.running ? [this.running] : []), ...this.queue].map((j) => snapshot(j.status));
+  }
+
+  /** Stops taking builds, fails the queued ones and aborts the running one (shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) this.finish(job, { code: "aborted", message: "the worker shut down before the build started" });
+    const running = this.running;
+    if (running) {
+      running.abort.abort(new DOMException("the worker is shutting down", "AbortError"));
+      await new Promise<void>((resolve) => {
+        const check = () => (this.running === running ? setTimeout(check, 10) : resolve());
+        check();
+      });
+    }
+  }
+
+  private pump(): void {
+    if (this.running || this.queue.length === 0) return;
+    const job = this.queue.shift()!;
+    this.running = job;
+    void this.execute(job).finally(() => {
+      this.running = undefined;
+      this.pump();
+    });
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const { request } = job;
+    const log = { jobId: job.status.jobId, tenant: request.tenant, index: request.index, version: request.version };
+    const started = performance.now();
+    this.logger.info(log, "index build started");
+    try {
+      const manifest = await this.build(request, {
+        runtime: this.options.runtime,
+        store: this.options.store,
+        inputKeyPrefix: tenantPrefix(request.tenant),
+        signal: job.abort.signal,
+        onProgress: (update) => applyUpdate(job.status, update),
+        onWarning: (message) => this.logger.warn(log, message),
+      });
+      job.status.state = "succeeded";
+      job.status.finishedAt = new Date().toISOString();
+      job.finishedAtMs = Date.now();
+      this.logger.info(
+        { ...log, docs: manifest.docCount, shards: manifest.shards.length, reachableFraction: manifest.graph.reachableFraction, ms: Math.round(performance.now() - started) },
+        "index build succeeded",
+      );
+    } catch (error) {
+      const failure = describeFailure(error);
+      if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index build failed");
+      else this.logger.warn({ ...log, code: failure.code, reason: failure.message }, "index build failed");
+      this.finish(job, failure);
+    }
+  }
+
+  private finish(job: Job, error: { code: string; message: string }): void {
+    job.status.state = "failed";
+    job.status.error = error;
+    job.status.finishedAt = new Date().toISOString();
+    job.finishedAtMs = Date.now();
+  }
+
+  /** Drops finished statuses past the TTL, then the oldest beyond maxFinished. */
+  private prune(): void {
+    const now = Date.now();
+    const finished = [...this.jobs.values()].filter((j) => j.finishedAtMs !== undefined);
+    const excess = finished.length - this.maxFinished;
+    finished.forEach((job, i) => {
+      // Map order is insertion order; finish order differs only slightly, and both bound memory.
+      if (i < excess || now - job.finishedAtMs! > this.finishedTtlMs) this.jobs.delete(job.status.jobId);
+    });
+  }
+}
+
+/** What a tenant may see about a failure: input and conflict messages as they are, the rest generic. */
+export function describeFailure(error: unknown): { code: string; message: string } {
+  if (error instanceof BuildInputError) return { code: "invalid_input", message: error.message };
+  if (error instanceof BuildConflictError) return { code: "build_conflict", message: error.message };
+  if ((error as { name?: string } | undefined)?.name === "AbortError") return { code: "aborted", message: "the build was cancelled" };
+  return { code: "internal", message: "internal error while building the index" };
+}
+
+function applyUpdate(status: BuildStatus, update: BuildUpdate): void {
+  if (update.state) status.state = update.state;
+  if (update.progress) Object.assign(status.progress, update.progress);
+}
+
+function snapshot(status: BuildStatus): BuildStatus {
+  return structuredClone(status);
+}

@@ -1,0 +1,115 @@
+/**
+ * Opens a build input from the store as a stream of byte chunks, gunzipping it when it is
+ * gzip-compressed (a `.gz` key, or the gzip magic bytes, since uploads are not always named well),
+ * and splits text inputs into lines with a hard cap on line length, so one runaway line cannot
+ * exhaust the worker's memory.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import { isNotFound, type BlobStore } from "../../store/blob-store.ts";
+import { BuildInputError } from "./errors.ts";
+
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+export interface OpenedInput {
+  /** The object's bytes, decompressed. */
+  chunks: AsyncIterable<Uint8Array>;
+  gzip: boolean;
+}
+
+/** The object's bytes, decompressed if gzip. A missing object is a BuildInputError naming the key. */
+export async function openInput(store: BlobStore, key: string): Promise<OpenedInput> {
+  let raw: Readable;
+  try {
+    raw = await store.getStream(key);
+  } catch (e) {
+    // NotFoundError's message names the store location (bucket, folder), which is not the tenant's business.
+    if (isNotFound(e)) throw new BuildInputError(`input ${key}: not found`);
+    throw e;
+  }
+  const iterator = (raw as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const head = first.done ? new Uint8Array(0) : first.value;
+  const isGzip = key.endsWith(".gz") || (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]);
+  async function* replay(): AsyncGenerator<Uint8Array> {
+    try {
+      if (!first.done) yield head;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+    } finally {
+      raw.destroy();
+    }
+  }
+  if (!isGzip) return { chunks: replay(), gzip: false };
+  const gunzip = createGunzip();
+  // pipeline destroys the gunzip stream with the error, which then surfaces to its reader.
+  pipeline(Readable.from(replay()), gunzip).catch(() => {});
+  return { chunks: gzipErrorsNamed(gunzip, key), gzip: true };
+}
+
+async function* gzipErrorsNamed(gunzip: AsyncIterable<Uint8Array>, key: string): AsyncGenerator<Uint8Array> {
+  try {
+    yield* gunzip;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && code.startsWith("Z_")) throw new BuildInputError(`input ${key}: not valid gzip (${(e as Error).message})`);
+    throw e;
+  }
+}
+
+export interface TextLine {
+  text: string;
+  /** 1-based. */
+  line: number;
+}
+
+/** A line longer than this is refused: the 1,000,000-character text limit plus JSON escapes and fields. */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * UTF-8 lines ("\n" or "\r\n"), blank ones included (callers skip them but must count them).
+ * Invalid UTF-8 and over-long lines are BuildInputErrors naming `key` and the line.
+ */
+export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<TextLine> {
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let line = 0;
+  const emit = (last: Uint8Array): TextLine => {
+    line++;
+    let bytes = last;
+    if (pending.length > 0) {
+      bytes = new Uint8Array(pendingBytes + last.length);
+      let at = 0;
+      for (const p of pending) {
+        bytes.set(p, at);
+        at += p.length;
+      }
+      bytes.set(last, at);
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+    try {
+      return { text: decoder.decode(bytes), line };
+    } catch {
+      throw new BuildInputError(`input ${key} line ${line}: not valid UTF-8`);
+    }
+  };
+  const tooLong = () => new BuildInputError(`input ${key} line ${line + 1}: longer than ${maxLineBytes} bytes`);
+  for await (const chunk of chunks) {
+    let start = 0;
+    for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+      if (pendingBytes + nl - start > maxLineBytes) throw tooLong();
+      yield emit(chunk.subarray(start, nl));
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > maxLineBytes) throw tooLong();
+      // Copy: a stream may reuse its chunk buffers.
+      pending.push(chunk.slice(start));
+    }
+  }
+  if (pendingBytes > 0) yield emit(new Uint8Array(0));
+}

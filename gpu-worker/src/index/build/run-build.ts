@@ -1,0 +1,260 @@
+/**
+ * One index build: inputs in the store → validated documents → per shard: embeddings (encoded in
+ * batches, or prebuilt), a kNN graph, the shard object → and last the manifest, which is what makes
+ * the version exist. Shards are built and written one at a time, so memory is bounded by the shard
+ * size, not the corpus.
+ *
+ * The inputs are read twice. The first pass ("reading") only validates and counts, and plans the
+ * shard boundaries, so a bad line 9,000,000 fails the job in seconds rather than after hours of
+ * encoding, and docsTotal is known before encoding starts. The second pass encodes and writes.
+ *
+ * The output prefix is explicit: the service writes tenants/<t>/indexes/<i>/versions/<v>/, the CLI
+ * a bare folder or S3 prefix with the same layout (manifest.json + shards/), so one implementation
+ * serves both.
+ */
+import type { BuildRequest, BuildState, BuildStatus } from "../../../../shared/api/worker-api.ts";
+import { buildRequestSchema } from "../../../../shared/api/worker-api.ts";
+import { encodeShard } from "../../../../shared/index/format.ts";
+import { MANIFEST_FILE, shardRelativeKey, versionPrefix } from "../../../../shared/index/keys.ts";
+import { type IndexManifest, type ShardEntry, serializeIndexManifest } from "../../../../shared/index/manifest.ts";
+import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
+import type { HypencoderRuntime } from "../../model/runtime/runtime.ts";
+import { BuildConflictError } from "../../service/index-backend.ts";
+import type { BlobStore } from "../../store/blob-store.ts";
+import { nodeChecksums } from "../../store/checksums.ts";
+import { buildKnnGraph, reachableFraction } from "../knn-graph.ts";
+import { readDocuments, type SourceDocument } from "./documents.ts";
+import { BuildInputError } from "./errors.ts";
+import { ShardPlanner } from "./shard-plan.ts";
+
+/** A change to a build's status: the new state and/or progress counters (absolute values). */
+export interface BuildUpdate {
+  state?: BuildState;
+  progress?: Partial<BuildStatus["progress"]>;
+}
+
+export interface BuildDeps {
+  runtime: Pick<HypencoderRuntime, "manifest" | "embedDocuments">;
+  /** Where the index is written. */
+  store: BlobStore;
+  /** Where the inputs are read; `store` when omitted (the service: uploads and indexes share a bucket). */
+  inputStore?: BlobStore;
+  /** The version prefix written to ("" or ending in "/"); versionPrefix(tenant, index, version) when omitted. */
+  prefix?: string;
+  /** Every input key must start with this (the tenant's own objects); unchecked when omitted. */
+  inputKeyPrefix?: string;
+  onProgress?: (update: BuildUpdate) => void;
+  signal?: AbortSignal;
+  /** A graph too disconnected for search, and similar; console.warn when omitted. */
+  onWarning?: (message: string) => void;
+}
+
+/** Texts per embedDocuments call: the granularity of cancellation and of docsEncoded. */
+const ENCODE_CHUNK = 256;
+/**
+ * Random entry rows for the connectivity check. Far fewer than search's 10,000 on purpose: with that
+ * many, every shard under 10,000 rows would trivially score 1; a few dozen measure the graph itself.
+ */
+export const REACHABILITY_ENTRIES = 64;
+export const LOW_REACHABILITY = 0.9;
+const READ_PROGRESS_EVERY = 1000;
+
+const shardId = (i: number): string => `s${String(i).padStart(5, "0")}`;
+
+interface Plan {
+  counts: number[];
+  degree: number;
+}
+
+export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promise<IndexManifest> {
+  // Defaults and limits as the API applies them, also for callers that built the object by hand.
+  const request = buildRequestSchema.parse(rawRequest);
+  const { runtime, store } = deps;
+  const inputStore = deps.inputStore ?? store;
+  const prefix = deps.prefix ?? versionPrefix(request.tenant, request.index, request.version);
+  const manifestKey = `${prefix}${MANIFEST_FILE}`;
+  const report = deps.onProgress ?? (() => {});
+  const warn = deps.onWarning ?? ((m: string) => console.warn(m));
+  const checkAborted = () => deps.signal?.throwIfAborted();
+  const dim = runtime.manifest.embeddingDim;
+  const storeFields = [...new Set(request.storeFields)];
+  const maxLength = request.docMaxLength ?? runtime.manifest.maxLength.document;
+  if (maxLength > runtime.manifest.bert.maxPositions) {
+    throw new BuildInputError(`docMaxLength ${maxLength} is over the model's position limit ${runtime.manifest.bert.maxPositions}`);
+  }
+  if (deps.inputKeyPrefix !== undefined) checkInputKeys(request, deps.inputKeyPrefix);
+
+  const refuseExisting = async () => {
+    if (await store.head(manifestKey)) {
+      throw new BuildConflictError(`version ${request.version} of index ${request.index} already exists (${manifestKey}); builds never replace a version`);
+    }
+  };
+  await refuseExisting();
+
+  const readOptions = { storeFields, embeddingDim: dim };
+  report({ state: "reading" });
+  const plan = await validateAndPlan(inputStore, request, readOptions, report, checkAborted);
+  const docsTotal = plan.counts.reduce((a, b) => a + b, 0);
+
+  const written: string[] = [];
+  try {
+    const shards: ShardEntry[] = [];
+    const builders = new Set<string>();
+    let minReachable = 1;
+    let docsEncoded = 0;
+    let bytesWritten = 0;
+    let docStart = 0;
+    let batch: SourceDocument[] = [];
+
+    const finishShard = async () => {
+      const index = shards.length;
+      const n = batch.length;
+      const docs = batch;
+      batch = [];
+
+      report({ state: "encoding" });
+      const embeddings = new Float32Array(n * dim);
+      const toEncode: number[] = [];
+      docs.forEach((d, i) => (d.embedding ? embeddings.set(d.embedding, i * dim) : toEncode.push(i)));
+      docsEncoded += n - toEncode.length;
+      report({ progress: { docsEncoded } });
+      for (let start = 0; start < toEncode.length; start += ENCODE_CHUNK) {
+        checkAborted();
+        const rows = toEncode.slice(start, start + ENCODE_CHUNK);
+        const base = docsEncoded;
+        const encoded = await runtime.embedDocuments(
+          rows.map((i) => docs[i].text!),
+          { maxLength, onProgress: (done) => report({ progress: { docsEncoded: base + done } }) },
+        );
+        rows.forEach((row, j) => embeddings.set(encoded.subarray(j * dim, (j + 1) * dim), row * dim));
+        docsEncoded += rows.length;
+        report({ progress: { docsEncoded } });
+      }
+      // Build the graph over exactly the values search will read back.
+      if (request.dtype === "float16") halfToFloat32Array(float32ArrayToHalf(embeddings), embeddings);
+
+      checkAborted();
+      report({ state: "graph" });
+      const graph = await buildKnnGraph(embeddings, dim, {
+        degree: Math.max(1, plan.degree),
+        onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + f * n)) / docsTotal) } }),
+      });
+      builders.add(graph.builder);
+      const reachable = reachableFraction(graph, Math.min(REACHABILITY_ENTRIES, n), 0);
+      minReachable = Math.min(minReachable, reachable);
+      if (reachable < LOW_REACHABILITY) {
+        warn(`shard ${shardId(index)}: only ${(100 * reachable).toFixed(1)}% of its ${n} documents are reachable from ${Math.min(REACHABILITY_ENTRIES, n)} random entry rows; graph search may miss the rest (raise the degree?)`);
+      }
+
+      checkAborted();
+      report({ state: "writing" });
+      const bytes = encodeShard(
+        {
+          ids: docs.map((d) => d.id),
+          fields: docs.map((d) => d.fields),
+          embeddings,
+          dim,
+          dtype: request.dtype,
+          // Every shard declares the index's degree; a smaller shard's rows are simply shorter.
+          graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree: plan.degree },
+        },
+        { checksums: nodeChecksums },
+      );
+      const id = shardId(index);
+      const key = shardRelativeKey(id);
+      written.push(`${prefix}${key}`);
+      await store.put(`${prefix}${key}`, bytes, { bytes: bytes.length, contentType: "application/octet-stream" });
+      shards.push({ id, key, bytes: bytes.length, sha256: nodeChecksums.sha256Hex(bytes), docStart, docCount: n });
+      docStart += n;
+      bytesWritten += bytes.length;
+      report({ progress: { bytesWritten } });
+    };
+
+    report({ state: "encoding" });
+    for await (const doc of readDocuments(inputStore, request.inputs, { ...readOptions, withEmbeddings: true })) {
+      if (shards.length >= plan.counts.length) throw inputChanged();
+      batch.push(doc);
+      if (batch.length === plan.counts[shards.length]) {
+        await finishShard();
+        checkAborted();
+      }
+    }
+    if (batch.length > 0 || shards.length !== plan.counts.length) throw inputChanged();
+
+    const manifest: IndexManifest = {
+      format: "hypencoder.index",
+      version: 1,
+      tenant: request.tenant,
+      index: request.index,
+      indexVersion: request.version,
+      createdAt: new Date().toISOString(),
+      model: { id: runtime.manifest.modelId, embeddingDim: dim },
+      dtype: request.dtype,
+      docCount: docsTotal,
+      graph: { metric: "l2", degree: plan.degree, builder: [...builders].sort().join("+"), reachableFraction: minReachable },
+      fields: storeFields,
+      shards,
+    };
+    const body = new TextEncoder().encode(serializeIndexManifest(manifest));
+    checkAborted();
+    // Another builder may have published this version while we worked: never replace it.
+    await refuseExisting();
+    await store.put(manifestKey, body, { bytes: body.length, contentType: "application/json" });
+    report({ progress: { bytesWritten: bytesWritten + body.length } });
+    return manifest;
+  } catch (error) {
+    // Nothing was published; leftovers are garbage, and a retry would overwrite them anyway.
+    if (!(error instanceof BuildConflictError)) await Promise.allSettled(written.map((k) => store.delete(k)));
+    throw error;
+  }
+}
+
+/** The first pass: every line validated, ids unique, shard boundaries planned. */
+async function validateAndPlan(
+  store: BlobStore,
+  request: BuildRequest,
+  readOptions: { storeFields: string[]; embeddingDim: number },
+  report: (u: BuildUpdate) => void,
+  checkAborted: () => void,
+): Promise<Plan> {
+  const planner = new ShardPlanner({ dim: readOptions.embeddingDim, dtype: request.dtype, degree: request.degree, shardBytes: request.shardBytes });
+  // id → where it first appeared, packed as input × 2³² + line to keep the map small.
+  const firstSeen = new Map<string, number>();
+  let docsRead = 0;
+  for await (const doc of readDocuments(store, request.inputs, { ...readOptions, withEmbeddings: false })) {
+    const earlier = firstSeen.get(doc.id);
+    if (earlier !== undefined) {
+      const input = Math.floor(earlier / 2 ** 32);
+      const line = earlier % 2 ** 32;
+      const first = input === doc.input ? `line ${line}` : `${inputKeyOf(request, input)} line ${line}`;
+      throw new BuildInputError(`input ${doc.key} line ${doc.line}: duplicate id ${JSON.stringify(doc.id)} (first on ${first})`);
+    }
+    firstSeen.set(doc.id, doc.input * 2 ** 32 + doc.line);
+    planner.add(doc);
+    docsRead++;
+    if (docsRead % READ_PROGRESS_EVERY === 0) {
+      report({ progress: { docsRead } });
+      checkAborted();
+    }
+  }
+  if (docsRead === 0) throw new BuildInputError("the inputs hold no documents");
+  report({ progress: { docsRead, docsTotal: docsRead } });
+  const counts = planner.counts();
+  return { counts, degree: Math.min(request.degree, Math.max(...counts) - 1) };
+}
+
+/** The key whose lines an input's documents come from (the ids file for npy). */
+function inputKeyOf(request: BuildRequest, input: number): string {
+  const i = request.inputs[input];
+  return i.format === "npy" ? i.idsKey : i.key;
+}
+
+function checkInputKeys(request: BuildRequest, prefix: string): void {
+  for (const input of request.inputs) {
+    for (const key of input.format === "npy" ? [input.key, input.idsKey] : [input.key]) {
+      if (!key.startsWith(prefix)) throw new BuildInputError(`input ${key}: not under ${prefix}; a build reads only its tenant's objects`);
+    }
+  }
+}
+
+const inputChanged = () => new BuildInputError("the inputs changed while the index was being built; build again");

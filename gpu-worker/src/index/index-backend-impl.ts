@@ -1,0 +1,149 @@
+/**
+ * The worker's IndexBackend: index versions from the index store (S3 prefix or folder) through a
+ * verified local shard cache, searched with the ONNX q-net scorer; builds are delegated to the
+ * index builder. The HTTP service (service/app.ts) owns everything before and after.
+ */
+import type { BuildRequest, BuildStatus } from "../../../shared/api/worker-api.ts";
+import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
+import { ApiError } from "../service/errors.ts";
+import {
+  type IndexBackend,
+  type IndexSearchInput,
+  type IndexSearchResult,
+  IndexNotFoundError,
+  type StoredEmbeddings,
+} from "../service/index-backend.ts";
+import type { Logger } from "../service/logger.ts";
+import type { BlobStore } from "../store/blob-store.ts";
+import { openStore } from "../store/open-store.ts";
+import { embeddingsById } from "./embeddings-by-id.ts";
+import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "./index-registry.ts";
+import { IndexUnavailableError, ModelMismatchError } from "./search-errors.ts";
+import { ShardCache } from "./shard-cache.ts";
+import { searchIndex } from "./shard-search.ts";
+
+/** What the backend needs from the index builder (gpu-worker/src/index/build/). */
+export interface BuildDelegate {
+  start(request: BuildRequest): BuildStatus;
+  get(tenant: string, jobId: string): BuildStatus | undefined;
+  close?(): Promise<void>;
+}
+
+export interface IndexBackendOptions {
+  runtime: HypencoderRuntime;
+  /** s3://bucket/prefix or a folder (INDEX_STORE); without it no index can be found. */
+  storeLocation?: string;
+  /** An already open store; takes precedence over storeLocation (tests). */
+  store?: BlobStore;
+  cacheDir: string;
+  cacheBudgetBytes: number;
+  /** Versions to load (manifest and every shard) before the worker starts serving. */
+  preload: IndexRef[];
+  logger: Pick<Logger, "info" | "warn" | "error">;
+  /** The index builder; when absent, builds are refused with a clear error. */
+  builds?: BuildDelegate;
+  /** Rows per scorer call (default 16384). */
+  batchRows?: number;
+}
+
+export type IndexBackendImpl = IndexBackend & {
+  metrics(): Record<string, number>;
+  close(): Promise<void>;
+  /** The registry, when a store is configured (the CLI and tests look inside). */
+  readonly registry: IndexRegistry | undefined;
+};
+
+export async function createIndexBackend(options: IndexBackendOptions): Promise<IndexBackendImpl> {
+  const { logger } = options;
+  const store = options.store ?? (options.storeLocation ? openStore(options.storeLocation) : undefined);
+  if (!store && options.preload.length > 0) {
+    throw new Error(`preloading ${options.preload.map(formatIndexRef).join(", ")} needs an index store (INDEX_STORE)`);
+  }
+  const registry = store
+    ? new IndexRegistry({
+        store,
+        cache: new ShardCache({ dir: options.cacheDir, budgetBytes: options.cacheBudgetBytes, store }),
+        modelId: options.runtime.manifest.modelId,
+      })
+    : undefined;
+
+  if (registry && options.preload.length > 0) {
+    const started = performance.now();
+    for (const { ref, error } of await registry.preload(options.preload)) {
+      // A preload that fails must not stop the worker (the version may simply not be built yet);
+      // queries for it retry the load and get the error.
+      if (error) logger.error({ index: formatIndexRef(ref), err: error }, "preloading an index failed");
+      else logger.info({ index: formatIndexRef(ref) }, "index preloaded");
+    }
+    logger.info({ ms: Math.round(performance.now() - started), ...registry.metrics() }, "preload done");
+  }
+
+  const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
+    if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
+    return registry.get({ tenant, index, version: v });
+  };
+  const shardError = (label: string) => (shard: string, err: unknown) =>
+    logger.warn({ index: label, shard, err }, "shard could not be loaded; answering without it");
+
+  return {
+    registry,
+
+    async search(input: IndexSearchInput): Promise<IndexSearchResult> {
+      return serviceErrors(async () => {
+        const loaded = await version(input.tenant, input.index, input.version);
+        return searchIndex(loaded, {
+          ...(input.shards ? { shards: input.shards } : {}),
+          params: input.params,
+          fields: input.fields,
+          qnet: input.qnet,
+          signal: input.signal,
+          ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+          onShardError: shardError(loaded.label),
+          ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+        });
+      }, logger);
+    },
+
+    async embeddingsById(tenant: string, index: string, v: number, ids: string[]): Promise<StoredEmbeddings> {
+      return serviceErrors(async () => {
+        const loaded = await version(tenant, index, v);
+        return embeddingsById(loaded, ids, shardError(loaded.label));
+      }, logger);
+    },
+
+    startBuild(request: BuildRequest): BuildStatus {
+      if (!options.builds) throw new ApiError(501, "builds_unavailable", "this worker does not build indexes (no index builder configured)");
+      return options.builds.start(request);
+    },
+
+    getBuild(tenant: string, jobId: string): BuildStatus | undefined {
+      return options.builds?.get(tenant, jobId);
+    },
+
+    metrics(): Record<string, number> {
+      return registry?.metrics() ?? {};
+    },
+
+    async close(): Promise<void> {
+      await options.builds?.close?.();
+      await registry?.close();
+    },
+  };
+}
+
+/**
+ * The read path's own errors as the statuses the service sends. Their detail can name store keys,
+ * so a failure to load shards is logged in full and answered in general terms.
+ */
+async function serviceErrors<T>(run: () => Promise<T>, logger: Pick<Logger, "error">): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ModelMismatchError) throw new ApiError(409, "model_mismatch", error.message);
+    if (error instanceof IndexUnavailableError) {
+      logger.error({ err: error }, "index unavailable");
+      throw new ApiError(503, "index_unavailable", `${error.summary} (details in the worker log)`);
+    }
+    throw error;
+  }
+}

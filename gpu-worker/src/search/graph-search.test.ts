@@ -1,0 +1,165 @@
+import { describe, expect, it } from "vitest";
+import type { QNetArchitecture } from "../../../shared/qnet/types.ts";
+import { randomQNet } from "../../../test/support/random-qnet.ts";
+import { buildKnnGraph } from "../index/knn-graph.ts";
+import { kmeansEntryRows } from "./entry-points.ts";
+import { exhaustiveSearch } from "./exhaustive.ts";
+import { type GraphSearchProgress, type NeighborGraph, graphSearch } from "./graph-search.ts";
+import { seededRandom } from "./random.ts";
+import type { RowScorer } from "./row-scorer.ts";
+import { evaluatorRowScorer } from "./row-scorer.ts";
+import { clusteredEmbeddings, recall } from "./synthetic-corpus.ts";
+
+const ARCH: QNetArchitecture = {
+  dims: [32, 32, 32, 1],
+  activation: "relu",
+  doLayerNorm: true,
+  doResidual: true,
+  doResidualOnLast: false,
+  layerNormBeforeResidual: true,
+};
+
+/** A path graph 0 - 1 - … - (n-1) scored by f, recording each call's batch size. */
+function pathGraph(n: number): NeighborGraph {
+  const offsets = new Uint32Array(n + 1);
+  const neighbors: number[] = [];
+  for (let r = 0; r < n; r++) {
+    if (r > 0) neighbors.push(r - 1);
+    if (r < n - 1) neighbors.push(r + 1);
+    offsets[r + 1] = neighbors.length;
+  }
+  return { offsets, neighbors: Uint32Array.from(neighbors) };
+}
+function fnScorer(f: (row: number) => number, calls: number[] = []): RowScorer {
+  return {
+    async scoreRows(rows) {
+      calls.push(rows.length);
+      return Float32Array.from(rows, f);
+    },
+  };
+}
+
+describe("graphSearch", () => {
+  it("equals exhaustive search when every document is an entry point", async () => {
+    const dim = 32;
+    const n = 3000;
+    const x = clusteredEmbeddings({ n, dim, clusters: 8, seed: 11, latentDim: 4 });
+    const graph = await buildKnnGraph(x, dim, { degree: 16 });
+    const rand = seededRandom(5);
+    for (let q = 0; q < 3; q++) {
+      const scorer = evaluatorRowScorer(randomQNet(rand, ARCH), x, dim);
+      const truth = await exhaustiveSearch(scorer, n, { k: 50, batchSize: 999 });
+      for (const variant of ["published", "best-first"] as const) {
+        const found = await graphSearch(scorer, graph, { k: 50, entryPoints: n, maxIter: 1000, variant });
+        expect(found.hits).toEqual(truth.hits);
+        expect(found.stats.docsScored).toBe(n);
+        expect(found.stats.stoppedBy).toBe("empty");
+      }
+    }
+  });
+
+  it("reaches recall@10 ≥ 0.95 with the default parameters on a clustered 100k corpus", async () => {
+    const dim = 32;
+    const n = 100_000;
+    // 64 Gaussian clusters, each spread along 4 latent directions (see clusteredEmbeddings).
+    const x = clusteredEmbeddings({ n, dim, clusters: 64, seed: 1, latentDim: 4 });
+    const graph = await buildKnnGraph(x, dim); // degree 100, usearch HNSW
+    expect(graph.builder).toBe("usearch-hnsw");
+    const rand = seededRandom(7);
+    const queries = 10;
+    let total = 0;
+    for (let q = 0; q < queries; q++) {
+      const scorer = evaluatorRowScorer(randomQNet(rand, ARCH), x, dim);
+      const truth = await exhaustiveSearch(scorer, n, { k: 10 });
+      const found = await graphSearch(scorer, graph, { seed: q });
+      expect(found.stats.docsScored).toBeLessThan(n / 4);
+      total += recall(found.hits, truth.hits);
+    }
+    expect(total / queries).toBeGreaterThanOrEqual(0.95);
+  }, 90_000);
+
+  it("is reproducible per seed and scores each step in one call", async () => {
+    const n = 500;
+    const graph = pathGraph(n);
+    const calls: number[] = [];
+    const f = (r: number) => Math.sin(r / 7) + r / 1000;
+    const a = await graphSearch(fnScorer(f, calls), graph, { k: 5, entryPoints: 20, ncandidates: 4, seed: 9 });
+    const b = await graphSearch(fnScorer(f), graph, { k: 5, entryPoints: 20, ncandidates: 4, seed: 9 });
+    expect(a).toMatchObject({ hits: b.hits });
+    expect(calls).toHaveLength(a.stats.iterations);
+    expect(calls[0]).toBe(20);
+    expect(calls.reduce((s, c) => s + c, 0)).toBe(a.stats.docsScored);
+  });
+
+  it("follows the published semantics: expands the best of the current frontier", async () => {
+    // Path graph, score = row: from entry rows {0, 10}, the walk climbs towards n - 1.
+    const n = 40;
+    const progress: GraphSearchProgress[] = [];
+    const result = await graphSearch(fnScorer((r) => r), pathGraph(n), {
+      k: 2,
+      entryRows: Uint32Array.of(10, 0),
+      entryPoints: 2,
+      ncandidates: 1,
+      maxIter: 5,
+      onIteration: (p) => progress.push(p),
+    });
+    // Step 1 scores {10, 0}, expands 10 → {9, 11}; step 2 expands 11 → {12}; … step 5 scores {14}.
+    expect(progress.map((p) => p.scored)).toEqual([2, 4, 5, 6, 7]);
+    expect(progress.map((p) => p.topK.map((h) => h.row))).toEqual([[10, 0], [11, 10], [12, 11], [13, 12], [14, 13]]);
+    expect(result.hits.map((h) => h.row)).toEqual([14, 13]);
+    expect(result.stats).toMatchObject({ iterations: 5, docsScored: 7, stoppedBy: "max_iter" });
+  });
+
+  it("stops early when nothing enters the top k, and when the frontier is empty", async () => {
+    // Score peaks at row 3; from entry row 0 the walk passes it and finds only worse rows.
+    const n = 30;
+    const early = await graphSearch(fnScorer((r) => -Math.abs(r - 3)), pathGraph(n), {
+      k: 1, entryRows: Uint32Array.of(0), entryPoints: 1, ncandidates: 1, maxIter: 100,
+    });
+    // Steps: {0}, {1}, {2}, {3}, {4} — row 4 does not beat row 3.
+    expect(early.stats).toMatchObject({ iterations: 5, stoppedBy: "early_stop" });
+    expect(early.hits.map((h) => h.row)).toEqual([3]);
+
+    const full = await graphSearch(fnScorer((r) => -Math.abs(r - 3)), pathGraph(n), {
+      k: 1, entryRows: Uint32Array.of(0), entryPoints: 1, ncandidates: 1, maxIter: 100, earlyStop: false,
+    });
+    expect(full.stats).toMatchObject({ iterations: n, docsScored: n, stoppedBy: "empty" });
+
+    const bestFirst = await graphSearch(fnScorer((r) => -Math.abs(r - 3)), pathGraph(n), {
+      k: 1, entryRows: Uint32Array.of(0), entryPoints: 1, ncandidates: 1, maxIter: 100, variant: "best-first",
+    });
+    expect(bestFirst.stats.stoppedBy).toBe("early_stop");
+    expect(bestFirst.hits.map((h) => h.row)).toEqual([3]);
+  });
+
+  it("validates its parameters", async () => {
+    const graph = pathGraph(10);
+    const s = fnScorer((r) => r);
+    await expect(graphSearch(s, graph, { k: 0 })).rejects.toThrow(/k must be an integer ≥ 1, got 0/);
+    await expect(graphSearch(s, graph, { entryPoints: 1.5 })).rejects.toThrow(/entryPoints must be an integer/);
+    await expect(graphSearch(s, graph, { ncandidates: -1 })).rejects.toThrow(/ncandidates/);
+    await expect(graphSearch(s, graph, { maxIter: 0 })).rejects.toThrow(/maxIter/);
+    await expect(graphSearch(s, graph, { earlyStop: "yes" as unknown as boolean })).rejects.toThrow(/earlyStop must be a boolean/);
+    await expect(graphSearch(s, graph, { variant: "greedy" as "published" })).rejects.toThrow(/variant must be one of published, best-first/);
+    await expect(graphSearch(s, graph, { entryRows: Uint32Array.of(10) })).rejects.toThrow(/entryRows contains row 10/);
+    await expect(graphSearch(s, { offsets: Uint32Array.of(0, 5), neighbors: new Uint32Array(2) })).rejects.toThrow(/graph.offsets/);
+    await expect(graphSearch(s, { offsets: Uint32Array.of(0, 1), neighbors: Uint32Array.of(7) }, { entryPoints: 1 })).rejects.toThrow(
+      /neighbour 7/,
+    );
+    // Caps, not errors: k and entryPoints above the corpus size.
+    const capped = await graphSearch(s, graph, { k: 100, entryPoints: 1000 });
+    expect(capped.hits).toHaveLength(10);
+  });
+});
+
+describe("kmeansEntryRows", () => {
+  it("returns distinct rows covering the clusters", () => {
+    const dim = 8;
+    const x = clusteredEmbeddings({ n: 4000, dim, clusters: 6, seed: 4, centreSpread: 10, clusterSpread: 0.1 });
+    const rows = kmeansEntryRows(x, dim, { count: 12, seed: 1 });
+    expect(new Set(rows).size).toBe(rows.length);
+    expect(rows.length).toBeGreaterThan(6);
+    expect(Math.max(...rows)).toBeLessThan(4000);
+    expect(() => kmeansEntryRows(x, dim, { count: 0 })).toThrow(/count/);
+  });
+});

@@ -1,0 +1,321 @@
+/**
+ * Approximate search over a kNN graph of document embeddings, scoring with the q-net as it walks.
+ *
+ * variant "published" is the Hypencoder paper's HypecoderGraphRetriever.retrieve, step for step:
+ *   C ← entry set (random rows); T ← empty top-k; everything in C is marked visited.
+ *   repeat up to maxIter times:
+ *     score C (one scorer call); S ← the best max(ncandidates, k) of C;
+ *     offer S to T; the best ncandidates of S are the candidates: their unvisited neighbours,
+ *     marked visited, form the next C;
+ *     stop early (earlyStop) when nothing entered T; stop when C is empty.
+ * The subtle part: candidates are the best of the CURRENT frontier, not of T or of all scored rows,
+ * so a good row that ranks just below the cut in its frontier is never expanded, and a frontier of
+ * poor rows is still expanded. (Offering only S to T loses nothing: a row outside S is beaten by
+ * max(ncandidates, k) ≥ k rows of its own frontier.)
+ *
+ * variant "best-first" fixes that: every scored, unexpanded row waits in a max-heap, and each step
+ * expands the best ncandidates of those among the best max(ncandidates, k) rows scored so far (the
+ * working set, HNSW's ef), batched into one scorer call. With earlyStop it ends once no unexpanded
+ * row is in the working set, i.e. once expanding could only start from rows already beaten.
+ *
+ * Both variants accept `entryRows` (e.g. k-means medoids chosen at index build time): they are
+ * placed in the entry set first, and random rows fill it up to `entryPoints`.
+ */
+import { checkScoreCount } from "./exhaustive.ts";
+import { sampleUnmarked, seededRandom } from "./random.ts";
+import type { RowScorer } from "./row-scorer.ts";
+import { type Hit, TopK } from "./topk.ts";
+import { checkInteger } from "./validate.ts";
+
+/** The adjacency lists of a kNN graph: row r's neighbours are neighbors[offsets[r] .. offsets[r+1]). */
+export interface NeighborGraph {
+  offsets: Uint32Array;
+  neighbors: Uint32Array;
+}
+
+export const GRAPH_SEARCH_VARIANTS = ["published", "best-first"] as const;
+export type GraphSearchVariant = (typeof GRAPH_SEARCH_VARIANTS)[number];
+
+/** The published defaults (ncandidates: the brief's 64; the paper's code uses 50). */
+export const GRAPH_SEARCH_DEFAULTS = {
+  k: 10,
+  entryPoints: 10_000,
+  ncandidates: 64,
+  maxIter: 16,
+  earlyStop: true,
+  seed: 0,
+  variant: "published" as GraphSearchVariant,
+};
+
+export interface GraphSearchProgress {
+  /** 1-based number of scoring steps done. */
+  iteration: number;
+  /** The best hits so far, best first. */
+  topK: Hit[];
+  /** Rows scored so far. */
+  scored: number;
+}
+
+export interface GraphSearchOptions {
+  k?: number;
+  /** Size of the first frontier, capped at the corpus size. */
+  entryPoints?: number;
+  /** Rows expanded per step. */
+  ncandidates?: number;
+  /** Maximum number of scoring steps. */
+  maxIter?: number;
+  earlyStop?: boolean;
+  /** Seeds the entry-point sample; the same seed gives the same results. */
+  seed?: number;
+  variant?: GraphSearchVariant;
+  /** Rows placed in the entry set before the random ones (duplicates are ignored). */
+  entryRows?: Uint32Array;
+  /** Tags the hits; defaults to 0. */
+  shard?: number;
+  onIteration?: (progress: GraphSearchProgress) => void;
+}
+
+export type StoppedBy = "max_iter" | "empty" | "early_stop";
+
+export interface GraphSearchStats {
+  docsScored: number;
+  iterations: number;
+  msScoring: number;
+  msTotal: number;
+  stoppedBy: StoppedBy;
+}
+
+export interface GraphSearchResult {
+  hits: Hit[];
+  stats: GraphSearchStats;
+}
+
+interface ResolvedOptions {
+  k: number;
+  entryPoints: number;
+  ncandidates: number;
+  maxIter: number;
+  earlyStop: boolean;
+  seed: number;
+  variant: GraphSearchVariant;
+}
+
+/** Validates the options (RangeError with the offending name) and applies defaults and caps. */
+export function resolveGraphSearchOptions(options: GraphSearchOptions, rowCount: number): ResolvedOptions {
+  const d = GRAPH_SEARCH_DEFAULTS;
+  const k = checkInteger("k", options.k ?? d.k, 1);
+  const entryPoints = checkInteger("entryPoints", options.entryPoints ?? d.entryPoints, 1);
+  const ncandidates = checkInteger("ncandidates", options.ncandidates ?? d.ncandidates, 1);
+  const maxIter = checkInteger("maxIter", options.maxIter ?? d.maxIter, 1);
+  const seed = checkInteger("seed", options.seed ?? d.seed, 0, 0xffffffff);
+  const earlyStop = options.earlyStop ?? d.earlyStop;
+  if (typeof earlyStop !== "boolean") throw new RangeError(`earlyStop must be a boolean, got ${String(earlyStop)}`);
+  const variant = options.variant ?? d.variant;
+  if (!GRAPH_SEARCH_VARIANTS.includes(variant)) {
+    throw new RangeError(`variant must be one of ${GRAPH_SEARCH_VARIANTS.join(", ")}, got ${String(variant)}`);
+  }
+  return { k: Math.min(k, rowCount), entryPoints: Math.min(entryPoints, rowCount), ncandidates, maxIter, earlyStop, seed, variant };
+}
+
+export async function graphSearch(
+  scorer: RowScorer,
+  graph: NeighborGraph,
+  options: GraphSearchOptions = {},
+): Promise<GraphSearchResult> {
+  const started = performance.now();
+  const rowCount = checkGraph(graph);
+  const opts = resolveGraphSearchOptions(options, rowCount);
+  const shard = options.shard ?? 0;
+  const visited = new Uint8Array(rowCount);
+  const frontier = entrySet(options.entryRows, rowCount, opts, visited);
+  const top = new TopK(opts.k);
+  const state: WalkState = { scorer, graph, opts, shard, visited, top, docsScored: 0, msScoring: 0, onIteration: options.onIteration };
+  const walk = opts.variant === "published" ? walkPublished : walkBestFirst;
+  const { iterations, stoppedBy } = await walk(state, frontier);
+  return {
+    hits: top.sorted(shard),
+    stats: { docsScored: state.docsScored, iterations, msScoring: state.msScoring, msTotal: performance.now() - started, stoppedBy },
+  };
+}
+
+interface WalkState {
+  scorer: RowScorer;
+  graph: NeighborGraph;
+  opts: ResolvedOptions;
+  shard: number;
+  visited: Uint8Array;
+  top: TopK;
+  docsScored: number;
+  msScoring: number;
+  onIteration: ((progress: GraphSearchProgress) => void) | undefined;
+}
+
+/** O(1) consistency checks; neighbour ids are checked as they are expanded. Returns the row count. */
+function checkGraph(graph: NeighborGraph): number {
+  const { offsets, neighbors } = graph;
+  if (!(offsets instanceof Uint32Array) || offsets.length < 1) throw new RangeError("graph.offsets must be a Uint32Array of rowCount + 1 entries");
+  if (offsets[0] !== 0 || offsets[offsets.length - 1] !== neighbors.length) {
+    throw new RangeError(
+      `graph.offsets must run from 0 to neighbors.length (${neighbors.length}), got ${offsets[0]}..${offsets[offsets.length - 1]}`,
+    );
+  }
+  return offsets.length - 1;
+}
+
+/** The first frontier: entryRows first, then random unvisited rows up to entryPoints; all marked visited. */
+function entrySet(entryRows: Uint32Array | undefined, rowCount: number, opts: ResolvedOptions, visited: Uint8Array): number[] {
+  const frontier: number[] = [];
+  for (const row of entryRows ?? []) {
+    if (row >= rowCount) throw new RangeError(`entryRows contains row ${row}, but the shard has ${rowCount} rows`);
+    if (visited[row] !== 0) continue;
+    visited[row] = 1;
+    frontier.push(row);
+  }
+  const random = opts.entryPoints - frontier.length;
+  if (random > 0) sampleUnmarked(seededRandom(opts.seed), rowCount, visited, frontier.length, random, frontier);
+  return frontier;
+}
+
+/** Scores a frontier in one scorer call. */
+async function scoreFrontier(state: WalkState, frontier: number[]): Promise<{ rows: Uint32Array; scores: Float32Array }> {
+  const rows = Uint32Array.from(frontier);
+  const t0 = performance.now();
+  const scores = await state.scorer.scoreRows(rows);
+  state.msScoring += performance.now() - t0;
+  checkScoreCount(scores, rows.length);
+  state.docsScored += rows.length;
+  return { rows, scores };
+}
+
+/** Appends the unvisited neighbours of `row` to `out`, marking them visited. */
+function expand(state: WalkState, row: number, out: number[]): void {
+  const { offsets, neighbors } = state.graph;
+  const { visited } = state;
+  for (let e = offsets[row], end = offsets[row + 1]; e < end; e++) {
+    const nb = neighbors[e];
+    if (nb >= visited.length) throw new RangeError(`graph: row ${row} has neighbour ${nb}, but the shard has ${visited.length} rows`);
+    if (visited[nb] !== 0) continue;
+    visited[nb] = 1;
+    out.push(nb);
+  }
+}
+
+function report(state: WalkState, iteration: number): void {
+  state.onIteration?.({ iteration, topK: state.top.sorted(state.shard), scored: state.docsScored });
+}
+
+async function walkPublished(state: WalkState, first: number[]): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
+  const { opts, top } = state;
+  let frontier = first;
+  let iterations = 0;
+  for (;;) {
+    if (frontier.length === 0) return { iterations, stoppedBy: "empty" };
+    if (iterations === opts.maxIter) return { iterations, stoppedBy: "max_iter" };
+    const { rows, scores } = await scoreFrontier(state, frontier);
+    iterations++;
+    const best = new TopK(Math.min(Math.max(opts.ncandidates, opts.k), rows.length));
+    for (let i = 0; i < rows.length; i++) best.push(rows[i], scores[i]);
+    const selected = best.sorted();
+    let entered = 0;
+    const next: number[] = [];
+    selected.forEach((hit, i) => {
+      if (top.push(hit.row, hit.score)) entered++;
+      if (i < opts.ncandidates) expand(state, hit.row, next);
+    });
+    report(state, iterations);
+    if (entered === 0 && opts.earlyStop) return { iterations, stoppedBy: "early_stop" };
+    frontier = next;
+  }
+}
+
+async function walkBestFirst(state: WalkState, first: number[]): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
+  const { opts, top } = state;
+  // The working set bounds what is worth expanding; the pool holds every scored row not yet expanded.
+  const working = new TopK(Math.max(opts.ncandidates, opts.k));
+  const pool = new MaxPool();
+  let frontier = first;
+  let iterations = 0;
+  for (;;) {
+    if (frontier.length === 0) return { iterations, stoppedBy: "empty" };
+    if (iterations === opts.maxIter) return { iterations, stoppedBy: "max_iter" };
+    const { rows, scores } = await scoreFrontier(state, frontier);
+    iterations++;
+    for (let i = 0; i < rows.length; i++) {
+      top.push(rows[i], scores[i]);
+      working.push(rows[i], scores[i]);
+      if (!Number.isNaN(scores[i])) pool.push(rows[i], scores[i]);
+    }
+    report(state, iterations);
+    const next: number[] = [];
+    let promising = 0;
+    for (let expanded = 0; expanded < opts.ncandidates && pool.size > 0; expanded++) {
+      // Rows that have since dropped out of the working set are not worth expanding (earlyStop).
+      if (opts.earlyStop && working.full && pool.peekScore() < working.worstScore) break;
+      promising++;
+      expand(state, pool.pop(), next);
+    }
+    // With nothing promising left the pool still holds rows, else the frontier is empty (stops below).
+    if (promising === 0 && pool.size > 0) return { iterations, stoppedBy: "early_stop" };
+    frontier = next;
+  }
+}
+
+/** A growable max-heap of (row, score), best first with the lower row winning ties. */
+class MaxPool {
+  private rows = new Uint32Array(1024);
+  private scores = new Float64Array(1024);
+  size = 0;
+
+  private above(i: number, j: number): boolean {
+    const { scores, rows } = this;
+    return scores[i] > scores[j] || (scores[i] === scores[j] && rows[i] < rows[j]);
+  }
+
+  private swap(i: number, j: number): void {
+    const { scores, rows } = this;
+    [rows[i], rows[j]] = [rows[j], rows[i]];
+    [scores[i], scores[j]] = [scores[j], scores[i]];
+  }
+
+  push(row: number, score: number): void {
+    if (this.size === this.rows.length) {
+      const rows = new Uint32Array(this.size * 2);
+      const scores = new Float64Array(this.size * 2);
+      rows.set(this.rows);
+      scores.set(this.scores);
+      this.rows = rows;
+      this.scores = scores;
+    }
+    let i = this.size++;
+    this.rows[i] = row;
+    this.scores[i] = score;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.above(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  peekScore(): number {
+    return this.scores[0];
+  }
+
+  pop(): number {
+    const best = this.rows[0];
+    this.size--;
+    this.rows[0] = this.rows[this.size];
+    this.scores[0] = this.scores[this.size];
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= this.size) break;
+      const right = left + 1;
+      const child = right < this.size && this.above(right, left) ? right : left;
+      if (!this.above(child, i)) break;
+      this.swap(i, child);
+      i = child;
+    }
+    return best;
+  }
+}

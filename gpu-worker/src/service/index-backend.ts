@@ -1,0 +1,59 @@
+/**
+ * What the HTTP service needs from the index side (loading, searching, building). The service owns
+ * HTTP, auth, queueing, query encoding and streaming; the index side owns shards and graphs.
+ */
+import type { BuildRequest, BuildStatus, Hit, SearchParams } from "../../../shared/api/worker-api.ts";
+import type { PreparedQNet } from "../model/runtime/runtime.ts";
+
+export interface ShardProgress {
+  shard: string;
+  iteration: number;
+  /** The shard's running top-k after this iteration. */
+  hits: Hit[];
+}
+
+export interface IndexSearchInput {
+  tenant: string;
+  index: string;
+  version: number;
+  /** Shard ids; all of the version's when omitted. */
+  shards?: string[];
+  params: SearchParams;
+  fields: string[];
+  qnet: PreparedQNet;
+  signal: AbortSignal;
+  onProgress?: (progress: ShardProgress) => void;
+}
+
+export interface IndexSearchResult {
+  hits: Hit[];
+  docsScored: number;
+  /** The most iterations any shard took. */
+  iterations: number;
+  shardsSearched: number;
+  /** Shards that could not be searched (the answer is then partial, never silently incomplete). */
+  missingShards: string[];
+}
+
+export interface StoredEmbeddings {
+  ids: string[];
+  /** Rows in `ids` order: float16 bits or float32, model embeddingDim wide. */
+  embeddings: Float32Array | Uint16Array;
+  missing: string[];
+}
+
+export interface IndexBackend {
+  search(input: IndexSearchInput): Promise<IndexSearchResult>;
+  /** Stored embeddings of documents by id, for reranking by id. */
+  embeddingsById(tenant: string, index: string, version: number, ids: string[]): Promise<StoredEmbeddings>;
+  startBuild(request: BuildRequest): BuildStatus;
+  getBuild(tenant: string, jobId: string): BuildStatus | undefined;
+}
+
+/** Typed errors the service maps to HTTP statuses. */
+export class IndexNotFoundError extends Error {
+  override name = "IndexNotFoundError";
+}
+export class BuildConflictError extends Error {
+  override name = "BuildConflictError";
+}

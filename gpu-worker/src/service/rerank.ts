@@ -1,0 +1,54 @@
+/**
+ * Rerank: score given documents with the query's q-net, either texts (embedded here with the
+ * document encoder) or ids of documents stored in an index version (their stored embeddings).
+ */
+import type { Frame, RerankRequest, RerankScore } from "../../../shared/api/worker-api.ts";
+import { encodeQNet } from "../../../shared/qnet/wire.ts";
+import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
+import type { EmitFrame } from "./frame-stream.ts";
+import type { IndexBackend } from "./index-backend.ts";
+import type { QueryBatcher } from "./query-batcher.ts";
+import type { RequestScope } from "./request-scope.ts";
+
+export type ScoresFrame = Extract<Frame, { type: "scores" }>;
+
+export interface RerankDeps {
+  batcher: QueryBatcher;
+  runtime: Pick<HypencoderRuntime, "prepareQNet" | "embedDocuments">;
+  backend: IndexBackend;
+}
+
+async function documentsToScore(
+  deps: RerankDeps,
+  request: RerankRequest,
+): Promise<{ ids: string[]; embeddings: Float32Array | Uint16Array; missing: string[] }> {
+  if (request.documents) {
+    // Documents without an id are named by their position in the request.
+    const ids = request.documents.map((d, i) => d.id ?? String(i));
+    return { ids, embeddings: await deps.runtime.embedDocuments(request.documents.map((d) => d.text)), missing: [] };
+  }
+  const stored = await deps.backend.embeddingsById(request.tenant, request.index!, request.version!, request.ids!);
+  // slice(): scoring moves the array's buffer to the inference thread, and the index side may keep it.
+  return { ids: stored.ids, embeddings: stored.embeddings.slice(), missing: stored.missing };
+}
+
+export async function runRerank(deps: RerankDeps, request: RerankRequest, scope: RequestScope, emit?: EmitFrame): Promise<ScoresFrame> {
+  const qnet = await deps.batcher.encode(request.query, request.queryMaxLength, scope.signal);
+  scope.signal.throwIfAborted();
+  if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(qnet) });
+  const docs = await documentsToScore(deps, request);
+  scope.signal.throwIfAborted();
+  let values: Float32Array = new Float32Array(0);
+  if (docs.ids.length > 0) {
+    const prepared = await deps.runtime.prepareQNet(qnet);
+    try {
+      values = await prepared.score(docs.embeddings);
+    } finally {
+      await prepared.release();
+    }
+  }
+  const scores: RerankScore[] = docs.ids.map((id, i) => ({ id, score: values[i]! }));
+  // Best first; Array.prototype.sort is stable, so ties keep the request's order.
+  scores.sort((a, b) => b.score - a.score);
+  return { type: "scores", scores, missing: docs.missing };
+}

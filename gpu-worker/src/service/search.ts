@@ -1,0 +1,65 @@
+/**
+ * One search, after admission: encode the query (dynamically batched), hand its q-net to the
+ * inference thread once, let the index side search, and assemble the result frame with timings.
+ */
+import type { Frame, SearchRequest } from "../../../shared/api/worker-api.ts";
+import { encodeQNet } from "../../../shared/qnet/wire.ts";
+import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
+import type { EmitFrame } from "./frame-stream.ts";
+import type { IndexBackend } from "./index-backend.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+import type { QueryBatcher } from "./query-batcher.ts";
+import type { RequestScope } from "./request-scope.ts";
+
+export type ResultFrame = Extract<Frame, { type: "result" }>;
+
+export interface SearchDeps {
+  batcher: QueryBatcher;
+  runtime: Pick<HypencoderRuntime, "prepareQNet">;
+  backend: IndexBackend;
+  metrics: ServiceMetrics;
+}
+
+/** `emit` is given only for frame responses: it receives the q-net (if asked for) and progress. */
+export async function runSearch(deps: SearchDeps, request: SearchRequest, scope: RequestScope, emit?: EmitFrame): Promise<ResultFrame> {
+  const { signal } = scope;
+  const encodeStart = performance.now();
+  const qnet = await deps.batcher.encode(request.query, request.queryMaxLength, signal);
+  const encodeMs = performance.now() - encodeStart;
+  signal.throwIfAborted();
+  // The q-net is binary, so it only travels as a frame; a JSON answer ignores includeQNet.
+  if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(qnet) });
+
+  const searchStart = performance.now();
+  const prepared = await deps.runtime.prepareQNet(qnet);
+  let result;
+  try {
+    result = await deps.backend.search({
+      tenant: request.tenant,
+      index: request.index,
+      version: request.version,
+      shards: request.shards,
+      params: request.params,
+      fields: request.fields,
+      qnet: prepared,
+      signal,
+      onProgress: emit && ((p) => emit({ type: "progress", shard: p.shard, iteration: p.iteration, hits: p.hits }, { droppable: true })),
+    });
+  } finally {
+    await prepared.release();
+  }
+  const searchMs = performance.now() - searchStart;
+  deps.metrics.searchSeconds.observe(searchMs / 1000);
+  return {
+    type: "result",
+    hits: result.hits,
+    stats: {
+      docsScored: result.docsScored,
+      iterations: result.iterations,
+      shardsSearched: result.shardsSearched,
+      ms: { queue: scope.queuedMs, encode: encodeMs, search: searchMs, total: performance.now() - scope.startedAt },
+    },
+    partial: result.missingShards.length > 0,
+    missingShards: result.missingShards,
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The GPU worker's HTTP API, as the edge calls it: request schemas (zod, validated on the worker and
+ * built on the edge) and the response frames. Both sides import this file, so they cannot drift.
+ *
+ * Every request is signed by the edge (see ./signing.ts) for one tenant; a request may only touch
+ * that tenant's indexes.
+ */
+import { z } from "zod";
+import { ID_PATTERN } from "../index/keys.ts";
+
+/** Tenant, index and shard ids: one pattern, defined with the store keys it protects. */
+export { ID_PATTERN };
+const id = (what: string) => z.string().regex(ID_PATTERN, `${what} must match ${ID_PATTERN.source}`);
+
+export const tenantId = id("tenant id");
+export const indexId = id("index id");
+
+/** Limits shared by the edge's validation and the worker's. */
+export const LIMITS = {
+  queryChars: 2_000,
+  kMax: 1_000,
+  entryPointsMax: 1_000_000,
+  ncandidatesMax: 10_000,
+  maxIterMax: 1_000,
+  fieldsMax: 32,
+  rerankDocsMax: 1_000,
+  rerankDocChars: 100_000,
+  queryMaxLengthMax: 512,
+} as const;
+
+/** Graph-search parameters; defaults are the published ones (ncandidates 64 as in Table 4). */
+export const SEARCH_DEFAULTS = {
+  k: 10,
+  mode: "approx",
+  entryPoints: 10_000,
+  ncandidates: 64,
+  maxIter: 16,
+  earlyStop: true,
+} as const;
+
+const positiveInt = (max: number) => z.number().int().min(1).max(max);
+
+export const searchParamsSchema = z
+  .object({
+    k: positiveInt(LIMITS.kMax).default(SEARCH_DEFAULTS.k),
+    mode: z.enum(["approx", "exact"]).default(SEARCH_DEFAULTS.mode),
+    entryPoints: positiveInt(LIMITS.entryPointsMax).default(SEARCH_DEFAULTS.entryPoints),
+    ncandidates: positiveInt(LIMITS.ncandidatesMax).default(SEARCH_DEFAULTS.ncandidates),
+    maxIter: positiveInt(LIMITS.maxIterMax).default(SEARCH_DEFAULTS.maxIter),
+    earlyStop: z.boolean().default(SEARCH_DEFAULTS.earlyStop),
+    /** Seeds the random entry set, so a search is reproducible. */
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+  })
+  .strict();
+export type SearchParams = z.infer<typeof searchParamsSchema>;
+
+export const searchRequestSchema = z
+  .object({
+    tenant: tenantId,
+    index: indexId,
+    /** The index version to search (the edge resolves "active" before calling). */
+    version: z.number().int().positive(),
+    /** Shard ids to search; all of the version's shards when omitted (the edge routes subsets). */
+    shards: z.array(z.string().min(1).max(64)).max(10_000).optional(),
+    query: z.string().trim().min(1, "query must not be empty").max(LIMITS.queryChars),
+    params: searchParamsSchema.default(searchParamsSchema.parse({})),
+    /** Stored fields to return with each hit. */
+    fields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default([]),
+    /** Add a `qnet` frame (the q-net in the shared wire format) before the results. */
+    includeQNet: z.boolean().default(false),
+    /** Token limit for the query, including [CLS] and [SEP]; the model's default when omitted. */
+    queryMaxLength: z.number().int().min(2).max(LIMITS.queryMaxLengthMax).optional(),
+  })
+  .strict();
+export type SearchRequest = z.infer<typeof searchRequestSchema>;
+
+export const rerankRequestSchema = z
+  .object({
+    tenant: tenantId,
+    query: z.string().trim().min(1, "query must not be empty").max(LIMITS.queryChars),
+    /** Texts to score; or `ids` of documents in an index version. */
+    documents: z
+      .array(z.object({ id: z.string().max(512).optional(), text: z.string().max(LIMITS.rerankDocChars) }).strict())
+      .max(LIMITS.rerankDocsMax)
+      .optional(),
+    index: indexId.optional(),
+    version: z.number().int().positive().optional(),
+    ids: z.array(z.string().min(1).max(512)).max(LIMITS.rerankDocsMax).optional(),
+    includeQNet: z.boolean().default(false),
+    queryMaxLength: z.number().int().min(2).max(LIMITS.queryMaxLengthMax).optional(),
+  })
+  .strict()
+  .refine((r) => (r.documents ? !r.ids : !!r.ids && !!r.index && !!r.version), {
+    message: "give either documents, or ids with index and version",
+  });
+export type RerankRequest = z.infer<typeof rerankRequestSchema>;
+
+export const qnetRequestSchema = z
+  .object({
+    tenant: tenantId,
+    query: z.string().trim().min(1, "query must not be empty").max(LIMITS.queryChars),
+    dtype: z.enum(["float32", "float16"]).default("float32"),
+    queryMaxLength: z.number().int().min(2).max(LIMITS.queryMaxLengthMax).optional(),
+  })
+  .strict();
+export type QNetRequest = z.infer<typeof qnetRequestSchema>;
+
+/** One input object of a build: JSONL (optionally .gz) documents, or prebuilt embeddings. */
+export const buildInputSchema = z.discriminatedUnion("format", [
+  z.object({ format: z.literal("jsonl"), key: z.string().min(1).max(1024) }).strict(),
+  z
+    .object({
+      format: z.literal("npy"),
+      /** float32 matrix [docs, embeddingDim] */
+      key: z.string().min(1).max(1024),
+      /** JSONL of {"id", ...fields} lines, one per matrix row */
+      idsKey: z.string().min(1).max(1024),
+    })
+    .strict(),
+]);
+export type BuildInput = z.infer<typeof buildInputSchema>;
+
+export const buildRequestSchema = z
+  .object({
+    tenant: tenantId,
+    index: indexId,
+    version: z.number().int().positive(),
+    inputs: z.array(buildInputSchema).min(1).max(1_000),
+    /** Neighbours per document in the kNN graph (published: 100). */
+    degree: z.number().int().min(2).max(256).default(100),
+    docMaxLength: z.number().int().min(2).max(512).optional(),
+    /** Stored fields kept for results (besides id). `text` is stored unless omitted here. */
+    storeFields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default(["text"]),
+    dtype: z.enum(["float16", "float32"]).default("float16"),
+    /** Target shard size; shards split on document boundaries. */
+    shardBytes: z.number().int().min(1 << 16).max(2 ** 32).default(256 * 2 ** 20),
+  })
+  .strict();
+export type BuildRequest = z.infer<typeof buildRequestSchema>;
+
+export const BUILD_STATES = ["queued", "reading", "encoding", "graph", "writing", "succeeded", "failed"] as const;
+export type BuildState = (typeof BUILD_STATES)[number];
+
+export interface BuildStatus {
+  jobId: string;
+  tenant: string;
+  index: string;
+  version: number;
+  state: BuildState;
+  progress: { docsRead: number; docsEncoded: number; docsTotal: number; graphPercent: number; bytesWritten: number };
+  /** Set when failed: names the input object and line where it can. */
+  error?: { code: string; message: string };
+  startedAt: string;
+  finishedAt?: string;
+}
+
+/** A search hit as returned to clients. */
+export interface Hit {
+  id: string;
+  score: number;
+  /** Requested stored fields. */
+  fields?: Record<string, unknown>;
+}
+
+export interface SearchStats {
+  docsScored: number;
+  iterations: number;
+  shardsSearched: number;
+  ms: { queue: number; encode: number; search: number; total: number };
+}
+
+export interface RerankScore {
+  id: string;
+  score: number;
+}
+
+/**
+ * Response frames. With `Accept: application/msgpack` the worker streams them as consecutive
+ * msgpack values; otherwise it answers one JSON object (the `result` or `scores` frame without `type`).
+ */
+export type Frame =
+  | { type: "qnet"; qnet: Uint8Array }
+  | { type: "progress"; shard: string; iteration: number; hits: Hit[] }
+  | { type: "result"; hits: Hit[]; stats: SearchStats; partial: boolean; missingShards: string[] }
+  /** The answer to a rerank: scores sorted best first; `missing` lists ids the index did not hold. */
+  | { type: "scores"; scores: RerankScore[]; missing: string[] }
+  | { type: "error"; code: string; message: string };
+
+export const MSGPACK_FRAMES_CONTENT_TYPE = "application/msgpack";

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { IndexFormatError } from "./errors.ts";
+import { parseIndexManifest, serializeIndexManifest, shardForRow, type IndexManifest } from "./manifest.ts";
+
+function sampleManifest(): IndexManifest {
+  return {
+    format: "hypencoder.index",
+    version: 1,
+    tenant: "acme",
+    index: "docs",
+    indexVersion: 3,
+    createdAt: "2025-01-02T03:04:05.678Z",
+    model: { id: "a".repeat(64), embeddingDim: 768 },
+    dtype: "float16",
+    docCount: 250,
+    graph: { metric: "l2", degree: 32, builder: "usearch-hnsw", reachableFraction: 0.998 },
+    fields: ["text", "title", "metadata"],
+    shards: [
+      { id: "s0000", key: "shards/s0000.hxs", bytes: 1000, sha256: "b".repeat(64), docStart: 0, docCount: 100 },
+      { id: "s0001", key: "shards/s0001.hxs", bytes: 1500, sha256: "c".repeat(64), docStart: 100, docCount: 150 },
+    ],
+  };
+}
+
+function refused(value: unknown): string {
+  try {
+    parseIndexManifest(value, "m.json");
+  } catch (e) {
+    expect(e).toBeInstanceOf(IndexFormatError);
+    return (e as Error).message;
+  }
+  throw new Error("expected the manifest to be refused");
+}
+
+describe("index manifest", () => {
+  it("accepts a valid manifest and round-trips through its JSON text", () => {
+    const m = sampleManifest();
+    expect(parseIndexManifest(serializeIndexManifest(m))).toEqual(m);
+    expect(parseIndexManifest({ ...m, docCount: 0, shards: [] }).shards).toEqual([]);
+  });
+
+  it("requires contiguous shards whose counts add up, with unique ids and keys", () => {
+    const m = sampleManifest();
+    expect(refused({ ...m, shards: [m.shards[0], { ...m.shards[1], docStart: 101 }] })).toMatch(
+      /index manifest m\.json: shards\.1\.docStart: expected 100 \(shards must be contiguous from 0, in order\), got 101/,
+    );
+    expect(refused({ ...m, docCount: 251 })).toMatch(/docCount: is 251 but the shards hold 250 documents/);
+    expect(refused({ ...m, shards: [m.shards[0], { ...m.shards[1], id: "s0000" }] })).toMatch(/duplicate shard id "s0000"/);
+    expect(refused({ ...m, shards: [m.shards[0], { ...m.shards[1], key: m.shards[0].key }] })).toMatch(/duplicate shard key/);
+    expect(refused({ ...m, fields: ["text", "text"] })).toMatch(/duplicate field "text"/);
+  });
+
+  it("names the bad field", () => {
+    const m = sampleManifest();
+    expect(refused({ ...m, model: { ...m.model, id: "xyz" } })).toMatch(/model\.id: expected 64 lowercase hex digits/);
+    expect(refused({ ...m, shards: [{ ...m.shards[0], key: "../../other/s.hxs" }, m.shards[1]] })).toMatch(/shards\.0\.key/);
+    expect(refused({ ...m, graph: { ...m.graph, reachableFraction: 1.5 } })).toMatch(/graph\.reachableFraction/);
+    expect(refused({ ...m, tenant: "Acme" })).toMatch(/tenant/);
+    expect(refused({ ...m, version: 2 })).toMatch(/unsupported index format version 2; this reader reads version 1/);
+    expect(refused("{")).toMatch(/not valid JSON/);
+  });
+
+  it("maps global rows to shards", () => {
+    const m = sampleManifest();
+    expect(shardForRow(m, 0)).toEqual({ shard: m.shards[0], localRow: 0 });
+    expect(shardForRow(m, 99).shard.id).toBe("s0000");
+    expect(shardForRow(m, 100)).toEqual({ shard: m.shards[1], localRow: 0 });
+    expect(shardForRow(m, 249).localRow).toBe(149);
+    expect(() => shardForRow(m, 250)).toThrow(RangeError);
+  });
+});

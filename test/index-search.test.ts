@@ -1,0 +1,293 @@
+/**
+ * The index read path end to end on the real model runtime (tiny checkpoint, ONNX on CPU): indexes
+ * written straight from the format (encodeShard + manifest, independent of the builder) into a
+ * folder and into real S3 (radosgw), searched through createIndexBackend and the `hypencoder search`
+ * CLI as a child process.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { versionPrefix } from "../shared/index/keys.ts";
+import { halfToFloat32Array, float32ArrayToHalf } from "../shared/qnet/half.ts";
+import type { QNet } from "../shared/qnet/types.ts";
+import type { SearchParams } from "../shared/api/worker-api.ts";
+import { createIndexBackend, type IndexBackendImpl } from "../gpu-worker/src/index/index-backend-impl.ts";
+import { writeFixtureIndex } from "../gpu-worker/src/index/index-fixture.ts";
+import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
+import { TINY_VOCAB } from "../gpu-worker/src/model/fixture/vocab.ts";
+import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
+import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
+import { seededRandom } from "../gpu-worker/src/search/random.ts";
+import { ApiError } from "../gpu-worker/src/service/errors.ts";
+import { type IndexSearchInput, IndexNotFoundError } from "../gpu-worker/src/service/index-backend.ts";
+import { createLogger } from "../gpu-worker/src/service/logger.ts";
+import type { BlobStore } from "../gpu-worker/src/store/blob-store.ts";
+import { LocalStore } from "../gpu-worker/src/store/local-store.ts";
+import { S3Store } from "../gpu-worker/src/store/s3-store.ts";
+import { freshBucket, s3TestClient, s3TestEnv } from "./support/s3.ts";
+
+const BIN = resolve(import.meta.dirname, "../bin/hypencoder.mjs");
+const execFileAsync = promisify(execFile);
+const N = 90;
+const K = 10;
+const EXACT: SearchParams = { k: K, mode: "exact", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
+const WORDS = TINY_VOCAB.filter((w) => /^[a-z]{3,}$/.test(w));
+const QUERIES = [
+  { id: "q1", text: "hypernetwork weights for search" },
+  { id: "q2", text: "graph of documents" },
+];
+
+let root: string;
+let modelDir: string;
+let runtime: HypencoderRuntime;
+let dim: number;
+let ids: string[];
+let texts: string[];
+let embeddings: Float32Array;
+let qnets: QNet[];
+let local: LocalStore;
+let backend: IndexBackendImpl;
+const logger = createLogger({ level: "silent" });
+
+/** Writes acme/docs@<version> (or a bare folder when prefix is given) from the test documents. */
+function writeIndex(store: BlobStore, version: number, options: { shardSizes?: number[]; dtype?: "float16" | "float32"; modelId?: string; prefix?: string } = {}) {
+  return writeFixtureIndex({
+    store,
+    prefix: options.prefix ?? versionPrefix("acme", "docs", version),
+    version,
+    modelId: options.modelId ?? runtime.manifest.modelId,
+    embeddings,
+    dim,
+    ids,
+    fields: texts.map((text, i) => ({ text, position: i })),
+    ...(options.shardSizes ? { shardSizes: options.shardSizes } : {}),
+    dtype: options.dtype ?? "float16",
+  });
+}
+
+/** Runs a search through the backend with query q's q-net prepared on the inference thread. */
+async function search(b: IndexBackendImpl, q: number, input: Partial<IndexSearchInput> & { version: number }) {
+  const prepared = await runtime.prepareQNet(qnets[q]!);
+  try {
+    return await b.search({ tenant: "acme", index: "docs", params: EXACT, fields: [], qnet: prepared, signal: new AbortController().signal, ...input });
+  } finally {
+    await prepared.release();
+  }
+}
+
+/** The top k by scoring every document with runtime.score (float32 rows). */
+async function scoreAll(q: number, rows: Float32Array): Promise<{ id: string; score: number }[]> {
+  const scores = await runtime.score(qnets[q]!, rows);
+  return ids
+    .map((id, i) => ({ id, score: scores[i]!, i }))
+    .sort((a, b) => b.score - a.score || a.i - b.i)
+    .slice(0, K)
+    .map(({ id, score }) => ({ id, score }));
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "index-search-test-"));
+  await writeTinyCheckpoint(join(root, "checkpoint"));
+  modelDir = join(root, "model");
+  await importCheckpoint(join(root, "checkpoint"), modelDir);
+  runtime = await HypencoderRuntime.load(modelDir, { device: "cpu", intraOpThreads: 2 });
+  dim = runtime.manifest.embeddingDim;
+  const rand = seededRandom(3);
+  texts = Array.from({ length: N }, () => Array.from({ length: 4 + Math.floor(rand() * 8) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" "));
+  ids = texts.map((_, i) => `doc-${i}`);
+  embeddings = await runtime.embedDocuments(texts);
+  qnets = await runtime.encodeQueries(QUERIES.map((q) => q.text));
+
+  local = new LocalStore(join(root, "store"));
+  await writeIndex(local, 1, { dtype: "float32" }); // one float32 shard
+  await writeIndex(local, 2, { shardSizes: [40, 30, 20] }); // three float16 shards
+  await writeIndex(local, 3); // the same float16 documents in one shard
+  backend = await createIndexBackend({
+    runtime,
+    store: local,
+    cacheDir: join(root, "cache"),
+    cacheBudgetBytes: 1 << 30,
+    preload: [{ tenant: "acme", index: "docs", version: 1 }],
+    logger,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await backend?.close();
+  await runtime?.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("index backend on the tiny model", () => {
+  it("preloads, then searches: ids, scores and stored fields round-trip", async () => {
+    expect(backend.metrics()).toMatchObject({ indexes_loaded: 1, shards_open: 1, cache_downloads: 1 });
+    const result = await search(backend, 0, { version: 1, fields: ["text"] });
+    expect(result).toMatchObject({ docsScored: N, shardsSearched: 1, missingShards: [] });
+    expect(result.hits).toHaveLength(K);
+    for (const hit of result.hits) expect(hit.fields).toEqual({ text: texts[ids.indexOf(hit.id)] });
+  });
+
+  it("exact mode equals scoring every document with runtime.score", async () => {
+    for (const q of [0, 1]) {
+      const hits = (await search(backend, q, { version: 1 })).hits;
+      const expected = await scoreAll(q, embeddings);
+      expect(hits.map((h) => h.id)).toEqual(expected.map((h) => h.id));
+      hits.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.score, 5));
+      // float16 storage: the same as scoring the float16-rounded embeddings.
+      const half = (await search(backend, q, { version: 3 })).hits;
+      const expectedHalf = await scoreAll(q, halfToFloat32Array(float32ArrayToHalf(embeddings)));
+      expect(half.map((h) => h.id)).toEqual(expectedHalf.map((h) => h.id));
+      half.forEach((h, i) => expect(h.score).toBeCloseTo(expectedHalf[i]!.score, 5));
+    }
+  });
+
+  it("approx mode with every document as an entry point equals exact mode", async () => {
+    const approx = { ...EXACT, mode: "approx" as const, entryPoints: N, maxIter: 1000 };
+    for (const version of [1, 2]) {
+      const exact = await search(backend, 0, { version });
+      const progress: string[] = [];
+      const got = await search(backend, 0, { version, params: approx, onProgress: (p) => progress.push(p.shard) });
+      expect(got.hits).toEqual(exact.hits);
+      expect(progress.length).toBeGreaterThan(0);
+    }
+  });
+
+  it("three shards merged give the answer of one shard over the same documents", async () => {
+    for (const params of [EXACT, { ...EXACT, mode: "approx" as const, entryPoints: N, maxIter: 1000 }]) {
+      const one = await search(backend, 1, { version: 3, params, fields: ["position"] });
+      const three = await search(backend, 1, { version: 2, params, fields: ["position"] });
+      expect(three.hits).toEqual(one.hits);
+      expect(three.shardsSearched).toBe(3);
+    }
+    // A subset of shards is searched alone.
+    const s2 = await search(backend, 1, { version: 2, shards: ["s2"] });
+    expect(s2.hits.every((h) => Number(h.id.slice(4)) >= 70)).toBe(true);
+    await expect(search(backend, 1, { version: 2, shards: ["s7"] })).rejects.toThrow(RangeError);
+    await expect(search(backend, 1, { version: 2, fields: ["title"] })).rejects.toThrow(/unknown field "title"/);
+  });
+
+  it("looks stored embeddings up by id", async () => {
+    const got = await backend.embeddingsById("acme", "docs", 1, ["doc-5", "missing", "doc-80"]);
+    expect(got.ids).toEqual(["doc-5", "doc-80"]);
+    expect(got.missing).toEqual(["missing"]);
+    expect(Array.from(got.embeddings.subarray(0, dim))).toEqual(Array.from(embeddings.subarray(5 * dim, 6 * dim)));
+  });
+
+  it("a version without a manifest is invisible, and another model's index is refused", async () => {
+    await writeFixtureIndex({ store: local, prefix: versionPrefix("acme", "docs", 4), version: 4, modelId: runtime.manifest.modelId, embeddings, dim, ids, withoutManifest: true });
+    await expect(search(backend, 0, { version: 4 })).rejects.toThrow(IndexNotFoundError);
+    await writeIndex(local, 5, { modelId: "f".repeat(64) });
+    const refused = search(backend, 0, { version: 5 });
+    await expect(refused).rejects.toBeInstanceOf(ApiError);
+    await expect(refused).rejects.toMatchObject({ status: 409, code: "model_mismatch" });
+  });
+});
+
+describe("index backend over S3 (radosgw)", () => {
+  let s3: S3Store;
+  let bucket: string;
+  beforeAll(async () => {
+    bucket = await freshBucket("index-search");
+    s3 = new S3Store({ client: await s3TestClient(), bucket, prefix: "indexes" });
+    await writeIndex(s3, 1, { shardSizes: [45, 45] });
+    const corrupt = await writeIndex(s3, 2, { shardSizes: [45, 45] });
+    const key = versionPrefix("acme", "docs", 2) + corrupt.shards[1]!.key;
+    const bytes = await s3.get(key);
+    bytes[100] ^= 0x01;
+    await s3.put(key, bytes);
+    await writeIndex(s3, 3, { prefix: "bare/" }); // a bare version folder, for the CLI
+  }, 120_000);
+
+  it("concurrent first queries download each shard once, and agree", async () => {
+    const b = await createIndexBackend({ runtime, store: s3, cacheDir: join(root, "s3-cache"), cacheBudgetBytes: 1 << 30, preload: [], logger });
+    try {
+      const results = await Promise.all(Array.from({ length: 6 }, () => search(b, 0, { version: 1 })));
+      expect(new Set(results.map((r) => JSON.stringify(r.hits))).size).toBe(1);
+      expect(b.metrics()).toMatchObject({ cache_downloads: 2, shards_open: 2, indexes_loaded: 1 });
+      const reference = await search(backend, 0, { version: 3 });
+      expect(results[0]!.hits).toEqual(reference.hits);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("a shard whose bytes do not match its sha256 is refused: the answer is partial", async () => {
+    const b = await createIndexBackend({ runtime, store: s3, cacheDir: join(root, "s3-cache-2"), cacheBudgetBytes: 1 << 30, preload: [], logger });
+    try {
+      const result = await search(b, 0, { version: 2, params: { ...EXACT, k: 100 } });
+      expect(result.missingShards).toEqual(["s1"]);
+      expect(result.shardsSearched).toBe(1);
+      expect(result.hits.map((h) => Number(h.id.slice(4))).every((i) => i < 45)).toBe(true);
+      expect(b.metrics().cache_verify_failures).toBeGreaterThanOrEqual(1);
+      await expect(search(b, 0, { version: 2, shards: ["s1"] })).rejects.toMatchObject({ status: 503, code: "index_unavailable" });
+    } finally {
+      await b.close();
+    }
+  });
+
+  describe("hypencoder search (CLI)", () => {
+    let queriesPath: string;
+    let s3Env: Record<string, string>;
+    beforeAll(async () => {
+      queriesPath = join(root, "queries.jsonl");
+      await writeFile(queriesPath, QUERIES.map((q) => JSON.stringify(q)).join("\n") + "\n");
+      s3Env = (await s3TestEnv()).env;
+    });
+
+    async function cli(args: string[], env: Record<string, string> = {}) {
+      const childEnv = { ...process.env, ...s3Env, ...env };
+      delete childEnv.HYPENCODER_MODEL;
+      Object.assign(childEnv, env);
+      try {
+        const { stdout, stderr } = await execFileAsync(process.execPath, [BIN, "search", ...args], { env: childEnv, maxBuffer: 16 << 20 });
+        return { code: 0, stdout, stderr };
+      } catch (error) {
+        const e = error as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    }
+
+    it("prints one {query_id, hits, stats} line per query (folder, exact mode, --model)", async () => {
+      const expected = await Promise.all([0, 1].map((q) => search(backend, q, { version: 3 })));
+      const run = await cli(["--index", join(local.root, versionPrefix("acme", "docs", 3)), "--queries", queriesPath, "--k", String(K), "--mode", "exact", "--model", modelDir]);
+      expect(run.stderr).toMatch(/90 documents in 1 shards/);
+      expect(run.code).toBe(0);
+      const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.query_id)).toEqual(["q1", "q2"]);
+      lines.forEach((line, q) => {
+        expect(Object.keys(line)).toEqual(["query_id", "hits", "stats"]);
+        expect(line.hits.map((h: { id: string }) => h.id)).toEqual(expected[q]!.hits.map((h) => h.id));
+        line.hits.forEach((h: { score: number }, i: number) => expect(h.score).toBeCloseTo(expected[q]!.hits[i]!.score, 5));
+        expect(line.stats).toMatchObject({ docsScored: N, iterations: 1, shardsSearched: 1, missingShards: [] });
+      });
+    });
+
+    it("searches s3:// with the graph parameters, the model from HYPENCODER_MODEL", async () => {
+      const args = ["--index", `s3://${bucket}/indexes/bare`, "--queries", queriesPath, "--k", "5", "--entry-points", "4", "--ncandidates", "2", "--max-iter", "3", "--no-early-stop"];
+      const run = await cli(args, { HYPENCODER_MODEL: modelDir });
+      expect(run.code).toBe(0);
+      const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(2);
+      for (const line of lines) {
+        expect(line.hits).toHaveLength(5);
+        expect(line.stats.iterations).toBe(3);
+        expect(line.stats.docsScored).toBeLessThan(N);
+      }
+    });
+
+    it("fails in one line: no model, another model's index", async () => {
+      const [noModel, mismatch] = await Promise.all([
+        cli(["--index", join(local.root, versionPrefix("acme", "docs", 3)), "--queries", queriesPath, "--k", "3"]),
+        cli(["--index", join(local.root, versionPrefix("acme", "docs", 5)), "--queries", queriesPath, "--k", "3", "--model", modelDir]),
+      ]);
+      expect(noModel.code).toBe(2);
+      expect(noModel.stderr).toMatch(/^hypencoder search: no model: pass --model <model-dir> or set HYPENCODER_MODEL/);
+      expect(mismatch.code).toBe(1);
+      expect(mismatch.stderr).toMatch(/^hypencoder search: index .* was built with model ffffffffffff…, but the loaded model is [0-9a-f]{12}…; .*\n$/);
+      expect(mismatch.stdout).toBe("");
+    });
+  });
+});

@@ -1,0 +1,430 @@
+/**
+ * The GPU worker's HTTP service over real HTTP, with the real model runtime on the tiny checkpoint.
+ * The index side is a small exhaustive in-test backend (scores every document with the prepared
+ * q-net); end-to-end tests with the real index side live elsewhere.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Packr } from "msgpackr/index-no-eval";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { decodeFrames } from "../shared/api/frames.ts";
+import { signRequest } from "../shared/api/signing.ts";
+import type { BuildRequest, BuildStatus, Frame, Hit } from "../shared/api/worker-api.ts";
+import { scoreQNet } from "../shared/qnet/evaluate.ts";
+import { decodeQNet } from "../shared/qnet/wire.ts";
+import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
+import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
+import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
+import { createService, type Service, type ServiceSettings } from "../gpu-worker/src/service/app.ts";
+import { listen, type RunningServer } from "../gpu-worker/src/service/http-server.ts";
+import {
+  type IndexBackend,
+  type IndexSearchInput,
+  type IndexSearchResult,
+  IndexNotFoundError,
+  type StoredEmbeddings,
+} from "../gpu-worker/src/service/index-backend.ts";
+import { createLogger } from "../gpu-worker/src/service/logger.ts";
+import { warmUp } from "../gpu-worker/src/service/warm-up.ts";
+
+const SECRET = "test-secret-7f3a9c";
+const QUERY = "zebra crossing quantum umbrella";
+const DOCS = [
+  { id: "d0", text: "a hypernetwork produces the weights of another network" },
+  { id: "d1", text: "zebra crossings are painted on roads" },
+  { id: "d2", text: "quantum computers use qubits" },
+  { id: "d3", text: "an umbrella keeps the rain off" },
+  { id: "d4", text: "graph search over document embeddings" },
+  { id: "d5", text: "short" },
+];
+
+let root: string;
+let runtime: HypencoderRuntime;
+let embeddings: Float32Array;
+let dim: number;
+
+/** Exhaustive scoring over DOCS, as the tenant "acme"'s index "docs" version 1, with two "shards". */
+class TestBackend implements IndexBackend {
+  delayMs = 0;
+  readonly signals: AbortSignal[] = [];
+  private readonly builds = new Map<string, BuildStatus>();
+
+  async search(input: IndexSearchInput): Promise<IndexSearchResult> {
+    this.signals.push(input.signal);
+    if (input.tenant !== "acme" || input.index !== "docs" || input.version !== 1) {
+      throw new IndexNotFoundError(`no index ${input.tenant}/${input.index}@${input.version}`);
+    }
+    if (this.delayMs > 0) await abortableDelay(this.delayMs, input.signal);
+    const scores = await input.qnet.score(embeddings.slice());
+    const hitsOf = (rows: number[]): Hit[] =>
+      rows
+        .map((r) => ({
+          id: DOCS[r]!.id,
+          score: scores[r]!,
+          ...(input.fields.includes("text") ? { fields: { text: DOCS[r]!.text } } : {}),
+        }))
+        .sort((a, b) => b.score - a.score)
+        .slice(0, input.params.k);
+    const all = DOCS.map((_, r) => r);
+    input.onProgress?.({ shard: "s0", iteration: 1, hits: hitsOf(all.slice(0, 3)) });
+    input.onProgress?.({ shard: "s0", iteration: 2, hits: hitsOf(all) });
+    return { hits: hitsOf(all), docsScored: DOCS.length, iterations: 2, shardsSearched: 1, missingShards: [] };
+  }
+
+  async embeddingsById(tenant: string, index: string, version: number, ids: string[]): Promise<StoredEmbeddings> {
+    if (tenant !== "acme" || index !== "docs" || version !== 1) throw new IndexNotFoundError(`no index ${tenant}/${index}@${version}`);
+    const found = ids.filter((id) => DOCS.some((d) => d.id === id));
+    const rows = new Float32Array(found.length * dim);
+    found.forEach((id, i) => {
+      const r = DOCS.findIndex((d) => d.id === id);
+      rows.set(embeddings.subarray(r * dim, (r + 1) * dim), i * dim);
+    });
+    return { ids: found, embeddings: rows, missing: ids.filter((id) => !found.includes(id)) };
+  }
+
+  startBuild(request: BuildRequest): BuildStatus {
+    const status: BuildStatus = {
+      jobId: `job-${this.builds.size + 1}`,
+      tenant: request.tenant,
+      index: request.index,
+      version: request.version,
+      state: "queued",
+      progress: { docsRead: 0, docsEncoded: 0, docsTotal: 0, graphPercent: 0, bytesWritten: 0 },
+      startedAt: new Date().toISOString(),
+    };
+    this.builds.set(status.jobId, status);
+    return status;
+  }
+
+  getBuild(tenant: string, jobId: string): BuildStatus | undefined {
+    const status = this.builds.get(jobId);
+    return status?.tenant === tenant ? status : undefined;
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
+  });
+}
+
+interface Harness {
+  service: Service;
+  backend: TestBackend;
+  server: RunningServer;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+const DEFAULT_SETTINGS: ServiceSettings = {
+  signingSecrets: ["old-secret", SECRET],
+  insecureDev: false,
+  queueMax: 64,
+  concurrency: 32,
+  batchMax: 16,
+  batchWaitMs: 2,
+  requestTimeoutMs: 30_000,
+  maxBodyBytes: 1 << 20,
+};
+
+async function startHarness(settings: Partial<ServiceSettings> = {}): Promise<Harness> {
+  const logs: string[] = [];
+  const logger = createLogger({ level: "debug", destination: { write: (line: string) => void logs.push(line) } });
+  const backend = new TestBackend();
+  const service = createService({ runtime, backend, logger, settings: { ...DEFAULT_SETTINGS, ...settings } });
+  const server = await listen(service.app.fetch, { port: 0, host: "127.0.0.1" });
+  return { service, backend, server, logs, close: () => server.close(1000) };
+}
+
+interface CallOptions {
+  method?: string;
+  body?: unknown;
+  rawBody?: Uint8Array;
+  contentType?: string;
+  accept?: string;
+  tenant?: string;
+  secret?: string;
+  now?: number;
+  unsigned?: boolean;
+  signal?: AbortSignal;
+}
+
+const packr = new Packr({ useRecords: false, moreTypes: true });
+
+async function call(h: Harness, path: string, options: CallOptions = {}): Promise<Response> {
+  const method = options.method ?? (options.body !== undefined || options.rawBody ? "POST" : "GET");
+  const contentType = options.contentType ?? "application/json";
+  const body =
+    options.rawBody ??
+    (options.body === undefined
+      ? undefined
+      : contentType === "application/msgpack"
+        ? new Uint8Array(packr.pack(options.body))
+        : new TextEncoder().encode(JSON.stringify(options.body)));
+  const headers: Record<string, string> = {};
+  if (body) headers["content-type"] = contentType;
+  if (options.accept) headers.accept = options.accept;
+  if (!options.unsigned) {
+    Object.assign(
+      headers,
+      await signRequest({ secret: options.secret ?? SECRET, method, path, tenant: options.tenant ?? "acme", body, now: options.now }),
+    );
+  }
+  return fetch(h.server.url + path, { method, headers, body, signal: options.signal });
+}
+
+const search = (extra: Record<string, unknown> = {}) => ({ tenant: "acme", index: "docs", version: 1, query: QUERY, ...extra });
+
+async function frames(response: Response): Promise<Frame[]> {
+  expect(response.headers.get("content-type")).toBe("application/msgpack");
+  const out: Frame[] = [];
+  for await (const frame of decodeFrames(response.body!)) out.push(frame);
+  return out;
+}
+
+async function errorOf(response: Response): Promise<{ status: number; code: string; message: string }> {
+  const body = (await response.json()) as { error: { code: string; message: string } };
+  return { status: response.status, ...body.error };
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "hypencoder-service-test-"));
+  await writeTinyCheckpoint(join(root, "checkpoint"));
+  await importCheckpoint(join(root, "checkpoint"), join(root, "model"));
+  runtime = await HypencoderRuntime.load(join(root, "model"), { device: "cpu", intraOpThreads: 2 });
+  dim = runtime.manifest.embeddingDim;
+  embeddings = await runtime.embedDocuments(DOCS.map((d) => d.text));
+});
+
+afterAll(async () => {
+  await runtime?.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe("worker service", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h.close());
+
+  it("serves health and metrics without a signature", async () => {
+    const health = await fetch(`${h.server.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true, device: "cpu", queue: { running: 0, waiting: 0, limit: 64 } });
+    expect((await fetch(`${h.server.url}/metrics`)).status).toBe(200);
+  });
+
+  it("warm-up loads every graph, so the device is known before traffic", async () => {
+    await warmUp(runtime);
+    expect([...runtime.devices.keys()].sort()).toEqual(["docEncoder", "qnetScorer", "qnetScorerFp16", "queryEncoder"]);
+  });
+
+  it("refuses unsigned, expired, wrongly signed and cross-tenant requests", async () => {
+    expect(await errorOf(await call(h, "/v1/search", { body: search(), unsigned: true }))).toMatchObject({
+      status: 401,
+      code: "unauthorized",
+      message: "missing header x-hyp-timestamp",
+    });
+    expect(await errorOf(await call(h, "/v1/search", { body: search(), now: Math.floor(Date.now() / 1000) - 120 }))).toMatchObject({
+      status: 401,
+      message: expect.stringContaining("expired"),
+    });
+    expect(await errorOf(await call(h, "/v1/search", { body: search(), secret: "not-the-secret" }))).toMatchObject({
+      status: 401,
+      message: "signature does not match",
+    });
+    // Signed for tenant "other", but the body asks for acme's index.
+    expect(await errorOf(await call(h, "/v1/search", { body: search(), tenant: "other" }))).toMatchObject({ status: 403, code: "forbidden" });
+    // A key from the rotation list still works.
+    expect((await call(h, "/v1/search", { body: search(), secret: "old-secret" })).status).toBe(200);
+  });
+
+  it("answers bad input with precise 4xx errors", async () => {
+    const bad = async (options: CallOptions) => errorOf(await call(h, "/v1/search", options));
+    expect(await bad({ body: { tenant: "acme", index: "docs", version: 1 } })).toMatchObject({ status: 400, message: expect.stringMatching(/^query: /) });
+    expect(await bad({ body: search({ params: { k: 0 } }) })).toMatchObject({ status: 400, message: expect.stringMatching(/^params\.k: /) });
+    expect(await bad({ body: search({ params: { k: 100_000 } }) })).toMatchObject({ status: 400, message: expect.stringMatching(/^params\.k: /) });
+    expect(await bad({ body: search({ colour: "red" }) })).toMatchObject({ status: 400, message: expect.stringContaining("colour") });
+    expect(await bad({ rawBody: new TextEncoder().encode("{not json") })).toMatchObject({ status: 400, code: "invalid_json" });
+    expect(await bad({ rawBody: new Uint8Array([0x81, 0xc1]), contentType: "application/msgpack" })).toMatchObject({
+      status: 400,
+      code: "invalid_msgpack",
+    });
+    expect(await bad({ body: search(), contentType: "text/plain" })).toMatchObject({ status: 415, code: "unsupported_media_type" });
+    expect(await bad({ body: search({ index: "missing" }) })).toMatchObject({ status: 404, code: "index_not_found" });
+    // Within the schema's limit but beyond the tiny model's 128 positions: the runtime's RangeError.
+    expect(await bad({ body: search({ queryMaxLength: 200 }) })).toMatchObject({ status: 400, message: expect.stringContaining("position") });
+    expect((await call(h, "/v1/nope", { body: {} })).status).toBe(404);
+  });
+
+  it("gives the same hits as JSON and as msgpack frames, and the q-net frame reproduces the scores", async () => {
+    const json = await call(h, "/v1/search", { body: search({ params: { k: 4 }, fields: ["text"] }) });
+    expect(json.status).toBe(200);
+    const result = (await json.json()) as { hits: Hit[]; stats: { docsScored: number }; partial: boolean; missingShards: string[] };
+    expect(result.hits).toHaveLength(4);
+    expect(result).toMatchObject({ partial: false, missingShards: [], stats: { docsScored: DOCS.length } });
+    expect(result.hits[0]!.fields).toHaveProperty("text");
+
+    // A msgpack request body, asking for frames.
+    const streamed = await frames(
+      await call(h, "/v1/search", {
+        body: search({ params: { k: 4 }, fields: ["text"], includeQNet: true }),
+        contentType: "application/msgpack",
+        accept: "application/msgpack",
+      }),
+    );
+    const types = streamed.map((f) => f.type);
+    expect(types[0]).toBe("qnet");
+    expect(types.at(-1)).toBe("result");
+    expect(types.slice(1, -1)).toEqual(["progress", "progress"]);
+    const final = streamed.at(-1) as Extract<Frame, { type: "result" }>;
+    expect(final.hits).toEqual(result.hits);
+
+    const qnet = decodeQNet((streamed[0] as Extract<Frame, { type: "qnet" }>).qnet);
+    const scores = scoreQNet(qnet, embeddings);
+    for (const hit of final.hits) {
+      const row = DOCS.findIndex((d) => d.id === hit.id);
+      expect(Math.abs(scores[row]! - hit.score)).toBeLessThan(1e-4);
+    }
+  });
+
+  it("reranks texts and stored ids, and serves q-nets", async () => {
+    const texts = await call(h, "/v1/rerank", {
+      body: { tenant: "acme", query: QUERY, documents: DOCS.slice(0, 3).map((d) => ({ text: d.text })) },
+    });
+    const { scores } = (await texts.json()) as { scores: Array<{ id: string; score: number }> };
+    expect(scores.map((s) => s.id).sort()).toEqual(["0", "1", "2"]);
+    expect(scores[0]!.score).toBeGreaterThanOrEqual(scores[2]!.score);
+
+    const byId = await frames(
+      await call(h, "/v1/rerank", {
+        body: { tenant: "acme", query: QUERY, index: "docs", version: 1, ids: ["d2", "nope", "d0"], includeQNet: true },
+        accept: "application/msgpack",
+      }),
+    );
+    expect(byId.map((f) => f.type)).toEqual(["qnet", "scores"]);
+    const scored = byId[1] as Extract<Frame, { type: "scores" }>;
+    expect(scored.missing).toEqual(["nope"]);
+    const qnet = decodeQNet((byId[0] as Extract<Frame, { type: "qnet" }>).qnet);
+    const reference = scoreQNet(qnet, embeddings);
+    for (const s of scored.scores) expect(Math.abs(reference[DOCS.findIndex((d) => d.id === s.id)]! - s.score)).toBeLessThan(1e-4);
+    // Texts and stored embeddings of the same documents score alike.
+    const d0Text = scores.find((s) => s.id === "0")!.score;
+    expect(Math.abs(scored.scores.find((s) => s.id === "d0")!.score - d0Text)).toBeLessThan(1e-4);
+
+    const qnetResponse = await call(h, "/v1/qnet", { body: { tenant: "acme", query: QUERY, dtype: "float16" } });
+    expect(qnetResponse.headers.get("content-type")).toBe("application/msgpack");
+    const half = decodeQNet(new Uint8Array(await qnetResponse.arrayBuffer()));
+    const halfScores = scoreQNet(half, embeddings);
+    expect(Math.abs(halfScores[0]! - reference[0]!)).toBeLessThan(0.05 * Math.max(1, Math.abs(reference[0]!)));
+  });
+
+  it("starts builds and shows each tenant only its own jobs", async () => {
+    const started = await call(h, "/v1/builds", { body: { tenant: "acme", index: "docs", version: 2, inputs: [{ format: "jsonl", key: "in/a.jsonl" }] } });
+    expect(started.status).toBe(202);
+    const { jobId } = (await started.json()) as BuildStatus;
+    expect((await call(h, `/v1/builds/${jobId}`)).status).toBe(200);
+    expect(await errorOf(await call(h, `/v1/builds/${jobId}`, { tenant: "other" }))).toMatchObject({ status: 404, code: "build_not_found" });
+  });
+
+  it("batches concurrent query encodings", async () => {
+    const b = await startHarness({ batchWaitMs: 50 });
+    const spy = vi.spyOn(runtime, "encodeQueries");
+    try {
+      const responses = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => call(b, "/v1/search", { body: search({ query: `${QUERY} ${i}` }) })),
+      );
+      expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
+      expect(spy.mock.calls.length).toBeLessThan(8);
+      const metrics = await (await fetch(`${b.server.url}/metrics`)).text();
+      expect(metrics).toMatch(new RegExp(`hyp_worker_encoder_calls_total ${spy.mock.calls.length}\\b`));
+      expect(metrics).toContain("hyp_worker_encode_batch_size_sum 8");
+    } finally {
+      spy.mockRestore();
+      await b.close();
+    }
+  });
+
+  it("refuses with 503 and Retry-After when the queue is full", async () => {
+    const b = await startHarness({ queueMax: 2, concurrency: 1 });
+    b.backend.delayMs = 1000;
+    try {
+      const slow = [call(b, "/v1/search", { body: search() }), call(b, "/v1/search", { body: search() })];
+      await vi.waitFor(() => expect(b.service.admission.stats).toMatchObject({ running: 1, waiting: 1 }));
+      const refused = await call(b, "/v1/search", { body: search() });
+      expect(refused.status).toBe(503);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect((await refused.json()) as unknown).toMatchObject({ error: { code: "overloaded" } });
+      expect((await Promise.all(slow)).map((r) => r.status)).toEqual([200, 200]);
+      expect(await (await fetch(`${b.server.url}/metrics`)).text()).toContain('hyp_worker_http_requests_total{route="/v1/search",method="POST",status="503"} 1');
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("times out with 504 and aborts the backend's work; a disconnecting client aborts it too", async () => {
+    const b = await startHarness({ requestTimeoutMs: 200 });
+    b.backend.delayMs = 10_000;
+    try {
+      const started = performance.now();
+      expect(await errorOf(await call(b, "/v1/search", { body: search() }))).toMatchObject({ status: 504, code: "timeout" });
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(b.backend.signals[0]!.aborted).toBe(true);
+
+    } finally {
+      await b.close();
+    }
+    const c = await startHarness();
+    c.backend.delayMs = 10_000;
+    try {
+      const client = new AbortController();
+      const pending = call(c, "/v1/search", { body: search(), signal: client.signal }).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(c.backend.signals).toHaveLength(1));
+      client.abort();
+      await pending;
+      await vi.waitFor(() => expect(c.backend.signals[0]!.aborted).toBe(true));
+      await vi.waitFor(() => expect(c.service.admission.stats.running).toBe(0));
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("sends an error frame when a streamed request fails after its first frame", async () => {
+    const b = await startHarness({ requestTimeoutMs: 300 });
+    b.backend.delayMs = 10_000;
+    try {
+      const streamed = await frames(await call(b, "/v1/search", { body: search({ includeQNet: true }), accept: "application/msgpack" }));
+      expect(streamed.map((f) => f.type)).toEqual(["qnet", "error"]);
+      expect(streamed[1]).toMatchObject({ code: "timeout" });
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("exposes request counters and latency histograms by route and status", async () => {
+    const text = await (await fetch(`${h.server.url}/metrics`)).text();
+    expect(text).toMatch(/hyp_worker_http_requests_total\{route="\/v1\/search",method="POST",status="200"\} \d+/);
+    expect(text).toMatch(/hyp_worker_http_requests_total\{route="\/v1\/search",method="POST",status="401"\} \d+/);
+    expect(text).toMatch(/hyp_worker_http_requests_total\{route="\/v1\/builds\/:jobId",method="GET",status="404"\} 1/);
+    expect(text).toContain("hyp_worker_http_request_seconds_bucket");
+    expect(text).toContain("hyp_worker_queue_waiting 0");
+    expect(text).toContain("hyp_worker_search_seconds_count");
+    expect(text).not.toContain("acme");
+    expect(text).not.toContain(jobIdLike);
+  });
+
+  it("logs requests without query text, document text or secrets", () => {
+    const out = h.logs.join("");
+    expect(out).toContain('"route":"/v1/search"');
+    expect(out).toContain('"tenant":"acme"');
+    for (const forbidden of [QUERY, "zebra", DOCS[1]!.text, SECRET, "old-secret"]) expect(out).not.toContain(forbidden);
+  });
+});
+
+const jobIdLike = "job-1";
