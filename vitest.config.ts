@@ -37,7 +37,10 @@ export default defineConfig({
                   ),
                 ),
                 WORKER_SIGNING_SECRET: "edge-test-signing-secret",
-                GPU_WORKERS: "http://worker-0.test,http://worker-1.test,http://worker-2.test",
+                // Nothing listens on these ports: unit tests inject a fake fetcher, and app-level tests check
+                // that unreachable workers give partial answers. (Unresolvable hostnames would also do,
+                // but make workerd log a DNS stack trace per attempt.)
+                GPU_WORKERS: "http://127.0.0.1:9,http://127.0.0.1:10,http://127.0.0.1:11",
                 TEST_MIGRATIONS: edgeMigrations,
                 ADMIN_TOKEN: "edge-test-admin-token",
               },

@@ -6,12 +6,15 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/routes.ts";
+import { buildRoutes } from "./builds/routes.ts";
 import type { EdgeEnv } from "./env.ts";
 import { ApiError, errorResponse } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
 import { indexRoutes } from "./indexes/routes.ts";
 import { openApiRoutes } from "./openapi/routes.ts";
 import { pageRoutes } from "./page/routes.ts";
+import { searchRoutes } from "./search/routes.ts";
+import { uploadRoutes } from "./uploads/routes.ts";
 
 export type { EdgeBindings, EdgeEnv } from "./env.ts";
 
@@ -22,6 +25,9 @@ export function createApp(): Hono<EdgeEnv> {
   app.route("/v1", openApiRoutes);
   app.route("/v1/admin", adminRoutes);
   app.route("/v1/indexes", indexRoutes);
+  app.route("/v1/indexes", searchRoutes);
+  app.route("/v1/indexes", uploadRoutes);
+  app.route("/v1/indexes", buildRoutes);
 
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {

@@ -221,7 +221,8 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
 
   // The header's size depends on the offsets it lists and vice versa: lay the sections out
   // after a header of the current size until the size stops changing (two rounds at most).
-  let headerJson = new Uint8Array(0);
+  // Typed wide: TextEncoder.encode returns Uint8Array<ArrayBufferLike> under @cloudflare/workers-types (the edge imports this file via keys.ts).
+  let headerJson: Uint8Array = new Uint8Array(0);
   let header: ShardHeader | undefined;
   for (let round = 0; ; round++) {
     if (round === 4) throw new Error("encodeShard: header layout did not converge (bug)");
@@ -310,7 +311,7 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
 
   let headerValue: unknown;
   try {
-    headerValue = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
+    headerValue = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(headerBytes));
   } catch (e) {
     fail(`header is not valid UTF-8 JSON: ${(e as Error).message}`);
   }

@@ -6,6 +6,7 @@
  *   router.post("/", requireApiKey("manage"), handler)           // needs manage
  *   router.get("/", requireApiKey("search", "manage"), handler)  // either scope
  */
+import type { Context, MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { findApiKeyByHash, touchApiKey, type Scope } from "../db/api-keys.ts";
 import type { EdgeEnv } from "../env.ts";
@@ -17,8 +18,9 @@ import { bearerToken } from "./bearer.ts";
 const CHALLENGE = { "WWW-Authenticate": 'Bearer realm="hypencoder-search"' };
 const unauthorized = (message: string) => new ApiError(401, "unauthorized", message, CHALLENGE);
 
-export function requireApiKey(...anyOf: Scope[]) {
-  return createMiddleware<EdgeEnv>(async (c, next) => {
+/** Generic over the router's env, so routers with more bindings (S3, workers) need no cast. */
+export function requireApiKey<E extends EdgeEnv = EdgeEnv>(...anyOf: Scope[]): MiddlewareHandler<E> {
+  return createMiddleware<E>(async (c, next) => {
     const token = bearerToken(c.req.header("authorization"));
     if (token === undefined) throw unauthorized("missing API key: send Authorization: Bearer hyp_…");
     // Malformed tokens are refused without a database read.
@@ -28,9 +30,11 @@ export function requireApiKey(...anyOf: Scope[]) {
     if (key.revokedAt !== null) throw unauthorized("API key has been revoked");
     if (key.tenantDisabled) throw new ApiError(403, "tenant_disabled", "this tenant is disabled");
 
-    c.set("auth", { tenantId: key.tenantId, keyId: key.id, scopes: key.scopes });
+    // E extends EdgeEnv, so c is an EdgeEnv context; TypeScript cannot see that through the generic.
+    const ctx = c as unknown as Context<EdgeEnv>;
+    ctx.set("auth", { tenantId: key.tenantId, keyId: key.id, scopes: key.scopes });
     // Counted before the scope check: refused requests still cost a lookup.
-    await enforceRateLimit(c, key.id);
+    await enforceRateLimit(ctx, key.id);
     if (anyOf.length > 0 && !anyOf.some((scope) => key.scopes.includes(scope))) {
       const needed = anyOf.map((s) => `"${s}"`).join(" or ");
       throw new ApiError(403, "forbidden", `this API key lacks the ${needed} scope`);

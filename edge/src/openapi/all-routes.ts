@@ -6,7 +6,7 @@ import { adminRouteDocs } from "../admin/routes.ts";
 import { indexRouteDocs } from "../indexes/routes.ts";
 import { pageRouteDocs } from "../page/routes.ts";
 import { healthRouteDocs } from "../health.ts";
-import { provisionalRouteDocs } from "./provisional-routes.ts";
+import { searchApiRouteDocs } from "./search-api-docs.ts";
 import type { RouteDoc } from "./route-doc.ts";
 
 export const openApiRouteDocs = (): RouteDoc[] => [
@@ -15,7 +15,7 @@ export const openApiRouteDocs = (): RouteDoc[] => [
   ...pageRouteDocs,
   ...adminRouteDocs,
   ...indexRouteDocs,
-  ...provisionalRouteDocs,
+  ...searchApiRouteDocs,
 ];
 
 const openApiSelfDocs: RouteDoc[] = [

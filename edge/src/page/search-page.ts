@@ -67,7 +67,7 @@ async function search(event) {
   const index = $("index").value;
   if (!index) return showError("Load the indexes and pick one first.");
   const fields = $("fields").value.split(",").map((f) => f.trim()).filter(Boolean);
-  const body = { query: $("query").value, params: { k: Number($("k").value) || 10 }, fields };
+  const body = { query: $("query").value, k: Number($("k").value) || 10, fields };
   $("status").textContent = "Searching…";
   $("hits").replaceChildren();
   try {

@@ -10,7 +10,7 @@
  * silently incomplete. A client abort cancels every upstream fetch and rejects with its reason.
  */
 import { FrameDecoder } from "../../../shared/api/frames.ts";
-import { type Frame, type Hit, MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
+import { type Frame, MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
 import { mergeStats, mergeTopK } from "./merge.ts";
 import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
 import { attemptSignal, callWorker, type Fetcher } from "./worker-client.ts";
@@ -193,4 +193,3 @@ async function failedResponse(response: Response): Promise<GroupOutcome> {
   return { ok: false, reason: `http ${status}` };
 }
 
-export type { Hit };

@@ -5,6 +5,8 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { createIndex } from "../db/indexes.ts";
+import { createTenant } from "../db/tenants.ts";
 import { ApiError, errorResponse } from "../errors.ts";
 
 /** Stands in for requireApiKey: the caller is `tenant` with every scope. */
@@ -25,4 +27,13 @@ export function testApp(router: Hono<any>): Hono<any> {
     return errorResponse(c, 500 as ContentfulStatusCode, "internal", "internal error");
   });
   return app;
+}
+
+/** A fresh tenant with one index "docs" in the test D1 (real schema: edge/test/apply-migrations.ts). */
+export async function seedIndex(db: D1Database): Promise<{ tenant: string; index: string }> {
+  const tenant = `t-${crypto.randomUUID().slice(0, 8)}`;
+  await createTenant(db, tenant, tenant);
+  const created = await createIndex(db, tenant, "docs");
+  if (!created.ok) throw new Error("seeding the index failed");
+  return { tenant, index: "docs" };
 }

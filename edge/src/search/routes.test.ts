@@ -5,10 +5,12 @@ import { type Frame, type SearchRequest } from "../../../shared/api/worker-api.t
 import { fakeWorkerPool, shardHits } from "../routing/fake-workers.ts";
 import { mergeTopK } from "../routing/merge.ts";
 import { stubAuth, testApp } from "../routing/test-harness.ts";
+import { parseWorkerPool } from "../routing/worker-pool.ts";
 import type { SearchCatalog } from "./catalog.ts";
 import { createSearchRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
+const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
 const SHARDS = ["s0", "s1", "s2", "s3", "s4"];
 
 function setup(options: { versions?: Record<string, number>; tenant?: () => string } = {}) {
@@ -134,7 +136,7 @@ describe("search route", () => {
 
   it("a stream whose workers all fail ends with a partial result, not silence", async () => {
     const { call, pool } = setup();
-    for (const w of ["http://worker-0.test", "http://worker-1.test", "http://worker-2.test"]) pool.behaviour.set(w, "down");
+    for (const w of WORKERS) pool.behaviour.set(w, "down");
     const nd = await call(`/v1/indexes/docs/search?q=x&stream=true`);
     const last = JSON.parse(new TextDecoder().decode(nd.bytes).trim().split("\n").at(-1)!);
     expect(last).toMatchObject({ type: "result", partial: true, missingShards: SHARDS });
@@ -142,7 +144,7 @@ describe("search route", () => {
 
   it("a worker's 400 is passed on; a stream turns it into an error frame", async () => {
     const { call, pool } = setup();
-    for (const w of ["http://worker-0.test", "http://worker-1.test", "http://worker-2.test"]) pool.behaviour.set(w, "http400");
+    for (const w of WORKERS) pool.behaviour.set(w, "http400");
     const whole = await call(`/v1/indexes/docs/search?q=x`);
     expect(whole.response.status).toBe(400);
     expect(whole.json().error.message).toMatch(/too long/);
@@ -194,7 +196,7 @@ describe("result cache", () => {
 
   it("partial answers and streams are not cached", async () => {
     const { call, pool } = setup();
-    for (const w of ["http://worker-0.test", "http://worker-1.test", "http://worker-2.test"]) pool.behaviour.set(w, "down");
+    for (const w of WORKERS) pool.behaviour.set(w, "down");
     const path = `/v1/indexes/docs/search?q=${encodeURIComponent(unique())}`;
     expect((await call(path)).json().partial).toBe(true);
     pool.behaviour.clear();

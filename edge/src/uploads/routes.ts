@@ -3,7 +3,7 @@
  * per declared file, under the tenant's upload prefix (shared/index/keys.ts uploadPrefix). The edge
  * never carries document bytes: clients PUT straight to S3, and the build checks what arrived.
  */
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
 import { uploadPrefix } from "../../../shared/index/keys.ts";
@@ -39,9 +39,9 @@ export function newUploadId(): string {
 }
 
 /** The S3 client for a request, or a 503 that names no setting values. */
-export function s3For(c: Context<{ Bindings: S3Bindings }>) {
+export function s3For(env: S3Bindings) {
   try {
-    return s3ClientFor(c.env);
+    return s3ClientFor(env);
   } catch (error) {
     if (!(error instanceof S3NotConfiguredError)) throw error;
     console.error(error.message);
@@ -58,7 +58,7 @@ export function createUploadRoutes(options: { auth?: MiddlewareHandler<UploadEnv
     const body = await readJson(c, uploadBodySchema);
     const tenant = c.get("auth").tenantId;
     if (!(await getIndex(c.env.DB, tenant, index))) throw notFound(`index ${index}`);
-    const { client, settings } = s3For(c);
+    const { client, settings } = s3For(c.env);
     const ttl = uploadUrlTtlSeconds(c.env.UPLOAD_URL_TTL_SECONDS);
     const id = newUploadId();
     const prefix = uploadPrefix(tenant, id);

@@ -16,13 +16,14 @@ import {
 import type { Logger } from "../service/logger.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { openStore } from "../store/open-store.ts";
+import { BuildManager } from "./build/build-manager.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
 import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "./index-registry.ts";
 import { IndexUnavailableError, ModelMismatchError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { searchIndex } from "./shard-search.ts";
 
-/** What the backend needs from the index builder (gpu-worker/src/index/build/). */
+/** What the backend needs from the index builder (BuildManager in gpu-worker/src/index/build/). */
 export interface BuildDelegate {
   start(request: BuildRequest): BuildStatus;
   get(tenant: string, jobId: string): BuildStatus | undefined;
@@ -40,7 +41,7 @@ export interface IndexBackendOptions {
   /** Versions to load (manifest and every shard) before the worker starts serving. */
   preload: IndexRef[];
   logger: Pick<Logger, "info" | "warn" | "error">;
-  /** The index builder; when absent, builds are refused with a clear error. */
+  /** The index builder; by default a BuildManager writing to the index store (none without a store). */
   builds?: BuildDelegate;
   /** Rows per scorer call (default 16384). */
   batchRows?: number;
@@ -78,6 +79,9 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     logger.info({ ms: Math.round(performance.now() - started), ...registry.metrics() }, "preload done");
   }
 
+  // Builds write new versions into the same store; the registry finds them on their first query.
+  const builds: BuildDelegate | undefined = options.builds ?? (store ? new BuildManager({ runtime: options.runtime, store, logger }) : undefined);
+
   const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
     if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
     return registry.get({ tenant, index, version: v });
@@ -112,12 +116,12 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     },
 
     startBuild(request: BuildRequest): BuildStatus {
-      if (!options.builds) throw new ApiError(501, "builds_unavailable", "this worker does not build indexes (no index builder configured)");
-      return options.builds.start(request);
+      if (!builds) throw new ApiError(501, "builds_unavailable", "this worker does not build indexes: it has no index store (INDEX_STORE)");
+      return builds.start(request);
     },
 
     getBuild(tenant: string, jobId: string): BuildStatus | undefined {
-      return options.builds?.get(tenant, jobId);
+      return builds?.get(tenant, jobId);
     },
 
     metrics(): Record<string, number> {
@@ -125,7 +129,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     },
 
     async close(): Promise<void> {
-      await options.builds?.close?.();
+      await builds?.close?.();
       await registry?.close();
     },
   };

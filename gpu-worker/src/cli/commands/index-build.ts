@@ -148,7 +148,7 @@ function parseRequest(value: unknown): BuildRequest {
 function cliProgress(): (update: BuildUpdate) => void {
   let docsTotal = 0;
   let lastRead = 0;
-  let lastEncoded = -1;
+  let lastEncoded = 0;
   const encoding = progressReporter("encoding documents");
   const graph = progressReporter("building graphs (%)");
   return (update) => {

@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import { tenantPrefix } from "../../../../shared/index/keys.ts";
+import { ApiError } from "../../service/errors.ts";
 import { BuildConflictError } from "../../service/index-backend.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
 import { BuildInputError, BuildQueueFullError } from "./errors.ts";
@@ -46,6 +47,8 @@ export class BuildManager {
   private readonly jobs = new Map<string, Job>();
   private readonly queue: Job[] = [];
   private running: Job | undefined;
+  /** Settles when the running job has finished (its status final). */
+  private runningDone: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly maxQueued: number;
   private readonly maxFinished: number;
@@ -66,7 +69,7 @@ export class BuildManager {
    * tenant/index already has a build queued or running, BuildQueueFullError if too many wait.
    */
   start(request: BuildRequest): BuildStatus {
-    if (this.closed) throw new BuildQueueFullError(0);
+    if (this.closed) throw new ApiError(503, "shutting_down", "the worker is shutting down", { "retry-after": "1" });
     const busy = [...this.queue, ...(this.running ? [this.running] : [])].find(
       (j) => j.request.tenant === request.tenant && j.request.index === request.index,
     );
@@ -110,21 +113,15 @@ export class BuildManager {
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) this.finish(job, { code: "aborted", message: "the worker shut down before the build started" });
-    const running = this.running;
-    if (running) {
-      running.abort.abort(new DOMException("the worker is shutting down", "AbortError"));
-      await new Promise<void>((resolve) => {
-        const check = () => (this.running === running ? setTimeout(check, 10) : resolve());
-        check();
-      });
-    }
+    this.running?.abort.abort(new DOMException("the worker is shutting down", "AbortError"));
+    await this.runningDone;
   }
 
   private pump(): void {
     if (this.running || this.queue.length === 0) return;
     const job = this.queue.shift()!;
     this.running = job;
-    void this.execute(job).finally(() => {
+    this.runningDone = this.execute(job).finally(() => {
       this.running = undefined;
       this.pump();
     });

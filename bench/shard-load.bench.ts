@@ -1,0 +1,176 @@
+/**
+ * Shard load throughput from radosgw (real S3, infra/s3) through the ShardCache (stream download +
+ * SHA-256 while streaming + write to the cache folder + decodeShard), against a plain S3 GetObject
+ * of the same object read to the end, in the same run, alternating the two so load drifts hit both.
+ * Also: re-opening from the disk cache (read + CRC check + decode), and memory per document once
+ * the shard is open (the shard buffer, and the process's measured growth including the decoded ids).
+ *
+ *   node bin/run-ts.mjs bench/shard-load.bench.ts [--docs 100000] [--dim 768] [--degree 32] [--runs 5]
+ *
+ * Target: cache load ≥ 0.8 × plain GetObject throughput.
+ */
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { decodeShard, encodeShard } from "../shared/index/format.ts";
+import { ShardCache } from "../gpu-worker/src/index/shard-cache.ts";
+import { seededRandom } from "../gpu-worker/src/search/random.ts";
+import { nodeChecksums } from "../gpu-worker/src/store/checksums.ts";
+import { S3Store } from "../gpu-worker/src/store/s3-store.ts";
+import { freshBucket, s3TestClient } from "../test/support/s3.ts";
+import { percentile } from "./stats.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    docs: { type: "string", default: "100000" },
+    dim: { type: "string", default: "768" },
+    degree: { type: "string", default: "32" },
+    runs: { type: "string", default: "5" },
+  },
+});
+const DOCS = Number(args.docs);
+const DIM = Number(args.dim);
+const DEGREE = Number(args.degree);
+const RUNS = Number(args.runs);
+
+/** A realistic shard: fp16 embeddings, a random graph of full degree, short ids and a text field. */
+function makeShard(): Uint8Array {
+  const rand = seededRandom(1);
+  const embeddings = new Float32Array(DOCS * DIM);
+  for (let i = 0; i < embeddings.length; i++) embeddings[i] = rand() * 2 - 1;
+  const offsets = new Uint32Array(DOCS + 1);
+  const neighbors = new Uint32Array(DOCS * DEGREE);
+  for (let r = 0; r < DOCS; r++) {
+    for (let e = 0; e < DEGREE; e++) neighbors[r * DEGREE + e] = (r + 1 + Math.floor(rand() * (DOCS - 1))) % DOCS;
+    offsets[r + 1] = (r + 1) * DEGREE;
+  }
+  return encodeShard(
+    {
+      ids: Array.from({ length: DOCS }, (_, i) => `doc-${i}`),
+      fields: Array.from({ length: DOCS }, (_, i) => ({ text: `document number ${i}, a short stored text field` })),
+      embeddings,
+      dim: DIM,
+      dtype: "float16",
+      graph: { offsets, neighbors, degree: DEGREE },
+    },
+    { checksums: nodeChecksums },
+  );
+}
+
+const mb = (bytes: number) => bytes / 2 ** 20;
+
+// A full GC before each memory reading, without needing node's --expose-gc flag on the command line.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+async function main(): Promise<void> {
+  let t0 = performance.now();
+  const bytes = makeShard();
+  const sha256 = nodeChecksums.sha256Hex(bytes);
+  console.log(`shard: ${DOCS} docs × ${DIM}-d fp16, degree ${DEGREE}: ${mb(bytes.length).toFixed(1)} MiB, encoded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  const client = await s3TestClient();
+  const bucket = await freshBucket("shard-load-bench");
+  const store = new S3Store({ client, bucket, prefix: "bench" });
+  t0 = performance.now();
+  await store.put("shards/s0.hxs", bytes);
+  console.log(`uploaded to radosgw in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const ref = { key: "shards/s0.hxs", bytes: bytes.length, sha256 };
+
+  /** The baseline: GetObject, every byte read from the socket, nothing else done with them. */
+  const plainGet = async (): Promise<number> => {
+    const start = performance.now();
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `bench/${ref.key}` }));
+    let n = 0;
+    for await (const chunk of res.Body as Readable) n += (chunk as Uint8Array).length;
+    if (n !== bytes.length) throw new Error(`GetObject returned ${n} bytes, expected ${bytes.length}`);
+    return performance.now() - start;
+  };
+  /** Attribution: GetObject into one buffer with SHA-256 per chunk, as the cache streams (no write, no decode). */
+  const hashedGet = async (): Promise<number> => {
+    const start = performance.now();
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `bench/${ref.key}` }));
+    const out = new Uint8Array(bytes.length);
+    const hash = createHash("sha256");
+    let n = 0;
+    for await (const chunk of res.Body as Readable) {
+      out.set(chunk as Uint8Array, n);
+      hash.update(chunk as Uint8Array);
+      n += (chunk as Uint8Array).length;
+    }
+    if (hash.digest("hex") !== sha256) throw new Error("sha256 mismatch");
+    return performance.now() - start;
+  };
+  const root = await mkdtemp(join(tmpdir(), "shard-load-bench-"));
+  /** Cold: a fresh cache folder, so the open downloads, verifies, writes and decodes. */
+  const cacheLoad = async (run: number): Promise<{ cold: number; warm: number }> => {
+    const cache = new ShardCache({ dir: join(root, `cache-${run}`), budgetBytes: 2 * bytes.length, store });
+    await cache.init();
+    let start = performance.now();
+    const handle = await cache.open(ref);
+    const cold = performance.now() - start;
+    if (cache.stats().downloads !== 1) throw new Error("expected one download");
+    handle.release();
+    // Released and unpinned: the next open reads the verified file back (CRC pass + decode).
+    start = performance.now();
+    const again = await cache.open(ref);
+    const warm = performance.now() - start;
+    again.release();
+    await rm(join(root, `cache-${run}`), { recursive: true, force: true });
+    return { cold, warm };
+  };
+
+  try {
+    await plainGet(); // warm the connection and radosgw's own caches for both sides
+    const plain: number[] = [];
+    const cold: number[] = [];
+    const warm: number[] = [];
+    const hashed: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      // Alternate which goes first, so neither always follows the other's allocations.
+      if (run % 2 === 0) plain.push(await plainGet());
+      const c = await cacheLoad(run);
+      cold.push(c.cold);
+      warm.push(c.warm);
+      if (run % 2 === 1) plain.push(await plainGet());
+      hashed.push(await hashedGet());
+    }
+    const rate = (ms: number) => mb(bytes.length) / (ms / 1000);
+    const row = (label: string, times: number[]) =>
+      console.log(`${label.padEnd(44)} p50 ${percentile(times, 50).toFixed(0).padStart(6)} ms  ${rate(percentile(times, 50)).toFixed(0).padStart(5)} MiB/s   (min ${Math.min(...times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms)`);
+    console.log(`\n${RUNS} runs each, alternating:`);
+    row("plain S3 GetObject (read to end)", plain);
+    row("  of which: GetObject + copy + sha256 per chunk", hashed);
+    row("ShardCache open, cold (download+sha+write+decode)", cold);
+    row("ShardCache open, from disk cache (read+CRC+decode)", warm);
+    console.log(`\nratio cold cache load / plain GetObject throughput (p50): ${(percentile(plain, 50) / percentile(cold, 50)).toFixed(2)} (target ≥ 0.8)`);
+
+    // Memory per document: the shard buffer (embeddings, graph, ids, fields bytes), plus the JS heap
+    // that decoding adds (the ids array of strings; fields stay encoded until a hit needs them).
+    const cache = new ShardCache({ dir: join(root, "cache-mem"), budgetBytes: 2 * bytes.length, store });
+    const handle = await cache.open(ref);
+    gc();
+    const heapBefore = process.memoryUsage().heapUsed;
+    const decoded = decodeShard(bytes, { bytes: bytes.length }, { checksums: nodeChecksums, contentVerified: true });
+    gc();
+    const heapPerDoc = (process.memoryUsage().heapUsed - heapBefore) / DOCS;
+    console.log(
+      `\nbytes per document in memory: ${(handle.shard.byteLength / DOCS + heapPerDoc).toFixed(0)} = shard buffer ${(handle.shard.byteLength / DOCS).toFixed(0)} ` +
+        `(embeddings ${DIM * 2}, graph ${4 * (DEGREE + 1)}, ids + fields + padding the rest) + decoded ids on the JS heap ${heapPerDoc.toFixed(0)}`,
+    );
+    if (decoded.docCount !== DOCS) throw new Error("decode check");
+    handle.release();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await store.deletePrefix("");
+    client.destroy();
+  }
+}
+
+await main();

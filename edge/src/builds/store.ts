@@ -1,0 +1,163 @@
+/**
+ * Data access for `builds` (edge/migrations/0001_init.sql). At most one non-terminal build per index
+ * is enforced by the partial unique index builds_one_active_per_index: insertBuild reports the
+ * conflict instead of checking first, so two concurrent requests cannot both start a build.
+ */
+import type { BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
+import { isUniqueViolation, jsonColumn, nowIso } from "../db/sql.ts";
+
+export type BuildRowState = BuildState | "cancelled";
+export const TERMINAL_STATES: readonly BuildRowState[] = ["succeeded", "failed", "cancelled"];
+const TERMINAL_SQL = "('succeeded', 'failed', 'cancelled')";
+
+export interface BuildRecord {
+  tenantId: string;
+  id: string;
+  indexId: string;
+  version: number;
+  uploadId: string | null;
+  workerJobId: string | null;
+  workerUrl: string | null;
+  state: BuildRowState;
+  progress: Partial<BuildStatus["progress"]>;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface BuildRow {
+  tenant_id: string;
+  id: string;
+  index_id: string;
+  version: number;
+  upload_id: string | null;
+  worker_job_id: string | null;
+  worker_url: string | null;
+  state: BuildRowState;
+  progress: string;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+const COLUMNS = "tenant_id, id, index_id, version, upload_id, worker_job_id, worker_url, state, progress, error, created_at, updated_at";
+
+const toRecord = (row: BuildRow): BuildRecord => ({
+  tenantId: row.tenant_id,
+  id: row.id,
+  indexId: row.index_id,
+  version: row.version,
+  uploadId: row.upload_id,
+  workerJobId: row.worker_job_id,
+  workerUrl: row.worker_url,
+  state: row.state,
+  progress: jsonColumn<BuildRecord["progress"]>(row.progress) ?? {},
+  error: jsonColumn<BuildRecord["error"]>(row.error),
+  createdAt: row.created_at,
+  updatedAt: row.updated_at,
+});
+
+export type InsertBuildResult = { ok: true; build: BuildRecord } | { ok: false; reason: "build_in_progress" };
+
+export async function insertBuild(
+  db: D1Database,
+  build: { tenantId: string; id: string; indexId: string; version: number; uploadId: string },
+): Promise<InsertBuildResult> {
+  const now = nowIso();
+  try {
+    const row = await db
+      .prepare(`INSERT INTO builds (tenant_id, id, index_id, version, upload_id, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6) RETURNING ${COLUMNS}`)
+      .bind(build.tenantId, build.id, build.indexId, build.version, build.uploadId, now)
+      .first<BuildRow>();
+    return { ok: true, build: toRecord(row!) };
+  } catch (error) {
+    if (isUniqueViolation(error)) return { ok: false, reason: "build_in_progress" };
+    throw error;
+  }
+}
+
+export async function getBuild(db: D1Database, tenantId: string, indexId: string, id: string): Promise<BuildRecord | null> {
+  const row = await db.prepare(`SELECT ${COLUMNS} FROM builds WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3`).bind(tenantId, indexId, id).first<BuildRow>();
+  return row ? toRecord(row) : null;
+}
+
+/**
+ * Records the worker's latest view of a running build. Guarded by state: a row that already reached
+ * a terminal state is never moved back (a slow poll cannot undo a newer one). Null when nothing changed.
+ */
+export async function updateRunningBuild(
+  db: D1Database,
+  build: BuildRecord,
+  update: { state: BuildRowState; progress?: BuildRecord["progress"]; error?: BuildRecord["error"]; workerJobId?: string; workerUrl?: string },
+): Promise<BuildRecord | null> {
+  const row = await db
+    .prepare(
+      `UPDATE builds SET state = ?4, progress = ?5, error = ?6, worker_job_id = COALESCE(?7, worker_job_id), worker_url = COALESCE(?8, worker_url), updated_at = ?9
+       WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3 AND state NOT IN ${TERMINAL_SQL}
+       RETURNING ${COLUMNS}`,
+    )
+    .bind(
+      build.tenantId,
+      build.indexId,
+      build.id,
+      update.state,
+      JSON.stringify(update.progress ?? build.progress),
+      update.error ? JSON.stringify(update.error) : null,
+      update.workerJobId ?? null,
+      update.workerUrl ?? null,
+      nowIso(),
+    )
+    .first<BuildRow>();
+  return row ? toRecord(row) : null;
+}
+
+export interface BuiltVersion {
+  docCount: number;
+  manifestKey: string;
+  /** Manifest shard entries as search reads them (search/catalog.ts shardIds). */
+  shards: Array<{ id: string; bytes: number; docCount: number }>;
+}
+
+/**
+ * The success transition, as ONE D1 batch (a transaction): the build row moves to succeeded only if
+ * it was still running; the version becomes ready only if that build did; the index's active version
+ * flips only to a ready version newer than the current one. Every statement is guarded by state, so
+ * concurrent polls, a retry after a crash, or an older build finishing late cannot flip it wrongly.
+ * Returns whether this call made the transition.
+ */
+export async function completeBuild(db: D1Database, build: BuildRecord, built: BuiltVersion, progress: BuildRecord["progress"]): Promise<boolean> {
+  const now = nowIso();
+  const results = await db.batch([
+    db
+      .prepare(`UPDATE builds SET state = 'succeeded', progress = ?4, error = NULL, updated_at = ?5 WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3 AND state NOT IN ${TERMINAL_SQL}`)
+      .bind(build.tenantId, build.indexId, build.id, JSON.stringify(progress), now),
+    db
+      .prepare(
+        `UPDATE index_versions SET state = 'ready', doc_count = ?4, manifest_key = ?5, shards = ?6
+         WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3 AND state = 'building'
+           AND EXISTS (SELECT 1 FROM builds b WHERE b.tenant_id = ?1 AND b.index_id = ?2 AND b.id = ?7 AND b.version = ?3 AND b.state = 'succeeded')`,
+      )
+      .bind(build.tenantId, build.indexId, build.version, built.docCount, built.manifestKey, JSON.stringify(built.shards), build.id),
+    db
+      .prepare(
+        `UPDATE indexes SET active_version = ?3, doc_count = ?4, status = 'ready'
+         WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted' AND (active_version IS NULL OR active_version < ?3)
+           AND EXISTS (SELECT 1 FROM index_versions v WHERE v.tenant_id = ?1 AND v.index_id = ?2 AND v.version = ?3 AND v.state = 'ready')`,
+      )
+      .bind(build.tenantId, build.indexId, build.version, built.docCount),
+  ]);
+  return (results[0]?.meta.changes ?? 0) > 0;
+}
+
+/** The failure transition: the build and its version fail together; the index keeps its active version. */
+export async function failBuild(db: D1Database, build: BuildRecord, error: { code: string; message: string }, progress?: BuildRecord["progress"]): Promise<boolean> {
+  const results = await db.batch([
+    db
+      .prepare(`UPDATE builds SET state = 'failed', error = ?4, progress = ?5, updated_at = ?6 WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3 AND state NOT IN ${TERMINAL_SQL}`)
+      .bind(build.tenantId, build.indexId, build.id, JSON.stringify(error), JSON.stringify(progress ?? build.progress), nowIso()),
+    db
+      .prepare("UPDATE index_versions SET state = 'failed' WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3 AND state = 'building'")
+      .bind(build.tenantId, build.indexId, build.version),
+  ]);
+  return (results[0]?.meta.changes ?? 0) > 0;
+}

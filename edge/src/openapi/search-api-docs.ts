@@ -1,0 +1,143 @@
+/**
+ * Docs for the data-plane routes (uploads, builds, search, q-nets, rerank). Request schemas are
+ * imported from the routers that validate with them (uploads/schemas.ts, builds/schemas.ts,
+ * search/request.ts), so the docs follow them. Response schemas mirror what those routers send
+ * (uploads/routes.ts, builds/routes.ts buildView, search/render.ts publicResult).
+ *
+ * PROVISIONAL: POST /v1/qnet and POST /v1/rerank have no router yet; they are described from the
+ * GPU worker contract (shared/api/worker-api.ts). Replace them with the routers' schemas when
+ * those land (the openapi test fails if a served route is missing here, not if one is extra).
+ */
+import { z } from "zod";
+import { indexId, qnetRequestSchema, rerankRequestSchema } from "../../../shared/api/worker-api.ts";
+import { buildBodySchema, buildParamsSchema } from "../builds/schemas.ts";
+import { publicSearchSchema } from "../search/request.ts";
+import { uploadBodySchema } from "../uploads/schemas.ts";
+import type { RouteDoc } from "./route-doc.ts";
+
+const indexParams = z.strictObject({ id: indexId });
+const buildParams = buildParamsSchema.extend({ id: indexId });
+
+// The query-string form: q is the query, fields is comma-separated; the rest are publicSearchSchema's.
+const { query, fields: _fields, ...searchOptions } = publicSearchSchema.shape;
+const searchQueryString = z.object({
+  q: query,
+  fields: z.string().optional().describe("stored fields to return, comma-separated"),
+  ...searchOptions,
+});
+
+const hit = z.object({ id: z.string(), score: z.number(), fields: z.record(z.string(), z.unknown()).optional() });
+const searchResult = z.object({
+  hits: z.array(hit).describe("best first"),
+  stats: z.object({
+    docsScored: z.number(),
+    iterations: z.number(),
+    shardsSearched: z.number(),
+    ms: z.object({ queue: z.number(), encode: z.number(), search: z.number(), total: z.number() }),
+  }),
+  partial: z.boolean().describe("true when some shards did not answer"),
+  missingShards: z.array(z.string()),
+  version: z.number().int().describe("the index version searched"),
+});
+const searchResponses = {
+  200: {
+    description:
+      "Hits, best first. With `stream: true` the answer streams as frames (Accept: application/x-ndjson, text/event-stream or application/msgpack); `Accept: application/msgpack` without streaming gives one msgpack `result` frame.",
+    schema: searchResult,
+  },
+  404: { description: "No such index" },
+  409: { description: "The index has no built version yet" },
+  502: { description: "A search worker refused the request" },
+} as const;
+
+const uploadResponse = z.object({
+  id: z.string(),
+  expiresAt: z.string(),
+  files: z.array(
+    z.object({ name: z.string(), bytes: z.number().int(), key: z.string(), method: z.literal("PUT"), url: z.string(), headers: z.record(z.string(), z.string()) }),
+  ),
+});
+
+const buildView = z.object({
+  id: z.string(),
+  index: z.string(),
+  version: z.number().int(),
+  uploadId: z.string().nullable(),
+  state: z.string(),
+  progress: z.record(z.string(), z.unknown()),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  workerReachable: z.literal(false).optional().describe("present when the worker could not be polled this time"),
+});
+
+// rerankRequestSchema carries a refinement, which zod forbids .omit() on; rebuild it from its shape.
+const { tenant: _rerankTenant, ...rerankShape } = rerankRequestSchema.shape;
+const { tenant: _qnetTenant, ...qnetShape } = qnetRequestSchema.shape;
+
+const manage = { tags: ["indexes"], auth: "apiKey", scopes: ["manage"] } as const;
+const search = { tags: ["search"], auth: "apiKey", scopes: ["search"] } as const;
+
+export const searchApiRouteDocs: RouteDoc[] = [
+  {
+    ...manage,
+    method: "post",
+    path: "/v1/indexes/{id}/uploads",
+    summary: "Start an upload: one presigned PUT URL per file (JSONL, optionally gzipped, or npy)",
+    params: indexParams,
+    body: uploadBodySchema,
+    responses: { 201: { description: "The upload id and one presigned PUT per file", schema: uploadResponse }, 404: { description: "No such index" } },
+  },
+  {
+    ...manage,
+    method: "post",
+    path: "/v1/indexes/{id}/builds",
+    summary: "Build a new index version from an upload",
+    params: indexParams,
+    body: buildBodySchema,
+    responses: {
+      202: { description: "The build, dispatched to a GPU worker", schema: buildView },
+      404: { description: "No such index or upload" },
+      409: { description: "A build of this index is already running" },
+      503: { description: "No GPU worker accepted the build; see Retry-After" },
+    },
+  },
+  {
+    ...manage,
+    scopes: ["search", "manage"],
+    method: "get",
+    path: "/v1/indexes/{id}/builds/{buildId}",
+    summary: "Get a build's state and progress (a finished build activates its version)",
+    params: buildParams,
+    responses: { 200: { description: "The build", schema: buildView }, 404: { description: "No such build" } },
+  },
+  { ...search, method: "get", path: "/v1/indexes/{id}/search", summary: "Search an index (query-string form)", params: indexParams, query: searchQueryString, responses: searchResponses },
+  {
+    ...search,
+    method: "post",
+    path: "/v1/indexes/{id}/search",
+    summary: "Search an index (JSON body, or one msgpack map with Content-Type: application/msgpack)",
+    params: indexParams,
+    body: publicSearchSchema,
+    responses: searchResponses,
+  },
+  {
+    ...search,
+    method: "post",
+    path: "/v1/qnet",
+    summary: "PROVISIONAL: encode a query into its q-net (shared/FORMATS.md wire format)",
+    body: z.strictObject(qnetShape),
+    responses: { 200: { description: "The q-net as msgpack", contentType: "application/msgpack" } },
+  },
+  {
+    ...search,
+    method: "post",
+    path: "/v1/rerank",
+    summary: "PROVISIONAL: score documents (texts, or ids in an index version) against a query",
+    description: "Give either `documents`, or `ids` with `index` and `version`.",
+    body: z.strictObject(rerankShape),
+    responses: {
+      200: { description: "Scores, best first; `missing` lists ids the index did not hold", schema: z.object({ scores: z.array(z.object({ id: z.string(), score: z.number() })), missing: z.array(z.string()) }) },
+    },
+  },
+];

@@ -1,0 +1,21 @@
+/** Test-only: the real S3 (infra/s3 radosgw) as the edge tests see it through bindings. */
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { env } from "cloudflare:test";
+import { createS3Client, s3SettingsFromEnv } from "./s3-client.ts";
+
+export const s3Bindings = env as unknown as Record<string, string | undefined>;
+export const hasS3 = Boolean(s3Bindings.S3_ENDPOINT);
+
+export async function hexDigest(algorithm: "SHA-256" | "MD5", bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest(algorithm, bytes));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A fresh bucket on the test S3, and a client for it. */
+export async function freshBucket(): Promise<{ client: S3Client; bucket: string }> {
+  const bucket = `edge-${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+  const client = createS3Client(s3SettingsFromEnv({ ...s3Bindings, S3_BUCKET: bucket }));
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return { client, bucket };
+}
+

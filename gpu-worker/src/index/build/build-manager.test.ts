@@ -1,0 +1,116 @@
+import { describe, expect, it } from "vitest";
+import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
+import type { IndexManifest } from "../../../../shared/index/manifest.ts";
+import { ApiError } from "../../service/errors.ts";
+import { BuildConflictError } from "../../service/index-backend.ts";
+import type { BlobStore } from "../../store/blob-store.ts";
+import { BuildManager, describeFailure } from "./build-manager.ts";
+import { BuildInputError, BuildQueueFullError } from "./errors.ts";
+import type { BuildDeps, runBuild } from "./run-build.ts";
+
+const request = (tenant: string, index: string, version = 1): BuildRequest => ({
+  tenant, index, version, inputs: [{ format: "jsonl", key: `tenants/${tenant}/uploads/u/d.jsonl` }],
+  degree: 100, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 20,
+});
+
+/** A fake build per request that the test finishes by hand. */
+function fakeBuilds() {
+  const pending = new Map<string, { deps: BuildDeps; resolve: () => void; reject: (e: unknown) => void }>();
+  const started: string[] = [];
+  const build: typeof runBuild = (req, deps) =>
+    new Promise<IndexManifest>((resolve, reject) => {
+      const name = `${req.tenant}/${req.index}`;
+      started.push(name);
+      deps.signal?.addEventListener("abort", () => reject(deps.signal!.reason));
+      pending.set(name, { deps, resolve: () => resolve({ docCount: 1, shards: [], graph: { reachableFraction: 1 } } as unknown as IndexManifest), reject });
+    });
+  return { build, pending, started };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+const store = {} as BlobStore;
+const runtime = {} as BuildDeps["runtime"];
+
+describe("BuildManager", () => {
+  it("runs one build at a time in order, with progress and final states", async () => {
+    const fake = fakeBuilds();
+    const manager = new BuildManager({ runtime, store, build: fake.build });
+    const a = manager.start(request("t1", "a"));
+    const b = manager.start(request("t1", "b"));
+    expect(a.state).toBe("queued");
+    expect(a.jobId).toMatch(/^[0-9a-f-]{36}$/);
+    await tick();
+    expect(fake.started).toEqual(["t1/a"]);
+    expect(manager.active().map((s) => [s.index, s.state])).toEqual([["a", "queued"], ["b", "queued"]]);
+
+    const running = fake.pending.get("t1/a")!;
+    expect(running.deps.inputKeyPrefix).toBe("tenants/t1/");
+    running.deps.onProgress?.({ state: "encoding", progress: { docsTotal: 10, docsEncoded: 4 } });
+    expect(manager.get("t1", a.jobId)).toMatchObject({ state: "encoding", progress: { docsTotal: 10, docsEncoded: 4, docsRead: 0 } });
+    running.resolve();
+    await tick();
+    expect(manager.get("t1", a.jobId)).toMatchObject({ state: "succeeded", finishedAt: expect.any(String) });
+    expect(fake.started).toEqual(["t1/a", "t1/b"]);
+
+    fake.pending.get("t1/b")!.reject(new BuildInputError("input x line 3: missing \"id\""));
+    await tick();
+    expect(manager.get("t1", b.jobId)).toMatchObject({ state: "failed", error: { code: "invalid_input", message: 'input x line 3: missing "id"' } });
+    expect(manager.active()).toEqual([]);
+  });
+
+  it("refuses a second build of the same tenant/index, and more than maxQueued waiting", async () => {
+    const fake = fakeBuilds();
+    const manager = new BuildManager({ runtime, store, build: fake.build, maxQueued: 2 });
+    manager.start(request("t1", "a"));
+    await tick(); // a runs
+    expect(() => manager.start(request("t1", "a", 2))).toThrow(BuildConflictError);
+    manager.start(request("t2", "a")); // another tenant's index of the same name is fine
+    manager.start(request("t1", "b"));
+    const full = (() => { try { manager.start(request("t1", "c")); } catch (e) { return e; } })();
+    expect(full).toBeInstanceOf(BuildQueueFullError);
+    expect(full).toBeInstanceOf(ApiError);
+    expect((full as ApiError).status).toBe(503);
+  });
+
+  it("never shows one tenant another tenant's job", async () => {
+    const manager = new BuildManager({ runtime, store, build: fakeBuilds().build });
+    const status = manager.start(request("t1", "a"));
+    expect(manager.get("t1", status.jobId)?.jobId).toBe(status.jobId);
+    expect(manager.get("t2", status.jobId)).toBeUndefined();
+    expect(manager.get("t1", "no-such-job")).toBeUndefined();
+  });
+
+  it("returns copies, keeps a bounded number of finished statuses, and hides internal errors", async () => {
+    const fake = fakeBuilds();
+    const manager = new BuildManager({ runtime, store, build: fake.build, maxFinished: 2 });
+    const ids: string[] = [];
+    for (const index of ["a", "b", "c"]) {
+      ids.push(manager.start(request("t1", index)).jobId);
+      await tick();
+      fake.pending.get(`t1/${index}`)!.reject(new Error("ENOSPC: /var/lib/secret/path"));
+      await tick();
+    }
+    (manager.get("t1", ids[2]) as BuildStatus).state = "succeeded"; // a copy: no effect
+    expect(manager.get("t1", ids[2])).toMatchObject({ state: "failed", error: { code: "internal", message: "internal error while building the index" } });
+    manager.start(request("t1", "d")); // pruning happens on start and get
+    expect(manager.get("t1", ids[0])).toBeUndefined();
+    expect(manager.get("t1", ids[2])).toBeDefined();
+  });
+
+  it("close() aborts the running build and fails the queued ones", async () => {
+    const fake = fakeBuilds();
+    const manager = new BuildManager({ runtime, store, build: fake.build });
+    const a = manager.start(request("t1", "a"));
+    const b = manager.start(request("t1", "b"));
+    await tick();
+    await manager.close();
+    expect(manager.get("t1", a.jobId)).toMatchObject({ state: "failed", error: { code: "aborted" } });
+    expect(manager.get("t1", b.jobId)).toMatchObject({ state: "failed", error: { code: "aborted" } });
+    expect(() => manager.start(request("t1", "c"))).toThrow(/shutting down/);
+  });
+
+  it("maps failures to codes a tenant may see", () => {
+    expect(describeFailure(new BuildConflictError("version 2 exists")).code).toBe("build_conflict");
+    expect(describeFailure(new DOMException("stop", "AbortError")).code).toBe("aborted");
+  });
+});
