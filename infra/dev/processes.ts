@@ -11,6 +11,8 @@ export interface ManagedProcess {
   child: ChildProcess;
   /** Resolves with the exit code (or the signal name) when the process ends. */
   exited: Promise<number | string>;
+  /** Signals the whole process group (the launcher and the real server it starts). */
+  kill(signal: NodeJS.Signals): void;
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
 }
 
@@ -40,6 +42,7 @@ export function startProcess(options: StartOptions): ManagedProcess {
     name: options.name,
     child,
     exited,
+    kill: (signal) => killGroup(child, signal),
     stop: async (signal = "SIGTERM", graceMs = 10_000) => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       killGroup(child, signal);

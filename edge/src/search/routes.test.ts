@@ -142,6 +142,32 @@ describe("search route", () => {
     expect(last).toMatchObject({ type: "result", partial: true, missingShards: SHARDS });
   });
 
+  it("cancelling the client request cancels the upstream fetches (whole and streamed answers)", async () => {
+    const { pool } = setup();
+    for (const w of WORKERS) pool.behaviour.set(w, "hang");
+    const app = testApp(
+      createSearchRoutes({
+        fetcher: pool.fetcher,
+        catalog: async () => ({ ok: true, active: { version: 1, shards: SHARDS } }),
+        auth: stubAuth("acme"),
+      }),
+    );
+    const client = new AbortController();
+    const whole = app.request(new Request("http://edge.test/v1/indexes/docs/search?q=hang", { signal: client.signal }), undefined, env, createExecutionContext());
+    await new Promise((r) => setTimeout(r, 50));
+    expect(pool.calls.length).toBeGreaterThan(0);
+    client.abort(new DOMException("client went away", "AbortError"));
+    expect((await whole).status).toBe(499);
+    expect(pool.calls.every((c) => c.aborted())).toBe(true);
+
+    const before = pool.calls.length;
+    const streamed = await app.request("/v1/indexes/docs/search?q=hang&stream=true", undefined, env, createExecutionContext());
+    await new Promise((r) => setTimeout(r, 50));
+    expect(pool.calls.length).toBeGreaterThan(before);
+    await streamed.body!.cancel();
+    expect(pool.calls.slice(before).every((c) => c.aborted())).toBe(true);
+  });
+
   it("a worker's 400 is passed on; a stream turns it into an error frame", async () => {
     const { call, pool } = setup();
     for (const w of WORKERS) pool.behaviour.set(w, "http400");

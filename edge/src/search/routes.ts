@@ -3,6 +3,7 @@
  * (D1) → result cache → fan out to the GPU workers → render. Requires an API key with the "search" scope.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import type { Frame } from "../../../shared/api/worker-api.ts";
 import { indexId } from "../../../shared/api/worker-api.ts";
@@ -91,6 +92,9 @@ async function runFanout(input: FanoutInput) {
   try {
     return await fanOutSearch(input);
   } catch (error) {
+    // The client went away: nobody reads the answer, so this is not an edge error to log
+    // (nginx's 499 "client closed request").
+    if (input.signal?.aborted) throw new ApiError(499 as ContentfulStatusCode, "client_closed_request", "the client closed the request");
     throw toApiError(error);
   }
 }

@@ -2,11 +2,13 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import { encodeShard } from "../../../shared/index/format.ts";
 import { freshBucket, s3TestClient } from "../../../test/support/s3.ts";
 import { nodeChecksums } from "../store/checksums.ts";
+import type { BlobStore } from "../store/blob-store.ts";
 import { S3Store } from "../store/s3-store.ts";
 import { ShardCache, ShardCacheError, type ShardRef } from "./shard-cache.ts";
 
@@ -27,6 +29,13 @@ function makeShard(seed: number, docCount = 40, dim = 16): Uint8Array {
     dtype: "float16",
     graph: { offsets, neighbors: Uint32Array.from(neighbors), degree: 2 },
   });
+}
+
+/** `store` with getStream's streams passed through `wrap`. */
+function wrapStreams(store: BlobStore, wrap: (source: Readable) => AsyncIterable<Uint8Array>): BlobStore {
+  const wrapped = Object.create(store) as BlobStore;
+  wrapped.getStream = async (key) => Readable.from(wrap(await store.getStream(key)), { objectMode: false });
+  return wrapped;
 }
 
 /** Counts GetObject requests the client actually sends. */
@@ -171,6 +180,104 @@ describe("ShardCache over S3Store (radosgw)", () => {
     h2.release();
     expect(again.stats()).toMatchObject({ verifyFailures: 1, downloads: 1, misses: 1 });
     expect(counter.gets).toBe(3);
+  });
+
+  it("writes the download to a temp file as it arrives, and names it only once verified", async () => {
+    const { store, dir, upload } = await setup();
+    const good = makeShard(3, 4000, 64); // about 0.6 MB: many chunks, several writes
+    const ref = await upload("v000001/shards/s0.hxs", good);
+    const seen: string[][] = [];
+    // Look at the folder halfway through each download (after the cache has had time to write).
+    const watched = wrapStreams(store, async function* (source) {
+      let n = 0;
+      let looked = false;
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        yield chunk;
+        n += chunk.length;
+        if (!looked && n > good.length / 2) {
+          looked = true;
+          await new Promise((r) => setTimeout(r, 20));
+          seen.push(await readdir(dir));
+        }
+      }
+    });
+    const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store: watched });
+    const h = await cache.open(ref);
+    expect(h.shard.docCount).toBe(4000);
+    h.release();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toHaveLength(1);
+    expect(seen[0][0]).toMatch(new RegExp(`^${ref.sha256}\\.[0-9a-f]{12}\\.tmp$`));
+    expect(await readdir(dir)).toEqual([`${ref.sha256}.hxs`]);
+    expect(new Uint8Array(await readFile(join(dir, `${ref.sha256}.hxs`)))).toEqual(good);
+
+    // A corrupt object is written to its temp file too, but never gets the final name.
+    const bad = good.slice();
+    bad[bad.length - 100] ^= 0x01;
+    await store.put("v000001/shards/s1.hxs", bad);
+    const badRef = { ...ref, key: "v000001/shards/s1.hxs" };
+    const dir2 = await mkdtemp(join(tmpdir(), "shard-cache-"));
+    dirs.push(dir2);
+    const cache2 = new ShardCache({ dir: dir2, budgetBytes: 10_000_000, store });
+    await expect(cache2.open(badRef)).rejects.toThrow(/^shard v000001\/shards\/s1\.hxs from s3:.*: sha256 mismatch/);
+    expect(await readdir(dir2)).toEqual([]);
+  });
+
+  it("refuses a download whose stream ends early or fails, and keeps nothing", async () => {
+    const { store, dir, upload } = await setup();
+    const good = makeShard(4, 4000, 64);
+    const ref = await upload("v000001/shards/s0.hxs", good);
+    // The stream ends cleanly (no error) after half the bytes: only the size check catches it.
+    const endsEarly = wrapStreams(store, async function* (source) {
+      let n = 0;
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        const keep = Math.min(chunk.length, Math.floor(good.length / 2) - n);
+        if (keep <= 0) return;
+        yield chunk.subarray(0, keep);
+        n += keep;
+      }
+    });
+    const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store: endsEarly });
+    await expect(cache.open(ref)).rejects.toThrow(
+      new RegExp(`^shard v000001/shards/s0\\.hxs from s3:.*: got ${Math.floor(good.length / 2)} bytes, the manifest says ${good.length} \\(truncated\\); refused$`),
+    );
+    expect(cache.stats()).toMatchObject({ downloads: 1, verifyFailures: 1, files: 0, bytesCached: 0 });
+    expect(await readdir(dir)).toEqual([]);
+
+    // The stream fails partway (a dropped connection): its error comes through, nothing is kept.
+    const fails = wrapStreams(store, async function* (source) {
+      let n = 0;
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        yield chunk;
+        n += chunk.length;
+        if (n > good.length / 3) throw new Error("connection reset by test");
+      }
+    });
+    const cache2 = new ShardCache({ dir, budgetBytes: 10_000_000, store: fails });
+    await expect(cache2.open(ref)).rejects.toThrow(/connection reset by test/);
+    expect(cache2.stats()).toMatchObject({ files: 0, bytesCached: 0 });
+    expect(await readdir(dir)).toEqual([]);
+
+    // More bytes than the manifest says are refused too.
+    const cache3 = new ShardCache({ dir, budgetBytes: 10_000_000, store });
+    await expect(cache3.open({ ...ref, bytes: ref.bytes - 1 })).rejects.toThrow(/more than the \d+ bytes the manifest says; refused/);
+    expect(await readdir(dir)).toEqual([]);
+
+    // The same cache opens the shard once the store behaves.
+    const h = await new ShardCache({ dir, budgetBytes: 10_000_000, store }).open(ref);
+    expect(h.shard.ids[7]).toBe("s4-d7");
+    h.release();
+    expect(await readdir(dir)).toEqual([`${ref.sha256}.hxs`]);
+  });
+
+  it("refuses an object that matches its sha256 but is not a valid shard, keeping no file", async () => {
+    const { store, dir, upload } = await setup();
+    const junk = new Uint8Array(5000).map((_, i) => (i * 31) & 0xff);
+    const ref = await upload("v000001/shards/junk.hxs", junk);
+    const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store });
+    await expect(cache.open(ref)).rejects.toThrow(IndexFormatError);
+    expect(cache.stats()).toMatchObject({ downloads: 1, verifyFailures: 1, files: 0 });
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it("rejects malformed refs clearly", async () => {

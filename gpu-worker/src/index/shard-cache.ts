@@ -1,14 +1,18 @@
 /**
  * A local disk cache of verified index shards in front of a BlobStore (S3 or a folder).
  *
- * - Files are content-addressed: `<dir>/<sha256>.hxs`. A download is hashed while it
- *   streams in and only a verified body is ever written (to a temp file, then renamed), so
- *   a file with a final name is a verified shard; a restarted cache reuses them without a
- *   download. Identical shards under different keys (an unchanged shard in a new index
- *   version) share one file.
- * - Opening decodes the bytes with decodeShard (views, no copy). Cached files are read back
- *   with the body CRC checked, which catches on-disk corruption; a bad file is deleted and
- *   downloaded again.
+ * - Files are content-addressed: `<dir>/<sha256>.hxs`. A download is one streaming pass:
+ *   each chunk is copied into a buffer preallocated from the manifest's size, hashed, and
+ *   written to a temp file in the background as it arrives. Only when the size and sha256
+ *   match and the shard decodes is the temp file renamed to its final name, so a file with
+ *   a final name is a verified shard; a refused download's temp file is deleted (and any
+ *   left by a crash are deleted on the next start). A restarted cache reuses final-named
+ *   files without a download. Identical shards under different keys (an unchanged shard in
+ *   a new index version) share one file.
+ * - Opening decodes the bytes with decodeShard (views, no copy). A download is decoded
+ *   with `contentVerified` (the sha256 already covers the body, so no CRC pass); cached
+ *   files are read back with the body CRC checked, which catches on-disk corruption; a bad
+ *   file is deleted and downloaded again.
  * - Concurrent opens of one shard share a single download and a single decoded copy
  *   (single-flight); the shard stays pinned until every handle is released.
  * - LRU by bytes: before a download, least-recently-used files that are not pinned are
@@ -16,8 +20,9 @@
  *   goes over budget rather than fail a search, and shrinks again as handles are released.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { decodeShard, SHARD_FILE_EXTENSION, type DecodedShard } from "../../../shared/index/format.ts";
 import type { ShardChecksums } from "../../../shared/index/checksums.ts";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
@@ -250,54 +255,70 @@ export class ShardCache {
     try {
       await this.evict(0);
       await this.deleting.get(sha);
-      const bytes = await this.fetchVerified(ref);
-      // Nothing unverified ever lands on disk: write the checked bytes, then rename into place.
+      // Bytes go to a temp file as they arrive, while they are still being hashed; only
+      // once the sha256 matches (and the shard decodes) does the file get its final name.
       const tmp = join(this.dir, `${sha}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
+      const [streamResult, fileResult] = await Promise.allSettled([this.store.getStream(ref.key), open(tmp, "w")]);
+      if (streamResult.status === "rejected" || fileResult.status === "rejected") {
+        if (streamResult.status === "fulfilled") streamResult.value.destroy();
+        if (fileResult.status === "fulfilled") await fileResult.value.close().catch(() => undefined);
+        await rm(tmp, { force: true });
+        throw streamResult.status === "rejected" ? streamResult.reason : (fileResult as PromiseRejectedResult).reason;
+      }
+      const bytes = new Uint8Array(ref.bytes); // fresh and 0-aligned, as decodeShard's views need
+      const sink = new FileSink(fileResult.value, bytes);
+      let shard: DecodedShard;
       try {
-        await writeFile(tmp, bytes);
+        this.counters.downloads++;
+        await this.receiveVerified(ref, streamResult.value, bytes, sink);
+        // Decode while the last writes finish. The sha256 matched, so skip the body CRC pass.
+        try {
+          shard = decodeShard(bytes, { bytes: ref.bytes }, { label: ref.key, checksums: this.checksums, contentVerified: true });
+        } catch (e) {
+          // The object matches its manifest but is not a valid shard: the writer is broken.
+          // Keep nothing that could be mistaken for a usable shard.
+          this.counters.verifyFailures++;
+          throw e;
+        }
+        await sink.finish();
         await rename(tmp, this.path(sha));
       } catch (e) {
+        await sink.abort();
         await rm(tmp, { force: true });
         throw e;
       }
       this.files.set(sha, { bytes: ref.bytes, lastUse: ++this.clock });
-      try {
-        return decodeShard(bytes, { bytes: ref.bytes }, { label: ref.key, checksums: this.checksums, contentVerified: true });
-      } catch (e) {
-        // The object matches its manifest but is not a valid shard: the writer is broken.
-        // Keep nothing that could be mistaken for a usable shard.
-        this.counters.verifyFailures++;
-        await this.removeFile(sha);
-        throw e;
-      }
+      return shard;
     } finally {
       this.reservedBytes -= ref.bytes;
     }
   }
 
-  /** Streams the object into memory, hashing as it comes; refuses a wrong size or sha256. */
-  private async fetchVerified(ref: ShardRef): Promise<Uint8Array> {
-    const stream = await this.store.getStream(ref.key);
-    this.counters.downloads++;
-    const out = new Uint8Array(ref.bytes); // fresh and 0-aligned, as decodeShard's views need
+  /**
+   * Streams the object into `out` (preallocated from the manifest's size, no concat),
+   * hashing each chunk as it comes and handing it to `sink`; refuses a wrong size or sha256.
+   */
+  private async receiveVerified(ref: ShardRef, stream: Readable, out: Uint8Array, sink: FileSink): Promise<void> {
     const hash = createHash("sha256");
     let n = 0;
     const refuse = (msg: string): never => {
       this.counters.verifyFailures++;
-      stream.destroy();
       throw new IndexFormatError(`shard ${ref.key} from ${this.store.describe()}: ${msg}; refused`);
     };
-    for await (const chunk of stream as AsyncIterable<Uint8Array>) {
-      if (n + chunk.length > ref.bytes) refuse(`more than the ${ref.bytes} bytes the manifest says`);
-      out.set(chunk, n);
-      hash.update(chunk);
-      n += chunk.length;
-      this.counters.downloadBytes += chunk.length;
+    // Leaving the loop early (a refusal, a stream error) destroys the stream.
+    for await (const chunk of stream as AsyncIterable<Uint8Array | string>) {
+      if (typeof chunk === "string") refuse("the store returned text, not bytes");
+      const c = chunk as Uint8Array;
+      if (n + c.length > ref.bytes) refuse(`more than the ${ref.bytes} bytes the manifest says`);
+      out.set(c, n);
+      hash.update(c);
+      n += c.length;
+      this.counters.downloadBytes += c.length;
+      sink.advance(n);
     }
     if (n !== ref.bytes) refuse(`got ${n} bytes, the manifest says ${ref.bytes} (truncated)`);
     const actual = hash.digest("hex");
     if (actual !== ref.sha256) refuse(`sha256 mismatch: the manifest says ${ref.sha256}, the object hashes to ${actual} (corrupt or replaced)`);
-    return out;
   }
 
   /**
@@ -340,4 +361,66 @@ function validateRef(ref: ShardRef): void {
   if (!ref || typeof ref.key !== "string" || ref.key.length === 0) throw new ShardCacheError("shard ref needs a key");
   if (!SHA256_HEX.test(ref.sha256)) throw new ShardCacheError(`shard ${ref.key}: sha256 must be 64 lowercase hex digits, got ${JSON.stringify(ref.sha256)}`);
   if (!Number.isSafeInteger(ref.bytes) || ref.bytes <= 0) throw new ShardCacheError(`shard ${ref.key}: bytes must be a positive integer, got ${ref.bytes}`);
+}
+
+/**
+ * Writes a growing prefix of a buffer to a file in the background: advance(n) says bytes
+ * [0, n) are final; whatever has arrived since the last write goes out in one write, so the
+ * disk keeps up with the download without a write per chunk or any copy.
+ */
+class FileSink {
+  private written = 0;
+  private available = 0;
+  private busy = false;
+  private stopped = false;
+  private error: unknown;
+  private pumping: Promise<void> = Promise.resolve();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly file: FileHandle,
+    private readonly bytes: Uint8Array,
+  ) {}
+
+  advance(n: number): void {
+    this.available = n;
+    if (!this.busy && !this.stopped && this.error === undefined) {
+      this.busy = true;
+      this.pumping = this.pump();
+    }
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (this.written < this.available && !this.stopped) {
+        const end = this.available;
+        while (this.written < end) {
+          const { bytesWritten } = await this.file.write(this.bytes, this.written, end - this.written, this.written);
+          this.written += bytesWritten;
+        }
+      }
+    } catch (e) {
+      this.error = e;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Waits until every byte advanced so far is written, then closes the file. */
+  async finish(): Promise<void> {
+    await this.pumping; // the last pump runs until it has caught up with the final advance()
+    if (this.error !== undefined) throw this.error;
+    await this.close();
+  }
+
+  /** Stops writing and closes the file; never throws. The caller removes the file. */
+  async abort(): Promise<void> {
+    this.stopped = true;
+    await this.pumping;
+    await this.close().catch(() => undefined);
+  }
+
+  private close(): Promise<void> {
+    return (this.closing ??= this.file.close());
+  }
 }
