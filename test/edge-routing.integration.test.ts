@@ -7,38 +7,25 @@
  *
  * Slow (model import, three workers, wrangler): about a minute.
  */
-import { CreateBucketCommand, GetObjectCommand } from "@aws-sdk/client-s3";
-import { execFile } from "node:child_process";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../shared/api/signing.ts";
 import { manifestKey } from "../shared/index/keys.ts";
 import { ensureDemoModel } from "../infra/dev/demo-model.ts";
-import { type ManagedProcess, startProcess, stopAll, waitForHttp } from "../infra/dev/processes.ts";
+import { stopAll } from "../infra/dev/processes.ts";
+import { PublicApi } from "../infra/dev/public-api.ts";
+import { type RunningWorker, startStack } from "../infra/dev/stack.ts";
 import { createS3Client } from "../gpu-worker/src/store/s3-store.ts";
-import { s3TestEnv } from "./support/s3.ts";
+import { freshBucket, s3TestEnv } from "./support/s3.ts";
 
-const REPO = join(import.meta.dirname, "..");
 const SECRET = "integration-signing-secret";
 const ADMIN = "integration-admin-token";
 const DOCS = Array.from({ length: 1500 }, (_, i) => ({ id: `d${i}`, text: `document ${i} about ${["zebras", "quantum", "umbrellas", "graphs", "rain"][i % 5]} number ${i * 7}` }));
 
 type SearchBody = { hits: Array<{ id: string; score: number }>; partial: boolean; missingShards: string[]; version: number; stats: { shardsSearched: number } };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const quiet = (name: string) => (line: string) => {
   if (process.env.INTEGRATION_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
@@ -49,73 +36,35 @@ describe("edge → GPU workers, real processes", () => {
   let bucket: string;
   let edge: string;
   let key: string;
-  const workers: Array<{ url: string; process: ManagedProcess }> = [];
+  let workers: RunningWorker[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "edge-routing-"));
     const s3 = await s3TestEnv();
-    bucket = `edge-int-${Date.now().toString(36)}`;
-    const client = createS3Client(s3.config);
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
-    client.destroy();
-    const modelDir = await ensureDemoModel(join(REPO, ".dev"), quiet("model"));
-
-    for (let i = 0; i < 3; i++) {
-      const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
-      const worker = startProcess({
-        name: `worker-${i}`,
-        command: process.execPath,
-        args: [join(REPO, "bin/run-ts.mjs"), join(REPO, "gpu-worker/src/server.ts")],
-        env: {
-          ...process.env,
-          ...s3.env,
-          S3_FORCE_PATH_STYLE: "true",
-          PORT: String(port),
-          HOST: "127.0.0.1",
-          MODEL_DIR: modelDir,
-          DEVICE: "cpu",
-          HYP_SIGNING_SECRETS: SECRET,
-          INDEX_STORE: `s3://${bucket}`,
-          SHARD_CACHE_DIR: join(dir, `cache-${i}`),
-          LOG_LEVEL: "warn",
-        },
-        onLine: quiet(`worker-${i}`),
-      });
-      workers.push({ url, process: worker });
-    }
-
-    const persist = join(dir, "wrangler");
-    const wranglerEnv = { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
-    await promisify(execFile)("npx", ["wrangler", "d1", "migrations", "apply", "hypencoder", "--local", "--persist-to", persist], { cwd: REPO, env: wranglerEnv });
-    const edgePort = await freePort();
-    edge = `http://127.0.0.1:${edgePort}`;
-    const vars: Record<string, string> = {
-      GPU_WORKERS: workers.map((w) => w.url).join(","),
-      WORKER_SIGNING_SECRET: SECRET,
-      WORKER_TIMEOUT_MS: "20000",
-      ADMIN_TOKEN: ADMIN,
-      RATE_LIMIT_PER_MINUTE: "0",
-      S3_ENDPOINT: s3.env.S3_ENDPOINT!,
-      S3_REGION: s3.env.S3_REGION ?? "us-east-1",
-      S3_ACCESS_KEY_ID: s3.env.S3_ACCESS_KEY_ID!,
-      S3_SECRET_ACCESS_KEY: s3.env.S3_SECRET_ACCESS_KEY!,
-      S3_BUCKET: bucket,
-    };
-    const wrangler = startProcess({
-      name: "edge",
-      command: "npx",
-      args: ["wrangler", "dev", "--port", String(edgePort), "--ip", "127.0.0.1", "--persist-to", persist, ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])],
-      cwd: REPO,
-      env: wranglerEnv,
-      onLine: quiet("edge"),
+    bucket = await freshBucket("edge-int");
+    const modelDir = await ensureDemoModel(join(dir, "model"), quiet("model"));
+    const stack = await startStack({
+      dir,
+      modelDir,
+      s3: {
+        endpoint: s3.config.endpoint!,
+        region: s3.config.region,
+        accessKeyId: s3.config.accessKeyId!,
+        secretAccessKey: s3.config.secretAccessKey!,
+        bucket,
+      },
+      workers: 3,
+      signingSecret: SECRET,
+      adminToken: ADMIN,
+      edgeVars: { WORKER_TIMEOUT_MS: "20000", RATE_LIMIT_PER_MINUTE: "0" },
+      workerEnv: { DEVICE: "cpu" },
+      onLine: quiet,
     });
-    await Promise.all([...workers.map((w) => waitForHttp(`${w.url}/healthz`, 120_000, w.process)), waitForHttp(`${edge}/healthz`, 120_000, wrangler)]);
-
-    const admin = (path: string, body: unknown) =>
-      fetch(`${edge}${path}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
-    expect((await admin("/v1/admin/tenants", { id: "acme", name: "Acme" })).status).toBe(201);
-    key = ((await (await admin("/v1/admin/tenants/acme/keys", { scopes: ["search", "manage"] })).json()) as { key: string }).key;
+    edge = stack.edge.url;
+    workers = stack.workers;
+    const admin = PublicApi.admin(edge, ADMIN);
+    await admin.createTenant("acme", "Acme");
+    key = await admin.createKey("acme", ["search", "manage"]);
   }, 300_000);
 
   afterAll(async () => {

@@ -91,3 +91,16 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
     // already gone
   }
 }
+
+/** A TCP port that was free a moment ago, for a child process to listen on. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}

@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type ManagedProcess, startProcess, waitForHttp } from "./processes.ts";
+import { freePort, type ManagedProcess, startProcess, waitForHttp } from "./processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const RUN_TS = join(ROOT, "bin/run-ts.mjs");
@@ -142,4 +142,61 @@ export async function startEdge(options: EdgeOptions): Promise<RunningEdge> {
   const url = `http://127.0.0.1:${options.port}`;
   await waitForHttp(`${url}/healthz`, 120_000, process_);
   return { url, process: process_ };
+}
+
+export interface StackOptions {
+  /** Working directory: worker shard caches and wrangler's state (D1, cache) live here. */
+  dir: string;
+  modelDir: string;
+  s3: S3Settings;
+  workers: number;
+  signingSecret: string;
+  adminToken: string;
+  /** Fixed ports (the dev stack); free ports otherwise (tests). */
+  edgePort?: number;
+  workerPorts?: number[];
+  edgeVars?: Record<string, string>;
+  workerEnv?: Record<string, string>;
+  onLine?: (name: string) => ((line: string) => void) | undefined;
+}
+
+export interface RunningStack {
+  edge: RunningEdge;
+  workers: RunningWorker[];
+  options: StackOptions;
+}
+
+/** Starts the GPU workers and the edge that routes to them. */
+export async function startStack(options: StackOptions): Promise<RunningStack> {
+  const ports = options.workerPorts ?? (await Promise.all(Array.from({ length: options.workers }, () => freePort())));
+  const workers = await Promise.all(
+    ports.map((port, i) =>
+      startWorker({
+        name: `worker-${i}`,
+        port,
+        modelDir: options.modelDir,
+        s3: options.s3,
+        signingSecret: options.signingSecret,
+        cacheDir: join(options.dir, `shard-cache-${i}`),
+        ...(options.workerEnv ? { env: options.workerEnv } : {}),
+        ...lineSink(options, `worker-${i}`),
+      }),
+    ),
+  );
+  const edge = await startEdge({
+    port: options.edgePort ?? (await freePort()),
+    persistDir: join(options.dir, "wrangler-state"),
+    workers: workers.map((w) => w.url),
+    s3: options.s3,
+    adminToken: options.adminToken,
+    signingSecret: options.signingSecret,
+    ...(options.edgeVars ? { vars: options.edgeVars } : {}),
+    ...lineSink(options, "edge"),
+  });
+  return { edge, workers, options };
+}
+
+function lineSink(options: StackOptions, name: string): { onLine?: (line: string) => void } {
+  const sink = options.onLine?.(name);
+  return sink ? { onLine: sink } : {};
 }

@@ -1,16 +1,174 @@
 /**
- * `npm run dev`: prepares the local stack on embedded defaults.
- * Today that is the demo model; the GPU worker, embedded S3 and edge join it as they land.
+ * `npm run dev`: the whole local stack on embedded defaults —
+ *   an S3 (embedded s3rver, or any real S3 named by S3_ENDPOINT), one GPU worker on the CPU, and the
+ *   edge under `wrangler dev` with local D1 —
+ * then a demo tenant, key and index built from the bundled Debian corpus, and a ready curl line.
+ *
+ * State lives in .dev/ (objects, D1, keys), so a restart keeps the indexes and keys. Ctrl-C stops
+ * every process it started.
  */
-import { resolve } from "node:path";
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile, mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { createS3Client } from "../../gpu-worker/src/store/s3-store.ts";
 import { ensureDemoModel } from "./demo-model.ts";
+import { type EmbeddedS3, startEmbeddedS3 } from "./embedded-s3.ts";
+import { stopAll } from "./processes.ts";
+import { ApiRequestError, PublicApi } from "./public-api.ts";
+import { type S3Settings, startStack } from "./stack.ts";
 
-const devDir = resolve(process.env.HYPENCODER_DEV_DIR ?? ".dev");
+const ROOT = resolve(import.meta.dirname, "../..");
+const DEV_DIR = resolve(process.env.HYPENCODER_DEV_DIR ?? join(ROOT, ".dev"));
+const EDGE_PORT = Number(process.env.EDGE_PORT ?? 8787);
+const WORKER_PORT = Number(process.env.WORKER_PORT ?? 8081);
+const S3RVER_PORT = Number(process.env.S3RVER_PORT ?? 4569);
+const CORPUS = join(ROOT, "infra/dev/corpus/debian-packages.jsonl.gz");
+const DEMO = { tenant: "demo", index: "debian" };
+
 const log = (message: string) => process.stderr.write(`[dev] ${message}\n`);
 
-const modelDir = await ensureDemoModel(devDir, log);
-log(`demo model ready in ${modelDir} (tiny random checkpoint: scores are random)`);
-log("try:");
-log(`  echo '{"id":"q1","text":"package manager"}' > /tmp/q.jsonl`);
-log(`  echo '{"id":"d1","text":"a tool to install software packages"}' > /tmp/d.jsonl`);
-log(`  npx hypencoder score --model ${modelDir} --queries /tmp/q.jsonl --docs /tmp/d.jsonl`);
+interface DevSecrets {
+  signingSecret: string;
+  adminToken: string;
+}
+interface DemoState {
+  apiKey: string;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Generated once and kept in .dev/, so restarts reuse the same keys. */
+async function devSecrets(): Promise<DevSecrets> {
+  const path = join(DEV_DIR, "secrets.json");
+  const existing = await readJson<DevSecrets>(path);
+  if (existing) return existing;
+  const secrets = { signingSecret: randomBytes(32).toString("hex"), adminToken: randomBytes(24).toString("base64url") };
+  await writeFile(path, JSON.stringify(secrets), { mode: 0o600 });
+  return secrets;
+}
+
+async function s3(): Promise<{ settings: S3Settings; embedded?: EmbeddedS3 }> {
+  const bucket = process.env.S3_BUCKET ?? "hypencoder-dev";
+  if (!process.env.S3_ENDPOINT) {
+    const embedded = await startEmbeddedS3({ directory: join(DEV_DIR, "s3"), port: S3RVER_PORT, bucket });
+    log(`embedded S3 (s3rver) on ${embedded.settings.endpoint}, bucket ${bucket}`);
+    log("note: s3rver does NOT verify S3 signatures; the tests use Ceph radosgw for that (infra/s3/)");
+    return { settings: embedded.settings, embedded };
+  }
+  const settings = {
+    endpoint: process.env.S3_ENDPOINT,
+    region: process.env.S3_REGION ?? "us-east-1",
+    accessKeyId: required("S3_ACCESS_KEY_ID"),
+    secretAccessKey: required("S3_SECRET_ACCESS_KEY"),
+    bucket,
+  };
+  const client = createS3Client({ ...settings, forcePathStyle: process.env.S3_FORCE_PATH_STYLE !== "false" });
+  await client.send(new CreateBucketCommand({ Bucket: bucket })).catch((error: { name?: string }) => {
+    if (error.name !== "BucketAlreadyOwnedByYou" && error.name !== "BucketAlreadyExists") throw error;
+  });
+  client.destroy();
+  log(`S3 at ${settings.endpoint}, bucket ${bucket}`);
+  return { settings };
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`S3_ENDPOINT is set, so ${name} must be too`);
+  return value;
+}
+
+/** The demo tenant, key and index; built once, then reused from .dev/demo.json. */
+async function seedDemo(edgeUrl: string, adminToken: string): Promise<DemoState> {
+  const path = join(DEV_DIR, "demo.json");
+  const saved = await readJson<DemoState>(path);
+  if (saved) {
+    const response = await new PublicApi(edgeUrl, saved.apiKey).request("GET", `/v1/indexes/${DEMO.index}`);
+    if (response.ok && ((await response.json()) as { activeVersion?: number }).activeVersion) return saved;
+  }
+  const admin = PublicApi.admin(edgeUrl, adminToken);
+  await admin.createTenant(DEMO.tenant, "Demo tenant").catch(ignoreConflict);
+  const apiKey = await admin.createKey(DEMO.tenant, ["search", "manage"]);
+  await writeFile(path, JSON.stringify({ apiKey } satisfies DemoState), { mode: 0o600 });
+  const api = new PublicApi(edgeUrl, apiKey);
+  await api.createIndex(DEMO.index).catch(ignoreConflict);
+  log("uploading the demo corpus (3,000 Debian package descriptions) through a presigned URL");
+  const uploadId = await api.upload(DEMO.index, [{ name: "debian-packages.jsonl.gz", body: await readFile(CORPUS) }]);
+  const build = await api.startBuild(DEMO.index, uploadId, { storeFields: ["text", "title"], degree: 32 });
+  let lastLine = "";
+  const done = await api.waitForBuild(DEMO.index, build.id, {
+    onProgress: (b) => {
+      const p = b.progress ?? {};
+      const line = `build ${b.state}: ${p.docsEncoded ?? 0}/${p.docsTotal ?? "?"} docs encoded, graph ${p.graphPercent ?? 0}%, ${p.bytesWritten ?? 0} bytes written`;
+      if (line !== lastLine) log((lastLine = line));
+    },
+  });
+  if (done.state !== "succeeded") throw new Error(`demo build failed: ${done.error?.message ?? done.state}`);
+  return { apiKey };
+}
+
+function ignoreConflict(error: unknown): void {
+  if (!(error instanceof ApiRequestError && error.status === 409)) throw error;
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  await mkdir(DEV_DIR, { recursive: true });
+  const secrets = await devSecrets();
+  const storage = await s3();
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log("stopping…");
+    await stopAll(10_000);
+    await storage.embedded?.close();
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void shutdown(0));
+  process.on("SIGTERM", () => void shutdown(0));
+  try {
+    const modelDir = await ensureDemoModel(DEV_DIR, log);
+    log("model: the tiny random test checkpoint — its scores are random (README: Models)");
+    const stack = await startStack({
+      dir: DEV_DIR,
+      modelDir,
+      s3: storage.settings,
+      workers: 1,
+      workerPorts: [WORKER_PORT],
+      edgePort: EDGE_PORT,
+      signingSecret: secrets.signingSecret,
+      adminToken: secrets.adminToken,
+      workerEnv: { LOG_LEVEL: "info" },
+    });
+    const demo = await seedDemo(stack.edge.url, secrets.adminToken);
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    log(`ready in ${seconds}s`);
+    process.stdout.write(
+      [
+        "",
+        `Search page:  ${stack.edge.url}/   (API key: ${demo.apiKey}, index: ${DEMO.index})`,
+        "Try:",
+        `  curl -s -H 'Authorization: Bearer ${demo.apiKey}' '${stack.edge.url}/v1/indexes/${DEMO.index}/search?q=command+line+text+editor&k=5&fields=title'`,
+        `OpenAPI:      ${stack.edge.url}/v1/openapi.json`,
+        `Admin token:  in ${join(DEV_DIR, "secrets.json")}`,
+        "Ctrl-C stops everything.",
+        "",
+      ].join("\n"),
+    );
+    await Promise.race([...stack.workers.map((w) => w.process.exited), stack.edge.process.exited]);
+    log("a process of the stack exited; stopping the rest");
+    await shutdown(1);
+  } catch (error) {
+    log(`failed: ${(error as Error).message}`);
+    await shutdown(1);
+  }
+}
+
+await main();
