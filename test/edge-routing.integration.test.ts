@@ -19,7 +19,7 @@ import { stopAll } from "../infra/dev/processes.ts";
 import { PublicApi } from "../infra/dev/public-api.ts";
 import { type RunningWorker, startStack } from "../infra/dev/stack.ts";
 import { createS3Client } from "../gpu-worker/src/store/s3-store.ts";
-import { freshBucket, s3TestEnv } from "./support/s3.ts";
+import { s3TestEnv, testS3Settings } from "./support/s3.ts";
 
 const SECRET = "integration-signing-secret";
 const ADMIN = "integration-admin-token";
@@ -40,19 +40,13 @@ describe("edge → GPU workers, real processes", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "edge-routing-"));
-    const s3 = await s3TestEnv();
-    bucket = await freshBucket("edge-int");
+    const s3 = await testS3Settings("edge-int");
+    bucket = s3.bucket;
     const modelDir = await ensureDemoModel(join(dir, "model"), quiet("model"));
     const stack = await startStack({
       dir,
       modelDir,
-      s3: {
-        endpoint: s3.config.endpoint!,
-        region: s3.config.region,
-        accessKeyId: s3.config.accessKeyId!,
-        secretAccessKey: s3.config.secretAccessKey!,
-        bucket,
-      },
+      s3,
       workers: 3,
       signingSecret: SECRET,
       adminToken: ADMIN,

@@ -16,7 +16,7 @@ import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkp
 import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
 import { stopAll } from "../infra/dev/processes.ts";
 import { type RunningWorker, startWorker } from "../infra/dev/stack.ts";
-import { freshBucket, s3TestClient, s3TestEnv } from "./support/s3.ts";
+import { s3TestClient, testS3Settings } from "./support/s3.ts";
 
 const SECRET = "worker-process-test-secret";
 const TENANT = "acme";
@@ -53,15 +53,8 @@ beforeAll(async () => {
   await writeTinyCheckpoint(join(root, "checkpoint"), { seed: 21 });
   modelDir = join(root, "model");
   await importCheckpoint(join(root, "checkpoint"), modelDir);
-  const { config } = await s3TestEnv();
-  bucket = await freshBucket("worker-process");
-  s3Settings = {
-    endpoint: config.endpoint!,
-    region: config.region,
-    accessKeyId: config.accessKeyId!,
-    secretAccessKey: config.secretAccessKey!,
-    bucket,
-  };
+  s3Settings = await testS3Settings("worker-process");
+  bucket = s3Settings.bucket;
   const key = `${uploadPrefix(TENANT, "upload-1")}docs.jsonl`;
   const client = await s3TestClient();
   await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: DOCS.map((d) => JSON.stringify(d)).join("\n") }));

@@ -3,6 +3,7 @@
  * already set (CI, or `eval "$(infra/s3/ceph-start.sh)"` in the shell) that S3 is used;
  * otherwise the scripts install Ceph if needed and start (or reuse, in ~0.3 s) the cluster.
  */
+import type { S3Settings } from "../../infra/dev/stack.ts";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -118,4 +119,16 @@ export async function freshBucket(prefix: string): Promise<string> {
     client.destroy();
   }
   return name;
+}
+
+/** The test S3 with a fresh bucket, in the shape the dev stack launcher (infra/dev/stack.ts) takes. */
+export async function testS3Settings(bucketPrefix: string): Promise<S3Settings> {
+  const { config } = await s3TestEnv();
+  return {
+    endpoint: config.endpoint!,
+    region: config.region,
+    accessKeyId: config.accessKeyId!,
+    secretAccessKey: config.secretAccessKey!,
+    bucket: await freshBucket(bucketPrefix),
+  };
 }
