@@ -1,6 +1,10 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
+import { ensureS3Env } from "./test/support/ensure-s3-env.ts";
+
+// Real S3 (radosgw) for every project, started here if the environment names none (CI starts it first).
+ensureS3Env(fileURLToPath(new URL(".", import.meta.url)));
 
 // The edge's D1 migrations, applied by edge/test/apply-migrations.ts (the same files that
 // `wrangler d1 migrations apply` runs), so tests run against the real schema.
@@ -29,7 +33,6 @@ export default defineConfig({
             miniflare: {
               // workerd cannot read process.env: hand the real S3 (infra/s3, exported by ceph-start.sh)
               // and fixed test values for the routing secrets/pool to the Worker as bindings.
-              // Tests that need S3 skip themselves when S3_ENDPOINT is unset.
               bindings: {
                 ...Object.fromEntries(
                   ["S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_BUCKET"].flatMap((k) =>

@@ -4,6 +4,9 @@
  * otherwise the scripts install Ceph if needed and start (or reuse, in ~0.3 s) the cluster.
  */
 import type { S3Settings } from "../../infra/dev/stack.ts";
+import { parseExports } from "./shell-exports.ts";
+
+export { parseExports };
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -82,25 +85,6 @@ async function runScript(cmd: string, args: string[], timeoutMs = 240_000): Prom
     closeSync(err);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Parses `export NAME=value` lines as bash's `printf %q` writes them. */
-export function parseExports(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split("\n")) {
-    const m = /^export ([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]] = unquoteShell(m[2]);
-  }
-  return out;
-}
-
-function unquoteShell(s: string): string {
-  if (s.startsWith("$'") && s.endsWith("'")) {
-    const map: Record<string, string> = { n: "\n", t: "\t", r: "\r", "\\": "\\", "'": "'", '"': '"' };
-    return s.slice(2, -1).replace(/\\(.)/g, (_, c: string) => map[c] ?? c);
-  }
-  if (s.startsWith("'") && s.endsWith("'") && s.length >= 2) return s.slice(1, -1);
-  return s.replace(/\\(.)/g, "$1");
 }
 
 /** A client for the test S3. */

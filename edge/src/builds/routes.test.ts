@@ -13,7 +13,7 @@ import { ownersFor } from "../routing/rendezvous.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
 import { d1SearchCatalog } from "../search/catalog.ts";
 import { createUploadRoutes } from "../uploads/routes.ts";
-import { freshBucket, hasS3, hexDigest } from "../uploads/s3-test-support.ts";
+import { freshBucket, hexDigest } from "../uploads/s3-test-support.ts";
 import { createBuildRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
@@ -40,7 +40,7 @@ function manifest(tenant: string, index: string, version: number) {
   };
 }
 
-describe.skipIf(!hasS3)("builds", () => {
+describe("builds", () => {
   let client: S3Client;
   let bucket: string;
   let tenant: string;

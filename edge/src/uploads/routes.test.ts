@@ -2,9 +2,9 @@ import { createExecutionContext, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { seedIndex, stubAuth, testApp } from "../routing/test-harness.ts";
 import { createUploadRoutes } from "./routes.ts";
-import { freshBucket, hasS3, hexDigest } from "./s3-test-support.ts";
+import { freshBucket, hexDigest } from "./s3-test-support.ts";
 
-describe.skipIf(!hasS3)("POST /v1/indexes/:id/uploads", () => {
+describe("POST /v1/indexes/:id/uploads", () => {
   let bucket: string;
   let tenant: string;
   const app = () => testApp(createUploadRoutes({ auth: stubAuth(() => tenant) }));
