@@ -12,7 +12,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "qnet-scoring": { file: "bench/qnet-scoring.bench.ts", args: ["--batches=4096,16384,65536", "--runs=5"] },
   "query-encode": { file: "bench/query-encode.bench.ts", args: ["--runs=30"] },
   "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20"] },
-  "shard-load": { file: "bench/shard-load.bench.ts", args: [] },
+  "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
+  "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
 };
 
 const selected = process.argv.slice(2).filter((a) => !a.startsWith("-"));

@@ -40,6 +40,8 @@ export const frameSchema = z.discriminatedUnion("type", [
     }),
     partial: z.boolean(),
     missingShards: z.array(z.string()),
+    /** Set by the edge in public answers (the index version searched); workers leave it out. */
+    version: z.number().int().positive().optional(),
   }),
   z.object({ type: z.literal("scores"), scores: z.array(z.object({ id: z.string(), score: z.number() })), missing: z.array(z.string()) }),
   z.object({ type: z.literal("error"), code: z.string(), message: z.string() }),

@@ -181,7 +181,8 @@ export interface RerankScore {
 export type Frame =
   | { type: "qnet"; qnet: Uint8Array }
   | { type: "progress"; shard: string; iteration: number; hits: Hit[] }
-  | { type: "result"; hits: Hit[]; stats: SearchStats; partial: boolean; missingShards: string[] }
+  /** `version`: the index version searched, set by the edge in public answers; workers leave it out. */
+  | { type: "result"; hits: Hit[]; stats: SearchStats; partial: boolean; missingShards: string[]; version?: number }
   /** The answer to a rerank: scores sorted best first; `missing` lists ids the index did not hold. */
   | { type: "scores"; scores: RerankScore[]; missing: string[] }
   | { type: "error"; code: string; message: string };

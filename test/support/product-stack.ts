@@ -17,7 +17,7 @@ import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
 import { stopAll } from "../../infra/dev/processes.ts";
 import { PublicApi } from "../../infra/dev/public-api.ts";
 import { type RunningStack, type RunningWorker, type S3Settings, type StackOptions, startStack, startWorker } from "../../infra/dev/stack.ts";
-import { freshBucket, s3TestEnv } from "./s3.ts";
+import { testS3Settings } from "./s3.ts";
 
 export const VERBOSE = !!process.env.INTEGRATION_VERBOSE;
 
@@ -54,14 +54,7 @@ export class ProductStack {
     if (!VERBOSE) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const dir = await mkdtemp(join(tmpdir(), `${options.prefix}-`));
     try {
-      const [env, bucket, modelDir] = await Promise.all([s3TestEnv(), freshBucket(options.prefix), ensureDemoModel(join(dir, "model"), quietLines("model"))]);
-      const s3: S3Settings = {
-        endpoint: env.config.endpoint!,
-        region: env.config.region,
-        accessKeyId: env.config.accessKeyId!,
-        secretAccessKey: env.config.secretAccessKey!,
-        bucket,
-      };
+      const [s3, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureDemoModel(join(dir, "model"), quietLines("model"))]);
       const stackOptions: StackOptions = {
         dir,
         modelDir,

@@ -4,6 +4,9 @@
  * exercise every op rather than a near-constant network.
  */
 import type { BertDims, Float32Tensor, TensorMap } from "../../gpu-worker/src/model/types.ts";
+import { seededRandom } from "../../shared/random.ts";
+
+export { seededRandom };
 
 /** A small BERT: fast in the float64 reference, but with several heads and layers. */
 export const SMALL_BERT: BertDims = {
@@ -16,18 +19,6 @@ export const SMALL_BERT: BertDims = {
   typeVocabSize: 2,
   layerNormEps: 1e-12,
 };
-
-/** mulberry32: a tiny deterministic PRNG returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomBertWeights(dims: BertDims, seed: number): TensorMap {
   const rand = seededRandom(seed);

@@ -11,7 +11,7 @@ export interface SearchResult {
   hits: Hit[];
   partial: boolean;
   missingShards: string[];
-  /** The index version searched: from the body, or from x-index-version where the body has none. */
+  /** The index version searched, as the body reports it (x-index-version is `headerVersion`). */
   version: number;
   stats?: Record<string, unknown>;
 }
@@ -78,7 +78,7 @@ export async function readAnswer(response: Response): Promise<ReadAnswer> {
       hits: last.hits as Hit[],
       partial: last.partial as boolean,
       missingShards: last.missingShards as string[],
-      version: typeof last.version === "number" ? last.version : base.headerVersion!,
+      version: last.version as number,
       stats: last.stats as Record<string, unknown>,
     };
   } else if (last?.type === "error") {

@@ -80,8 +80,8 @@ function resolveInputs(body: BuildBody, files: { name: string; key: string }[]):
 export function createBuildRoutes(deps: BuildDeps = {}): Hono<BuildEnv> {
   const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
   const auth = deps.auth ?? {
-    manage: requireApiKey("manage") as unknown as MiddlewareHandler<BuildEnv>,
-    read: requireApiKey("search", "manage") as unknown as MiddlewareHandler<BuildEnv>,
+    manage: requireApiKey<BuildEnv>("manage"),
+    read: requireApiKey<BuildEnv>("search", "manage"),
   };
   const router = new Hono<BuildEnv>();
 

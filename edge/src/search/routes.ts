@@ -40,7 +40,7 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<SearchEnv> {
   const catalog = deps.catalog ?? d1SearchCatalog;
   const cacheFor = deps.cache ?? ((ttl: number) => resultCache(ttl));
   const router = new Hono<SearchEnv>();
-  router.use("/:id/search", deps.auth ?? (requireApiKey("search") as unknown as MiddlewareHandler<SearchEnv>));
+  router.use("/:id/search", deps.auth ?? requireApiKey<SearchEnv>("search"));
   router.get("/:id/search", (c) => search(c, searchFromQueryString(new URL(c.req.url))));
   router.post("/:id/search", async (c) => search(c, await searchFromBody(c)));
 

@@ -53,7 +53,7 @@ const pathSchema = z.object({ id: indexId });
 
 export function createUploadRoutes(options: { auth?: MiddlewareHandler<UploadEnv> } = {}): Hono<UploadEnv> {
   const router = new Hono<UploadEnv>();
-  router.post("/:id/uploads", options.auth ?? (requireApiKey("manage") as unknown as MiddlewareHandler<UploadEnv>), async (c) => {
+  router.post("/:id/uploads", options.auth ?? requireApiKey<UploadEnv>("manage"), async (c) => {
     const { id: index } = parseInput(pathSchema, c.req.param(), "path");
     const body = await readJson(c, uploadBodySchema);
     const tenant = c.get("auth").tenantId;

@@ -3,17 +3,7 @@
  * the same entry points, so results are reproducible (and tests deterministic).
  */
 
-/** mulberry32: a 32-bit-state generator, plenty for sampling row ids; returns floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from "../../../shared/random.ts";
 
 /** A uniform integer in [0, n). */
 export function randomIndex(rand: () => number, n: number): number {

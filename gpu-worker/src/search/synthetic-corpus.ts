@@ -3,7 +3,7 @@
  * clusters, which is the structure (topics) that makes kNN graphs of real embeddings poorly connected
  * between clusters and graph search sensitive to its entry points.
  */
-import { seededRandom } from "./random.ts";
+import { gaussian, seededRandom } from "../../../shared/random.ts";
 import type { Hit } from "./topk.ts";
 
 export interface ClusteredCorpusOptions {
@@ -30,7 +30,7 @@ export interface ClusteredCorpusOptions {
 export function clusteredEmbeddings(options: ClusteredCorpusOptions): Float32Array {
   const { n, dim, clusters, seed, centreSpread = 1, clusterSpread = 0.35, latentDim = 0, noise = 0.05 } = options;
   const rand = seededRandom(seed);
-  const gauss = gaussianSource(rand);
+  const gauss = gaussian(rand);
   const centres = new Float64Array(clusters * dim);
   for (let i = 0; i < centres.length; i++) centres[i] = gauss() * centreSpread;
   // Per cluster, latentDim directions of dim values each.
@@ -54,23 +54,6 @@ export function clusteredEmbeddings(options: ClusteredCorpusOptions): Float32Arr
     for (let k = 0; k < dim; k++) row[k] += gauss() * noise;
   }
   return out;
-}
-
-/** Standard normal samples by Box–Muller. */
-export function gaussianSource(rand: () => number): () => number {
-  let spare: number | undefined;
-  return () => {
-    if (spare !== undefined) {
-      const s = spare;
-      spare = undefined;
-      return s;
-    }
-    const u = 1 - rand(); // (0, 1]: log(0) would be -Infinity
-    const v = rand();
-    const radius = Math.sqrt(-2 * Math.log(u));
-    spare = radius * Math.sin(2 * Math.PI * v);
-    return radius * Math.cos(2 * Math.PI * v);
-  };
 }
 
 /** |found ∩ truth| / |truth| over (shard, row) identity. */

@@ -58,7 +58,7 @@ const envSchema = z.object({
   /** Requests with a larger body get 413. Rerank texts can be large (1000 × 100k chars in the schema). */
   MAX_BODY_BYTES: int(1024, 2 ** 31).default(128 * 2 ** 20),
   SHARD_CACHE_DIR: z.string().min(1).default(join(tmpdir(), "hypencoder-shard-cache")),
-  SHARD_CACHE_BYTES: int(0, Number.MAX_SAFE_INTEGER).default(20 * 2 ** 30),
+  SHARD_CACHE_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(20 * 2 ** 30),
   /** Where index versions live: s3://bucket/prefix, or a local directory. */
   INDEX_STORE: optionalString,
   S3_ENDPOINT: optionalString.pipe(z.url({ message: "S3_ENDPOINT must be a URL" }).optional()),
