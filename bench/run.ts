@@ -14,6 +14,7 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20"] },
   "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
+  edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 
 const selected = process.argv.slice(2).filter((a) => !a.startsWith("-"));

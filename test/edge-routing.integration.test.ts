@@ -14,6 +14,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../shared/api/signing.ts";
 import { manifestKey } from "../shared/index/keys.ts";
+import { scoreQNet } from "../shared/qnet/evaluate.ts";
+import { decodeQNet } from "../shared/qnet/wire.ts";
 import { ensureDemoModel } from "../infra/dev/demo-model.ts";
 import { stopAll } from "../infra/dev/processes.ts";
 import { PublicApi } from "../infra/dev/public-api.ts";
@@ -23,7 +25,11 @@ import { s3TestEnv, testS3Settings } from "./support/s3.ts";
 
 const SECRET = "integration-signing-secret";
 const ADMIN = "integration-admin-token";
-const DOCS = Array.from({ length: 1500 }, (_, i) => ({ id: `d${i}`, text: `document ${i} about ${["zebras", "quantum", "umbrellas", "graphs", "rain"][i % 5]} number ${i * 7}` }));
+// Padded so that 64 KiB shards split the corpus into exactly 6 shards over 3 workers (the issue's case).
+const DOCS = Array.from({ length: 1500 }, (_, i) => ({
+  id: `d${i}`,
+  text: `document ${i} about ${["zebras", "quantum", "umbrellas", "graphs", "rain"][i % 5]} number ${i * 7}${" filler".repeat(10)}`,
+}));
 
 type SearchBody = { hits: Array<{ id: string; score: number }>; partial: boolean; missingShards: string[]; version: number; stats: { shardsSearched: number } };
 
@@ -124,7 +130,7 @@ describe("edge → GPU workers, real processes", () => {
     expect(body.partial).toBe(false);
     expect(body.version).toBe(version);
     expect(body.hits).toHaveLength(10);
-    expect(shards.length).toBeGreaterThan(1); // the corpus was built into several shards
+    expect(shards.length).toBe(6); // 6 shards over 3 workers
     expect(body.stats.shardsSearched).toBe(shards.length);
     const reference = await direct("zebras in the rain", shards, version);
     expect(body.hits.map((h) => h.id)).toEqual(reference.map((h) => h.id));
@@ -137,6 +143,80 @@ describe("edge → GPU workers, real processes", () => {
     expect(response.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
     const lines = (await response.text()).trim().split("\n").map((l) => JSON.parse(l) as { type: string; partial?: boolean });
     expect(lines.at(-1)).toMatchObject({ type: "result", partial: false });
+  }, 60_000);
+
+  it("streams progress before the last iteration ends: lines arrive over time, the first before the result", async () => {
+    const params = "&k=5&mode=approx&maxIter=12&earlyStop=false&entryPoints=50&ncandidates=8&stream=true";
+    const response = await api(`/v1/indexes/docs/search?q=${encodeURIComponent("quantum graphs in the rain")}${params}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
+    // Each complete line with the time its last byte arrived.
+    const arrivals: Array<{ at: number; frame: { type: string; iteration?: number; partial?: boolean } }> = [];
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let pending = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const at = performance.now();
+      pending += value;
+      let newline: number;
+      while ((newline = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        if (line) arrivals.push({ at, frame: JSON.parse(line) });
+      }
+    }
+    const progress = arrivals.filter((a) => a.frame.type === "progress");
+    const result = arrivals.at(-1)!;
+    expect(result.frame).toMatchObject({ type: "result", partial: false });
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    expect(arrivals[0]!.frame.type).toBe("progress");
+    expect(arrivals[0]!.at).toBeLessThan(result.at);
+    expect(progress[0]!.frame.iteration!).toBeLessThan(progress.at(-1)!.frame.iteration!);
+  }, 60_000);
+
+  /** A signed JSON call straight to a live worker (no edge). */
+  async function workerDirect(path: string, json: unknown): Promise<Response> {
+    const body = new TextEncoder().encode(JSON.stringify(json));
+    const alive = workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
+    const headers = await signRequest({ secret: SECRET, method: "POST", path, tenant: "acme", body });
+    return fetch(`${alive.url}${path}`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
+  }
+
+  it("POST /v1/qnet answers the shared q-net wire format; it scores like the worker's, and /v1/rerank matches the worker's", async () => {
+    const query = "zebras and umbrellas";
+    const response = await api("/v1/qnet", { method: "POST", body: JSON.stringify({ query }) });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/msgpack");
+    const qnet = decodeQNet(new Uint8Array(await response.arrayBuffer()));
+    const direct = await workerDirect("/v1/qnet", { tenant: "acme", query });
+    expect(direct.status).toBe(200);
+    const reference = decodeQNet(new Uint8Array(await direct.arrayBuffer()));
+    expect(qnet.dims).toEqual(reference.dims);
+    // The same scoring function: equal scores on a few made-up embeddings.
+    const dim = qnet.dims[0]!;
+    const embeddings = Float32Array.from({ length: 3 * dim }, (_, i) => Math.sin(i * 0.37));
+    const [ours, theirs] = [scoreQNet(qnet, embeddings), scoreQNet(reference, embeddings)];
+    for (let i = 0; i < 3; i++) expect(ours[i]!).toBeCloseTo(theirs[i]!, 4);
+
+    const documents = [{ id: "z", text: "zebras under umbrellas" }, { id: "q", text: "quantum graphs" }];
+    const reranked = await api("/v1/rerank", { method: "POST", body: JSON.stringify({ query, documents }) });
+    expect(reranked.status).toBe(200);
+    const edgeScores = (await reranked.json()) as { scores: Array<{ id: string; score: number }>; missing: string[] };
+    const workerScores = (await (await workerDirect("/v1/rerank", { tenant: "acme", query, documents })).json()) as typeof edgeScores;
+    expect(edgeScores.missing).toEqual([]);
+    expect(edgeScores.scores.map((s) => s.id)).toEqual(workerScores.scores.map((s) => s.id));
+    edgeScores.scores.forEach((s, i) => expect(s.score).toBeCloseTo(workerScores.scores[i]!.score, 4));
+  }, 60_000);
+
+  it("POST /v1/rerank by ids scores known ids in the active version and lists unknown ones in missing", async () => {
+    const response = await api("/v1/rerank", { method: "POST", body: JSON.stringify({ query: "zebras", index: "docs", ids: ["d0", "d3", "no-such-doc"] }) });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-index-version")).toBe(String(version));
+    const body = (await response.json()) as { scores: Array<{ id: string; score: number }>; missing: string[] };
+    expect(body.scores.map((s) => s.id).sort()).toEqual(["d0", "d3"]);
+    for (const s of body.scores) expect(Number.isFinite(s.score)).toBe(true);
+    expect(body.missing).toEqual(["no-such-doc"]);
   }, 60_000);
 
   it("a stopped worker's shards are served by their next owners; all stopped gives a flagged partial answer", async () => {

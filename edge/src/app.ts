@@ -13,6 +13,7 @@ import { healthRoutes } from "./health.ts";
 import { indexRoutes } from "./indexes/routes.ts";
 import { openApiRoutes } from "./openapi/routes.ts";
 import { pageRoutes } from "./page/routes.ts";
+import { qnetRoutes } from "./qnet/routes.ts";
 import { searchRoutes } from "./search/routes.ts";
 import { uploadRoutes } from "./uploads/routes.ts";
 
@@ -28,6 +29,7 @@ export function createApp(): Hono<EdgeEnv> {
   app.route("/v1/indexes", searchRoutes);
   app.route("/v1/indexes", uploadRoutes);
   app.route("/v1/indexes", buildRoutes);
+  app.route("/v1", qnetRoutes);
 
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {

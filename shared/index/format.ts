@@ -12,6 +12,7 @@
  * msgpackr comes from "index-no-eval" (workerd forbids new Function); see shared/qnet/wire.ts.
  */
 import { Packr, Unpackr } from "msgpackr/index-no-eval";
+import { unpackOneValue } from "../msgpack-one.ts";
 import * as z from "zod";
 import { float32ArrayToHalf } from "../qnet/half.ts";
 import { portableChecksums, type ShardChecksums } from "./checksums.ts";
@@ -393,16 +394,8 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
 
 /** Unpacks exactly one msgpack value; anything else is a format error. */
 function unpackSection(bytes: Uint8Array, what: string, fail: (msg: string) => never): unknown {
-  const values: unknown[] = [];
-  try {
-    // unpackMultiple: unpack's trailing-bytes error would dump the whole value into the message.
-    unpackr.unpackMultiple(bytes, (value: unknown) => {
-      values.push(value);
-      return values.length < 2;
-    });
-  } catch (e) {
-    fail(`${what}: invalid msgpack: ${String((e as Error).message).slice(0, 200)}`);
-  }
-  if (values.length !== 1) fail(`${what}: expected exactly one msgpack value, found ${values.length === 0 ? "none" : "trailing bytes"}`);
-  return values[0];
+  const one = unpackOneValue(unpackr, bytes);
+  if (one.ok) return one.value;
+  if (one.problem === "invalid") fail(`${what}: invalid msgpack: ${one.message}`);
+  return fail(`${what}: expected exactly one msgpack value, found ${one.problem === "empty" ? "none" : "trailing bytes"}`);
 }

@@ -8,6 +8,7 @@
  * false keeps the bytes plain msgpack that any language can read), so nothing is lost.
  */
 import { Packr, Unpackr } from "msgpackr/index-no-eval";
+import { unpackOneValue } from "../msgpack-one.ts";
 import * as z from "zod";
 import { assertValidQNet, describeQNetProblems, qnetShapeProblems } from "./evaluate.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "./half.ts";
@@ -162,24 +163,14 @@ function unpackOne(bytes: Uint8Array): unknown {
     throw new QNetWireError(`q-net: expected bytes as a Uint8Array, got ${describeValue(bytes)}`);
   }
   if (bytes.length === 0) throw new QNetWireError("q-net: no bytes to decode");
-  const values: unknown[] = [];
-  try {
-    // unpackMultiple instead of unpack: unpack's trailing-bytes error embeds a JSON dump of
-    // the whole decoded value (megabytes for a real q-net). Stop after the second value.
-    unpackr.unpackMultiple(bytes, (value: unknown) => {
-      values.push(value);
-      return values.length < 2;
-    });
-  } catch (e) {
-    const err = e as Error & { incomplete?: boolean };
-    const detail = String(err.message).slice(0, 200);
-    // msgpackr flags any RangeError as "incomplete", so a malformed typed-array payload can
-    // look like truncation too; the detail tells them apart.
-    if (err.incomplete) throw new QNetWireError(`q-net: truncated msgpack data (${bytes.length} bytes): ${detail}`);
-    throw new QNetWireError(`q-net: invalid msgpack: ${detail}`);
-  }
-  if (values.length !== 1) throw new QNetWireError("q-net: trailing bytes after the msgpack message");
-  return values[0];
+  const one = unpackOneValue(unpackr, bytes);
+  if (one.ok) return one.value;
+  if (one.problem === "trailing") throw new QNetWireError("q-net: trailing bytes after the msgpack message");
+  if (one.problem === "empty") throw new QNetWireError("q-net: no bytes to decode");
+  // msgpackr flags any RangeError as "incomplete", so a malformed typed-array payload can
+  // look like truncation too; the detail tells them apart.
+  if (one.incomplete) throw new QNetWireError(`q-net: truncated msgpack data (${bytes.length} bytes): ${one.message}`);
+  throw new QNetWireError(`q-net: invalid msgpack: ${one.message}`);
 }
 
 /**

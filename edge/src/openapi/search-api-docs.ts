@@ -1,16 +1,14 @@
 /**
  * Docs for the data-plane routes (uploads, builds, search, q-nets, rerank). Request schemas are
  * imported from the routers that validate with them (uploads/schemas.ts, builds/schemas.ts,
- * search/request.ts), so the docs follow them. Response schemas mirror what those routers send
- * (uploads/routes.ts, builds/routes.ts buildView, search/render.ts publicResult).
- *
- * PROVISIONAL: POST /v1/qnet and POST /v1/rerank have no router yet; they are described from the
- * GPU worker contract (shared/api/worker-api.ts). Replace them with the routers' schemas when
- * those land (the openapi test fails if a served route is missing here, not if one is extra).
+ * search/request.ts, qnet/request.ts), so the docs follow them. Response schemas mirror what those
+ * routers send (uploads/routes.ts, builds/routes.ts buildView, search/render.ts publicResult,
+ * qnet/routes.ts).
  */
 import { z } from "zod";
-import { indexId, qnetRequestSchema, rerankRequestSchema } from "../../../shared/api/worker-api.ts";
+import { indexId } from "../../../shared/api/worker-api.ts";
 import { buildBodySchema, buildParamsSchema } from "../builds/schemas.ts";
+import { publicQNetSchema, publicRerankSchema } from "../qnet/request.ts";
 import { publicSearchSchema } from "../search/request.ts";
 import { uploadBodySchema } from "../uploads/schemas.ts";
 import type { RouteDoc } from "./route-doc.ts";
@@ -71,9 +69,10 @@ const buildView = z.object({
   workerReachable: z.literal(false).optional().describe("present when the worker could not be polled this time"),
 });
 
-// rerankRequestSchema carries a refinement, which zod forbids .omit() on; rebuild it from its shape.
-const { tenant: _rerankTenant, ...rerankShape } = rerankRequestSchema.shape;
-const { tenant: _qnetTenant, ...qnetShape } = qnetRequestSchema.shape;
+const rerankResponse = z.object({
+  scores: z.array(z.object({ id: z.string(), score: z.number() })).describe("best first"),
+  missing: z.array(z.string()).describe("requested ids the index version does not hold"),
+});
 
 const manage = { tags: ["indexes"], auth: "apiKey", scopes: ["manage"] } as const;
 const search = { tags: ["search"], auth: "apiKey", scopes: ["search"] } as const;
@@ -125,19 +124,34 @@ export const searchApiRouteDocs: RouteDoc[] = [
     ...search,
     method: "post",
     path: "/v1/qnet",
-    summary: "PROVISIONAL: encode a query into its q-net (shared/FORMATS.md wire format)",
-    body: z.strictObject(qnetShape),
-    responses: { 200: { description: "The q-net as msgpack", contentType: "application/msgpack" } },
+    summary: "Encode a query into its q-net (the query's neural scoring function)",
+    description:
+      "Answers the q-net as `application/msgpack` bytes in the shared q-net wire format (shared/FORMATS.md, `hypencoder.qnet` v1). " +
+      "Clients run it on document embeddings with shared/qnet/evaluate.ts (`decodeQNet` from shared/qnet/wire.ts, then `scoreQNet`), " +
+      "scoring documents locally exactly as the workers do. `dtype: float16` halves the size.",
+    body: publicQNetSchema,
+    responses: {
+      200: { description: "The q-net, shared q-net wire format (shared/FORMATS.md)", contentType: "application/msgpack" },
+      502: { description: "A GPU worker refused the request" },
+      503: { description: "No GPU worker answered; see Retry-After" },
+    },
   },
   {
     ...search,
     method: "post",
     path: "/v1/rerank",
-    summary: "PROVISIONAL: score documents (texts, or ids in an index version) against a query",
-    description: "Give either `documents`, or `ids` with `index` and `version`.",
-    body: z.strictObject(rerankShape),
+    summary: "Score documents against a query: given texts, or ids of documents in an index (its active version)",
+    description:
+      "Give either `documents` (texts, embedded by the worker), or `ids` with `index`: the edge reads the index's active version. " +
+      "JSON answers `{scores, missing}`. With `Accept: application/msgpack` the answer is msgpack frames (shared/api/frames.ts): " +
+      "a `qnet` frame first when `includeQNet` (only allowed with msgpack), then the `scores` frame.",
+    body: publicRerankSchema,
     responses: {
-      200: { description: "Scores, best first; `missing` lists ids the index did not hold", schema: z.object({ scores: z.array(z.object({ id: z.string(), score: z.number() })), missing: z.array(z.string()) }) },
+      200: { description: "Scores, best first; `missing` lists ids the index did not hold", schema: rerankResponse },
+      404: { description: "No such index (rerank by ids)" },
+      409: { description: "The index has no built version yet (rerank by ids)" },
+      502: { description: "A GPU worker refused the request" },
+      503: { description: "No GPU worker answered; see Retry-After" },
     },
   },
 ];

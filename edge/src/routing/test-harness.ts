@@ -1,6 +1,6 @@
 /**
- * Test-only helpers for the route tests of search, uploads and builds: mount one router the way
- * app.ts does (under /v1/indexes, with the same ApiError → JSON mapping) behind a stub API-key check,
+ * Test-only helpers for the route tests of search, uploads, builds and q-nets: mount one router the way
+ * app.ts does (under /v1/indexes unless told, with the same ApiError → JSON mapping) behind a stub API-key check,
  * so those tests exercise their routes without seeding D1 keys. app.test.ts covers the real wiring.
  */
 import { Hono, type MiddlewareHandler } from "hono";
@@ -18,9 +18,9 @@ export function stubAuth(tenant: string | (() => string)): MiddlewareHandler {
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function testApp(router: Hono<any>): Hono<any> {
+export function testApp(router: Hono<any>, base = "/v1/indexes"): Hono<any> {
   const app = new Hono();
-  app.route("/v1/indexes", router);
+  app.route(base, router);
   app.onError((error, c) => {
     if (error instanceof ApiError) return errorResponse(c, error.status, error.code, error.message, error.headers);
     console.error("test app error", error);
