@@ -11,18 +11,12 @@
  *   node bin/run-ts.mjs bench/edge.bench.ts [--runs 40] [--queries 120] [--concurrency 4]
  * Needs the local S3 (eval "$(bash infra/s3/ceph-start.sh)", or it is started on demand).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { mergeTopK } from "../edge/src/routing/merge.ts";
-import { ensureDemoModel } from "../infra/dev/demo-model.ts";
-import { stopAll } from "../infra/dev/processes.ts";
 import { PublicApi } from "../infra/dev/public-api.ts";
-import { startStack } from "../infra/dev/stack.ts";
 import { signRequest } from "../shared/api/signing.ts";
 import type { Hit } from "../shared/api/worker-api.ts";
-import { testS3Settings } from "../test/support/s3.ts";
+import { ProductStack } from "../test/support/product-stack.ts";
 import { percentile } from "./stats.ts";
 
 const { values: args } = parseArgs({
@@ -30,7 +24,6 @@ const { values: args } = parseArgs({
     runs: { type: "string", default: "40" },
     queries: { type: "string", default: "120" },
     concurrency: { type: "string", default: "4" },
-    verbose: { type: "boolean", default: false },
   },
 });
 const runs = Number(args.runs);
@@ -50,25 +43,17 @@ const fmt = (ms: number) => `${ms.toFixed(2)} ms`;
 let unique = 0;
 const freshQuery = () => `${TOPICS[unique % 5]} bench query ${unique++} ${Math.random().toString(36).slice(2, 8)}`;
 
-const dir = await mkdtemp(join(tmpdir(), "hyp-edge-bench-"));
+// INTEGRATION_VERBOSE=1 prints the processes' output.
+const stack = await ProductStack.start({
+  prefix: "edge-bench",
+  workers: 3,
+  signingSecret: SECRET,
+  adminToken: ADMIN,
+  edgeVars: { WORKER_TIMEOUT_MS: "20000", RATE_LIMIT_PER_MINUTE: "0" },
+  workerEnv: { DEVICE: "cpu" },
+});
 try {
-  const s3 = await testS3Settings("edge-bench");
-  const quiet = (name: string) => (line: string) => {
-    if (args.verbose) process.stderr.write(`[${name}] ${line}\n`);
-  };
-  const modelDir = await ensureDemoModel(join(dir, "model"), quiet("model"));
-  const stack = await startStack({
-    dir,
-    modelDir,
-    s3,
-    workers: 3,
-    signingSecret: SECRET,
-    adminToken: ADMIN,
-    edgeVars: { WORKER_TIMEOUT_MS: "20000", RATE_LIMIT_PER_MINUTE: "0" },
-    workerEnv: { DEVICE: "cpu" },
-    onLine: quiet,
-  });
-  const edge = stack.edge.url;
+  const edge = stack.edgeUrl;
   const admin = PublicApi.admin(edge, ADMIN);
   await admin.createTenant("bench", "Bench");
   const api = new PublicApi(edge, await admin.createKey("bench", ["search", "manage"]));
@@ -176,6 +161,5 @@ try {
   const mergeSeconds = (performance.now() - m0) / 1000;
   console.log(`  merge alone (mergeTopK, ${SHARDS_WANTED} lists of k=100 → top 100, Node ${process.version}): ${Math.round(merges / mergeSeconds).toLocaleString("en-US")} merges/s (${((mergeSeconds / merges) * 1e6).toFixed(1)} µs each)`);
 } finally {
-  await stopAll(5_000);
-  await rm(dir, { recursive: true, force: true });
+  await stack.close();
 }

@@ -8,20 +8,15 @@
  * Slow (model import, three workers, wrangler): about a minute.
  */
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRequest } from "../shared/api/signing.ts";
 import { manifestKey } from "../shared/index/keys.ts";
 import { scoreQNet } from "../shared/qnet/evaluate.ts";
 import { decodeQNet } from "../shared/qnet/wire.ts";
-import { ensureDemoModel } from "../infra/dev/demo-model.ts";
-import { stopAll } from "../infra/dev/processes.ts";
-import { PublicApi } from "../infra/dev/public-api.ts";
-import { type RunningWorker, startStack } from "../infra/dev/stack.ts";
+import type { RunningWorker } from "../infra/dev/stack.ts";
 import { createS3Client } from "../gpu-worker/src/store/s3-store.ts";
-import { s3TestEnv, testS3Settings } from "./support/s3.ts";
+import { ProductStack } from "./support/product-stack.ts";
+import { s3TestEnv } from "./support/s3.ts";
 
 const SECRET = "integration-signing-secret";
 const ADMIN = "integration-admin-token";
@@ -33,43 +28,32 @@ const DOCS = Array.from({ length: 1500 }, (_, i) => ({
 
 type SearchBody = { hits: Array<{ id: string; score: number }>; partial: boolean; missingShards: string[]; version: number; stats: { shardsSearched: number } };
 
-const quiet = (name: string) => (line: string) => {
-  if (process.env.INTEGRATION_VERBOSE) process.stderr.write(`[${name}] ${line}\n`);
-};
-
 describe("edge → GPU workers, real processes", () => {
-  let dir: string;
+  let product: ProductStack;
   let bucket: string;
   let edge: string;
   let key: string;
-  let workers: RunningWorker[] = [];
+  let workers: readonly RunningWorker[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "edge-routing-"));
-    const s3 = await testS3Settings("edge-int");
-    bucket = s3.bucket;
-    const modelDir = await ensureDemoModel(join(dir, "model"), quiet("model"));
-    const stack = await startStack({
-      dir,
-      modelDir,
-      s3,
+    product = await ProductStack.start({
+      prefix: "edge-int",
       workers: 3,
       signingSecret: SECRET,
       adminToken: ADMIN,
       edgeVars: { WORKER_TIMEOUT_MS: "20000", RATE_LIMIT_PER_MINUTE: "0" },
       workerEnv: { DEVICE: "cpu" },
-      onLine: quiet,
     });
-    edge = stack.edge.url;
-    workers = stack.workers;
-    const admin = PublicApi.admin(edge, ADMIN);
+    bucket = product.s3.bucket;
+    edge = product.edgeUrl;
+    workers = product.workers;
+    const admin = product.admin();
     await admin.createTenant("acme", "Acme");
     key = await admin.createKey("acme", ["search", "manage"]);
   }, 300_000);
 
   afterAll(async () => {
-    await stopAll(5_000);
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await product?.close();
   });
 
   const api = (path: string, init: RequestInit = {}) =>
