@@ -192,6 +192,21 @@ describe("builds", () => {
     expect(await poll(build.id)).toMatchObject({ state: "failed", error: { code: "build_lost" } });
   });
 
+  it("a build whose worker stays unreachable past the limit fails, and the index can build again", async () => {
+    const uploadId = await uploadDocs();
+    const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+    for (const w of WORKERS) pool.behaviour.set(w, "down");
+    expect(await poll(build.id)).toMatchObject({ state: "queued", workerReachable: false });
+    expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(409);
+    // Last heard from an hour ago: past the 900 s default.
+    await env.DB.prepare("UPDATE builds SET updated_at = ?1 WHERE id = ?2").bind(new Date(Date.now() - 3_600_000).toISOString(), build.id).run();
+    const failed = await poll(build.id);
+    expect(failed).toMatchObject({ state: "failed", error: { code: "build_lost" } });
+    expect(failed.error!.message).toContain("has not answered for over 900 s");
+    pool.behaviour.clear();
+    expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+  });
+
   it.each([
     ["no uploadId", {}],
     ["a bad uploadId", { uploadId: "../x" }],

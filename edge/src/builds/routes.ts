@@ -29,7 +29,10 @@ import { type BuildBody, buildBodySchema, buildParamsSchema } from "./schemas.ts
 import { type BuildRecord, completeBuild, failBuild, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "./store.ts";
 import { verifyUploadedFiles } from "./verify-upload.ts";
 
-export interface BuildBindings extends UploadBindings, WorkerBindings {}
+export interface BuildBindings extends UploadBindings, WorkerBindings {
+  /** Seconds a running build's worker may stay unreachable before the build fails (default 900). */
+  BUILD_SILENCE_SECONDS?: string;
+}
 export type BuildEnv = { Bindings: BuildBindings; Variables: EdgeVariables };
 
 export interface BuildDeps {
@@ -132,8 +135,14 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<BuildEnv> {
     if (!build) throw notFound(`build ${buildId}`);
     if (TERMINAL_STATES.includes(build.state) || !build.workerUrl || !build.workerJobId) return c.json(buildView(build));
     const polled = await pollBuild(fetcher, workerPoolFromEnv(c.env), build, c.req.raw.signal);
-    if (polled.kind === "unreachable") return c.json({ ...buildView(build), workerReachable: false });
-    if (polled.kind === "lost") {
+    if (polled.kind === "unreachable") {
+      if (!silentTooLong(build, c.env)) return c.json({ ...buildView(build), workerReachable: false });
+      // Its worker is gone for good (or renamed): without this, the index could never build again.
+      await failBuild(db, build, {
+        code: "build_lost",
+        message: `the GPU worker running this build has not answered for over ${buildSilenceLimitSeconds(c.env)} s; start the build again`,
+      });
+    } else if (polled.kind === "lost") {
       // The worker no longer knows the job (restarted): it will never finish.
       await failBuild(db, build, { code: "build_lost", message: "the GPU worker running this build restarted; start the build again" });
     } else if (polled.status.state === "failed") {
@@ -149,6 +158,19 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<BuildEnv> {
   });
 
   return router;
+}
+
+/** How long a running build's worker may stay unreachable before the build is failed. */
+export const DEFAULT_BUILD_SILENCE_SECONDS = 900;
+
+function buildSilenceLimitSeconds(env: { BUILD_SILENCE_SECONDS?: string }): number {
+  const seconds = Number(env.BUILD_SILENCE_SECONDS ?? DEFAULT_BUILD_SILENCE_SECONDS);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_BUILD_SILENCE_SECONDS;
+}
+
+/** updated_at moves on every answered poll, so it is the last time the worker was heard from. */
+function silentTooLong(build: { updatedAt: string }, env: { BUILD_SILENCE_SECONDS?: string }): boolean {
+  return Date.now() - Date.parse(build.updatedAt) > buildSilenceLimitSeconds(env) * 1000;
 }
 
 /** The build goes to the first owner of the index by rendezvous; on a network error, timeout or 5xx, the next. */
