@@ -130,8 +130,8 @@ export async function graphSearch(
   const frontier = entrySet(options.entryRows, rowCount, opts, visited);
   const top = new TopK(opts.k);
   const state: WalkState = { scorer, graph, opts, shard, visited, top, docsScored: 0, msScoring: 0, onIteration: options.onIteration };
-  const walk = opts.variant === "published" ? walkPublished : walkBestFirst;
-  const { iterations, stoppedBy } = await walk(state, frontier);
+  const step = opts.variant === "published" ? publishedStep(state) : bestFirstStep(state);
+  const { iterations, stoppedBy } = await walk(state, frontier, step);
   return {
     hits: top.sorted(shard),
     stats: { docsScored: state.docsScored, iterations, msScoring: state.msScoring, msTotal: performance.now() - started, stoppedBy },
@@ -204,48 +204,60 @@ function report(state: WalkState, iteration: number): void {
   state.onIteration?.({ iteration, topK: state.top.sorted(state.shard), scored: state.docsScored });
 }
 
-async function walkPublished(state: WalkState, first: number[]): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
-  const { opts, top } = state;
+/** One step's outcome: the next frontier, and whether the variant's early-stop rule fired. */
+interface StepResult {
+  next: number[];
+  earlyStop: boolean;
+}
+type Step = (rows: Uint32Array, scores: Float32Array) => StepResult;
+
+/**
+ * The loop both variants share: stop on an empty frontier or at maxIter, score the whole frontier in
+ * one call, let the variant choose what to expand, report, and stop early when the variant says so.
+ */
+async function walk(state: WalkState, first: number[], step: Step): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
   let frontier = first;
   let iterations = 0;
   for (;;) {
     if (frontier.length === 0) return { iterations, stoppedBy: "empty" };
-    if (iterations === opts.maxIter) return { iterations, stoppedBy: "max_iter" };
+    if (iterations === state.opts.maxIter) return { iterations, stoppedBy: "max_iter" };
     const { rows, scores } = await scoreFrontier(state, frontier);
     iterations++;
-    const best = new TopK(Math.min(Math.max(opts.ncandidates, opts.k), rows.length));
-    for (let i = 0; i < rows.length; i++) best.push(rows[i], scores[i]);
-    const selected = best.sorted();
-    let entered = 0;
-    const next: number[] = [];
-    selected.forEach((hit, i) => {
-      if (top.push(hit.row, hit.score)) entered++;
-      if (i < opts.ncandidates) expand(state, hit.row, next);
-    });
+    const { next, earlyStop } = step(rows, scores);
     report(state, iterations);
-    if (entered === 0 && opts.earlyStop) return { iterations, stoppedBy: "early_stop" };
+    if (earlyStop) return { iterations, stoppedBy: "early_stop" };
     frontier = next;
   }
 }
 
-async function walkBestFirst(state: WalkState, first: number[]): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
+/** The published step: the frontier's best max(ncandidates, k) are offered to T; its best ncandidates are expanded. */
+function publishedStep(state: WalkState): Step {
+  const { opts, top } = state;
+  return (rows, scores) => {
+    const best = new TopK(Math.min(Math.max(opts.ncandidates, opts.k), rows.length));
+    for (let i = 0; i < rows.length; i++) best.push(rows[i], scores[i]);
+    let entered = 0;
+    const next: number[] = [];
+    best.sorted().forEach((hit, i) => {
+      if (top.push(hit.row, hit.score)) entered++;
+      if (i < opts.ncandidates) expand(state, hit.row, next);
+    });
+    return { next, earlyStop: entered === 0 && opts.earlyStop };
+  };
+}
+
+/** Best-first: expand the best ncandidates of every scored, not-yet-expanded row (like HNSW's ef). */
+function bestFirstStep(state: WalkState): Step {
   const { opts, top } = state;
   // The working set bounds what is worth expanding; the pool holds every scored row not yet expanded.
   const working = new TopK(Math.max(opts.ncandidates, opts.k));
   const pool = new MaxPool();
-  let frontier = first;
-  let iterations = 0;
-  for (;;) {
-    if (frontier.length === 0) return { iterations, stoppedBy: "empty" };
-    if (iterations === opts.maxIter) return { iterations, stoppedBy: "max_iter" };
-    const { rows, scores } = await scoreFrontier(state, frontier);
-    iterations++;
+  return (rows, scores) => {
     for (let i = 0; i < rows.length; i++) {
       top.push(rows[i], scores[i]);
       working.push(rows[i], scores[i]);
       if (!Number.isNaN(scores[i])) pool.push(rows[i], scores[i]);
     }
-    report(state, iterations);
     const next: number[] = [];
     let promising = 0;
     for (let expanded = 0; expanded < opts.ncandidates && pool.size > 0; expanded++) {
@@ -254,10 +266,9 @@ async function walkBestFirst(state: WalkState, first: number[]): Promise<{ itera
       promising++;
       expand(state, pool.pop(), next);
     }
-    // With nothing promising left the pool still holds rows, else the frontier is empty (stops below).
-    if (promising === 0 && pool.size > 0) return { iterations, stoppedBy: "early_stop" };
-    frontier = next;
-  }
+    // With nothing promising left the pool still holds rows, else the frontier is empty (stops next step).
+    return { next, earlyStop: promising === 0 && pool.size > 0 };
+  };
 }
 
 /** A growable max-heap of (row, score), best first with the lower row winning ties. */
