@@ -15,6 +15,7 @@ import { scoreQNet } from "../shared/qnet/evaluate.ts";
 import { decodeQNet } from "../shared/qnet/wire.ts";
 import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
 import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
+import { queuedStatus } from "../gpu-worker/src/index/build/build-manager.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
 import { createService, type Service, type ServiceSettings } from "../gpu-worker/src/service/app.ts";
 import { listen, type RunningServer } from "../gpu-worker/src/service/http-server.ts";
@@ -84,15 +85,7 @@ class TestBackend implements IndexBackend {
   }
 
   startBuild(request: BuildRequest): BuildStatus {
-    const status: BuildStatus = {
-      jobId: `job-${this.builds.size + 1}`,
-      tenant: request.tenant,
-      index: request.index,
-      version: request.version,
-      state: "queued",
-      progress: { docsRead: 0, docsEncoded: 0, docsTotal: 0, graphPercent: 0, bytesWritten: 0 },
-      startedAt: new Date().toISOString(),
-    };
+    const status = queuedStatus(request, `job-${this.builds.size + 1}`);
     this.builds.set(status.jobId, status);
     return status;
   }

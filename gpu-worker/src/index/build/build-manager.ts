@@ -81,15 +81,7 @@ export class BuildManager {
     const job: Job = {
       request,
       abort: new AbortController(),
-      status: {
-        jobId: randomUUID(),
-        tenant: request.tenant,
-        index: request.index,
-        version: request.version,
-        state: "queued",
-        progress: { docsRead: 0, docsEncoded: 0, docsTotal: 0, graphPercent: 0, bytesWritten: 0 },
-        startedAt: new Date().toISOString(),
-      },
+      status: queuedStatus(request, randomUUID()),
     };
     this.jobs.set(job.status.jobId, job);
     this.queue.push(job);
@@ -190,4 +182,17 @@ function applyUpdate(status: BuildStatus, update: BuildUpdate): void {
 
 function snapshot(status: BuildStatus): BuildStatus {
   return structuredClone(status);
+}
+
+/** The status of a build that has just been accepted. */
+export function queuedStatus(request: BuildRequest, jobId: string): BuildStatus {
+  return {
+    jobId,
+    tenant: request.tenant,
+    index: request.index,
+    version: request.version,
+    state: "queued",
+    progress: { docsRead: 0, docsEncoded: 0, docsTotal: 0, graphPercent: 0, bytesWritten: 0 },
+    startedAt: new Date().toISOString(),
+  };
 }
