@@ -4,18 +4,22 @@
  * documents scored (% of the corpus) and latency p50/p95, for the published algorithm and the
  * improvements (k-means entry rows, best-first expansion).
  *
- *   node --import tsx bench/graph-search.bench.ts [--n 10000,100000] [--queries 10] [--layers 6]
- *     [--entry-rows 256] [--threads <cores>]
+ *   node bin/run-ts.mjs bench/graph-search.bench.ts [--n 10000,100000] [--queries 20] [--layers 6]
+ *     [--degree 100] [--entry-rows 256] [--threads <cores>] [--cache <dir>]
  *
- * 1M documents is opt-in (--n 1000000) and uses 2-hidden-layer q-nets unless --layers is given:
- * exhaustive search at depth 6 costs ~7 TFLOP per query there.
+ * 1M documents (`npm run bench -- graph-search-1m`) uses 2-hidden-layer q-nets unless --layers is
+ * given: exhaustive search at depth 6 costs ~7 TFLOP per query there. Its corpus (1.5 GB), kNN graph
+ * and exhaustive answers take most of an hour on 2 cores, so --cache keeps them on disk between runs
+ * (each keyed by everything that determines it); the report prints how long each took to make.
  */
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import type { QNet, QNetArchitecture } from "../shared/qnet/types.ts";
-import { buildKnnGraph, reachableFraction } from "../gpu-worker/src/index/knn-graph.ts";
+import { buildKnnGraph, type KnnGraph, reachableFraction } from "../gpu-worker/src/index/knn-graph.ts";
 import { encodeModel } from "../gpu-worker/src/model/onnx/graph-builder.ts";
 import { buildQNetScorerGraph } from "../gpu-worker/src/model/onnx/qnet-scorer.ts";
 import { GRAPH_IO } from "../gpu-worker/src/model/types.ts";
@@ -25,20 +29,27 @@ import { type GraphSearchOptions, graphSearch } from "../gpu-worker/src/search/g
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import type { RowScorer } from "../gpu-worker/src/search/row-scorer.ts";
 import { clusteredEmbeddings, recall } from "../gpu-worker/src/search/synthetic-corpus.ts";
+import type { Hit } from "../gpu-worker/src/search/topk.ts";
 import { randomQNet } from "../test/support/random-qnet.ts";
+import { percentile } from "./stats.ts";
 
 const { values: args } = parseArgs({
   options: {
     n: { type: "string", default: "10000,100000" },
-    queries: { type: "string", default: "10" },
+    queries: { type: "string", default: "20" },
     layers: { type: "string" },
+    degree: { type: "string", default: "100" },
     "entry-rows": { type: "string", default: "256" },
     threads: { type: "string", default: String(availableParallelism()) },
     dim: { type: "string", default: "768" },
+    cache: { type: "string" },
   },
 });
 const DIM = Number(args.dim);
+const DEGREE = Number(args.degree);
 const K = 10;
+const CLUSTERS = 64;
+const LATENT_DIM = 4;
 
 function architecture(layers: number): QNetArchitecture {
   return {
@@ -66,27 +77,118 @@ function onnxRowScorer(session: ort.InferenceSession, qnet: QNet, half: Uint16Ar
   };
 }
 
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+// ---------------------------------------------------------------------------------------------
+// The on-disk cache: one file per artefact, written to a temporary name and renamed, with the
+// time it took to make stored beside it so a cached run still reports it.
+// ---------------------------------------------------------------------------------------------
+
+interface Made<T> {
+  value: T;
+  ms: number;
+  cached: boolean;
+}
+
+async function cachedBytes<T>(
+  name: string,
+  make: () => Promise<T>,
+  toBytes: (value: T) => Uint8Array,
+  fromBytes: (bytes: Buffer) => T,
+): Promise<Made<T>> {
+  const path = args.cache ? join(args.cache, name) : undefined;
+  if (path) {
+    try {
+      const [bytes, meta] = await Promise.all([readFile(path), readFile(`${path}.json`, "utf8")]);
+      return { value: fromBytes(bytes), ms: (JSON.parse(meta) as { ms: number }).ms, cached: true };
+    } catch {
+      // not cached yet
+    }
+  }
+  const t0 = performance.now();
+  const value = await make();
+  const ms = performance.now() - t0;
+  if (path) {
+    await mkdir(args.cache!, { recursive: true });
+    await writeFile(`${path}.tmp`, toBytes(value));
+    await rename(`${path}.tmp`, path);
+    await writeFile(`${path}.json`, JSON.stringify({ ms }));
+  }
+  return { value, ms, cached: false };
+}
+
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+/** A typed-array copy of a Buffer (whose offset need not be aligned). */
+const copyAs = <A>(bytes: Buffer, Ctor: { new (b: ArrayBuffer): A }) =>
+  new Ctor(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+
+function corpus(n: number): Promise<Made<Uint16Array>> {
+  // fp16-rounded: the graph is built from the same values the scorer sees.
+  return cachedBytes(
+    `corpus-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1.f16`,
+    async () => float32ArrayToHalf(clusteredEmbeddings({ n, dim: DIM, clusters: CLUSTERS, seed: 1, latentDim: LATENT_DIM })),
+    bytesOf,
+    (b) => copyAs(b, Uint16Array),
+  );
+}
+
+function knnGraph(n: number, embeddings: Float32Array): Promise<Made<KnnGraph>> {
+  return cachedBytes(
+    `graph-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-deg${DEGREE}.u32`,
+    () => buildKnnGraph(embeddings, DIM, { degree: DEGREE, hnsw: { threads: Number(args.threads), quantization: "f16" } }),
+    (g) => {
+      const out = new Uint32Array(2 + g.offsets.length + g.neighbors.length);
+      out.set([g.offsets.length, g.degree]);
+      out.set(g.offsets, 2);
+      out.set(g.neighbors, 2 + g.offsets.length);
+      return bytesOf(out);
+    },
+    (b) => {
+      const all = copyAs(b, Uint32Array);
+      const offsets = all.subarray(2, 2 + all[0]!);
+      return { offsets, neighbors: all.subarray(2 + all[0]!), degree: all[1]!, builder: "usearch-hnsw" };
+    },
+  );
+}
+
+function exhaustiveTruth(n: number, layers: number, query: number, scorer: RowScorer): Promise<Made<Hit[]>> {
+  return cachedBytes(
+    `truth-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-layers${layers}-q${query}.json`,
+    async () => (await exhaustiveSearch(scorer, n, { k: K })).hits,
+    (hits) => Buffer.from(JSON.stringify(hits)),
+    (b) => JSON.parse(b.toString("utf8")) as Hit[],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Row {
+  recall: number[];
+  docs: number[];
+  ms: number[];
+  iters: number[];
+}
 
 async function benchCorpus(n: number, queries: number, layers: number): Promise<void> {
   const arch = architecture(layers);
-  console.log(`\n== N=${n}, ${DIM}-d fp16, 64 clusters (latent dim 4), q-net ${layers}×${DIM}→1 relu, ${queries} queries, threads=${args.threads}`);
-  let t0 = performance.now();
-  // fp16-rounded: the graph is built from the same values the scorer sees.
-  const half = float32ArrayToHalf(clusteredEmbeddings({ n, dim: DIM, clusters: 64, seed: 1, latentDim: 4 }));
-  const embeddings = halfToFloat32Array(half);
-  console.log(`corpus: ${(performance.now() - t0).toFixed(0)} ms`);
-  t0 = performance.now();
-  const graph = await buildKnnGraph(embeddings, DIM, { hnsw: { threads: Number(args.threads) } });
   console.log(
-    `kNN graph (${graph.builder}, degree ${graph.degree}): ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-      `reachable from 10 entries: ${(100 * reachableFraction(graph, 10, 1)).toFixed(1)}%`,
+    `\n== N=${n}, ${DIM}-d fp16, ${CLUSTERS} clusters (latent dim ${LATENT_DIM}), kNN degree ${DEGREE}, ` +
+      `q-net ${layers}×${DIM}→1 relu, ${queries} queries, threads=${args.threads}`,
   );
-  t0 = performance.now();
+  const made = (what: string, m: Made<unknown>) => `${what}: ${seconds(m.ms)}${m.cached ? " (cached)" : ""}`;
+  const half = await corpus(n);
+  console.log(made("corpus", half));
+  const embeddings = halfToFloat32Array(half.value);
+  const graph = await knnGraph(n, embeddings);
+  console.log(
+    `${made(`kNN graph (usearch HNSW, f16, degree ${graph.value.degree})`, graph)}; ` +
+      `reachable from 10 entries: ${(100 * reachableFraction(graph.value, 10, 1)).toFixed(1)}%`,
+  );
+  let t0 = performance.now();
   // A smaller k-means fit than the defaults keeps the 768-d fit to seconds; it only has to find the clusters.
   const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]), samplePerCentroid: 8, iterations: 4 });
-  console.log(`k-means entry rows: ${entryRows.length} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(`k-means entry rows: ${entryRows.length} in ${seconds(performance.now() - t0)}`);
 
   const session = await ort.InferenceSession.create(encodeModel(buildQNetScorerGraph(arch, { embeddingType: "float16" })), {
     intraOpNumThreads: Number(args.threads),
@@ -97,7 +199,7 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
     "best-first": { variant: "best-first" },
     "best-first + entry rows": { variant: "best-first", entryRows, entryPoints: entryRows.length },
   };
-  const results: Record<string, { recall: number[]; docs: number[]; ms: number[]; iters: number[] }> = {};
+  const results: Record<string, Row> = {};
   const record = (name: string, r: number, docs: number, ms: number, iters: number) => {
     const row = (results[name] ??= { recall: [], docs: [], ms: [], iters: [] });
     row.recall.push(r);
@@ -106,25 +208,34 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
     row.iters.push(iters);
   };
   const rand = seededRandom(7);
+  let truthMs = 0;
+  let truthCached = 0;
   for (let q = 0; q < queries; q++) {
-    const scorer = onnxRowScorer(session, randomQNet(rand, arch), half, DIM);
+    const scorer = onnxRowScorer(session, randomQNet(rand, arch), half.value, DIM);
     if (q === 0) await scorer.scoreRows(Uint32Array.of(0, 1, 2, 3)); // warm-up
-    const truth = await exhaustiveSearch(scorer, n, { k: K });
-    record("exhaustive", 1, n, truth.stats.ms, 1);
+    const truth = await exhaustiveTruth(n, layers, q, scorer);
+    record("exhaustive", 1, n, truth.ms, 1);
+    truthMs += truth.ms;
+    truthCached += truth.cached ? 1 : 0;
     for (const [name, options] of Object.entries(configs)) {
-      const found = await graphSearch(scorer, graph, { ...options, k: K, seed: q });
-      record(name, recall(found.hits, truth.hits), found.stats.docsScored, found.stats.msTotal, found.stats.iterations);
+      const found = await graphSearch(scorer, graph.value, { ...options, k: K, seed: q });
+      record(name, recall(found.hits, truth.value), found.stats.docsScored, found.stats.msTotal, found.stats.iterations);
     }
     process.stderr.write(`  query ${q + 1}/${queries}\r`);
   }
   await session.release();
+  console.log(`exhaustive answers: ${seconds(truthMs)} in all${truthCached > 0 ? ` (${truthCached} of ${queries} cached)` : ""}`);
+  printTable(results, n);
+}
+
+function printTable(results: Record<string, Row>, n: number): void {
   console.log("config                    | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms");
   for (const [name, r] of Object.entries(results)) {
     console.log(
       [
         name.padEnd(25),
         mean(r.recall).toFixed(3).padStart(9),
-        `${mean(r.docs).toFixed(0)} (${((100 * mean(r.docs)) / n).toFixed(1)}%)`.padStart(22),
+        `${mean(r.docs).toFixed(0)} (${((100 * mean(r.docs)) / n).toFixed(2)}%)`.padStart(22),
         mean(r.iters).toFixed(1).padStart(5),
         percentile(r.ms, 50).toFixed(0).padStart(6),
         percentile(r.ms, 95).toFixed(0).padStart(6),

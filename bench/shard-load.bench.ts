@@ -1,7 +1,8 @@
 /**
  * Shard load throughput from radosgw (real S3, infra/s3) through the ShardCache, cold (one
  * streaming pass: download into a buffer preallocated from the manifest size + SHA-256 per
- * chunk + write to the cache folder as bytes arrive, then decodeShard without the CRC pass),
+ * chunk, then decodeShard without the CRC pass; the shard is servable then, and the cache file is
+ * written behind it — timed separately as "persisted"),
  * against a plain S3 GetObject of the same object received into memory the cheapest way
  * (every chunk copied into one preallocated buffer, nothing else), in the same run. Each round
  * runs every variant once, in a rotating order, so load drift hits all of them; the ratio is
@@ -127,14 +128,16 @@ async function main(): Promise<void> {
     return performance.now() - start;
   };
   const root = await mkdtemp(join(tmpdir(), "shard-load-bench-"));
-  /** Cold: a fresh cache folder, so the open downloads, verifies, writes and decodes. */
-  const cacheLoad = async (run: number): Promise<{ cold: number; warm: number }> => {
+  /** Cold: a fresh cache folder, so the open downloads, verifies and decodes; then the file is written. */
+  const cacheLoad = async (run: number): Promise<{ cold: number; persisted: number; warm: number }> => {
     const cache = new ShardCache({ dir: join(root, `cache-${run}`), budgetBytes: 2 * bytes.length, store });
     await cache.init();
     let start = performance.now();
     const handle = await cache.open(ref);
     const cold = performance.now() - start;
-    if (cache.stats().downloads !== 1) throw new Error("expected one download");
+    await cache.flush(); // timed too, and never left to overlap the next variant
+    const persisted = performance.now() - start;
+    if (cache.stats().downloads !== 1 || cache.stats().files !== 1) throw new Error("expected one download, written to one file");
     handle.release();
     // Released and unpinned: the next open reads the verified file back (CRC pass + decode).
     start = performance.now();
@@ -142,7 +145,7 @@ async function main(): Promise<void> {
     const warm = performance.now() - start;
     again.release();
     await rm(join(root, `cache-${run}`), { recursive: true, force: true });
-    return { cold, warm };
+    return { cold, persisted, warm };
   };
 
   try {
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
     const drained: number[] = [];
     const hashed: number[] = [];
     const cold: number[] = [];
+    const persisted: number[] = [];
     const warm: number[] = [];
     const roundRatios: number[] = [];
     for (let run = 0; run < RUNS; run++) {
@@ -162,6 +166,7 @@ async function main(): Promise<void> {
         async () => {
           const t = await cacheLoad(run);
           cold.push((c = t.cold));
+          persisted.push(t.persisted);
           warm.push(t.warm);
         },
         async () => hashed.push(await hashedGet()),
@@ -177,12 +182,14 @@ async function main(): Promise<void> {
     row("plain S3 GetObject into memory (baseline)", plain);
     row("  for reference: GetObject, bytes discarded", drained);
     row("  attribution: GetObject into memory + sha256", hashed);
-    row("ShardCache open, cold (download+sha+write+decode)", cold);
+    row("ShardCache open, cold (download+sha+decode: servable)", cold);
+    row("  and its cache file written (servable + persisted)", persisted);
     row("ShardCache open, from disk cache (read+CRC+decode)", warm);
     const ratio = percentile(plain, 50) / percentile(cold, 50);
     console.log(`\nratio cold cache load / plain GetObject into memory, throughput (p50 / p50): ${ratio.toFixed(2)} (target ≥ 0.8)`);
     console.log(`  median of the per-round ratios: ${percentile(roundRatios, 50).toFixed(2)} (rounds: ${roundRatios.map((r) => r.toFixed(2)).join(" ")})`);
     console.log(`  against GetObject with bytes discarded (p50 / p50): ${(percentile(drained, 50) / percentile(cold, 50)).toFixed(2)}`);
+    console.log(`  counting the cache file write as well (p50 / p50): ${(percentile(plain, 50) / percentile(persisted, 50)).toFixed(2)}`);
 
     // Memory per document: the shard buffer (embeddings, graph, ids, fields bytes), plus the JS heap
     // that decoding adds (the ids array of strings; fields stay encoded until a hit needs them).

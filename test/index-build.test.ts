@@ -112,7 +112,10 @@ describe("runBuild", () => {
     expect(manifest).toMatchObject({ tenant: TENANT, index: "docs", indexVersion: 1, docCount: 300, dtype: "float16", fields: ["text", "title"] });
     expect(manifest.model).toEqual({ id: runtime.manifest.modelId, embeddingDim: DIM });
     expect(manifest.shards).toHaveLength(3);
-    expect(manifest.shards.map((s) => s.key)).toEqual(["shards/s00000.hxs", "shards/s00001.hxs", "shards/s00002.hxs"]);
+    // One folder per build attempt, so concurrent builders of a version never share a key.
+    const attempt = /^shards\/([0-9a-f]{8})\/s00000\.hxs$/.exec(manifest.shards[0].key)?.[1];
+    expect(attempt).toBeDefined();
+    expect(manifest.shards.map((s) => s.key)).toEqual([0, 1, 2].map((i) => `shards/${attempt}/s0000${i}.hxs`));
     for (const s of manifest.shards) expect(s.bytes).toBeLessThanOrEqual(1 << 16);
 
     // ids (integers as strings) and stored fields, in input order.
@@ -261,17 +264,45 @@ describe("runBuild", () => {
     await expectNothingPublished(store, 2);
     expect(await store.list(versionPrefix(TENANT, "docs", 1))).toEqual(v1Before);
 
-    // A killed worker leaves shard objects but no manifest: the retry overwrites them.
-    await store.put(`${versionPrefix(TENANT, "docs", 2)}shards/s00000.hxs`, bytes("leftover of a killed build"));
+    // A killed worker leaves shard objects but no manifest: the retry publishes, then deletes them.
+    const v2 = versionPrefix(TENANT, "docs", 2);
+    await store.put(`${v2}shards/deadbeef/s00000.hxs`, bytes("leftover of a killed build"));
     const manifest = await runBuild(request(input, { version: 2, degree: 16 }), deps(store));
     const { shards } = await readIndex(store, { tenant: TENANT, index: "docs", version: 2 });
     expect(manifest.docCount).toBe(300);
     expect(shards.reduce((n, s) => n + s.docCount, 0)).toBe(300);
+    expect(await store.list(v2)).toEqual([`${v2}manifest.json`, ...manifest.shards.map((s) => `${v2}${s.key}`)].sort());
 
     // A published version is never rebuilt over.
     const conflict = await runBuild(request(input, { version: 2, degree: 16 }), deps(store)).catch((e: unknown) => e);
     expect(conflict).toBeInstanceOf(BuildConflictError);
     expect((await readIndex(store, { tenant: TENANT, index: "docs", version: 2 })).manifest).toEqual(manifest);
+  });
+
+  it("of two concurrent builds of one version on real S3, exactly one publishes and the other leaves nothing", async () => {
+    await s3TestEnv();
+    const bucket = await freshBucket("index-build-race");
+    const store = new S3Store({ client: await s3TestClient(), bucket, prefix: "store" });
+    await store.put(`${UPLOADS}docs.jsonl`, bytes(jsonl(makeDocs(200))));
+    const input: BuildInput[] = [{ format: "jsonl", key: `${UPLOADS}docs.jsonl` }];
+    // Both builders' manifest checks see no manifest, as when both checked before either
+    // published: only the manifest put's If-None-Match can decide. (Different degrees make the
+    // two indexes distinguishable.)
+    const blind: BlobStore = Object.assign(Object.create(store) as BlobStore, {
+      head: async (key: string) => (key.endsWith("/manifest.json") ? undefined : store.head(key)),
+    });
+    const outcomes = await Promise.allSettled([8, 12].map((degree) => runBuild(request(input, { degree }), deps(blind))));
+    const won = outcomes.filter((o): o is PromiseFulfilledResult<IndexManifest> => o.status === "fulfilled");
+    const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0].reason).toBeInstanceOf(BuildConflictError);
+    // What is published is the winner's index, whole: every shard verifies against its manifest.
+    const { manifest, shards } = await readIndex(store, { tenant: TENANT, index: "docs", version: 1 });
+    expect(manifest).toEqual(won[0].value);
+    expect(allIds(shards)).toHaveLength(200);
+    const v1 = versionPrefix(TENANT, "docs", 1);
+    expect(await store.list(v1)).toEqual([`${v1}manifest.json`, ...manifest.shards.map((s) => `${v1}${s.key}`)].sort());
   });
 
   it("round-trips through real S3", async () => {
@@ -316,7 +347,8 @@ describe("hypencoder index build (CLI)", () => {
 
     const manifest = parseIndexManifest(await readFile(join(out, "manifest.json"), "utf8"));
     expect(manifest).toMatchObject({ tenant: "local", index: "default", indexVersion: 1, docCount: 50, fields: ["text", "title"], graph: { degree: 8 } });
-    expect(await readdir(join(out, "shards"))).toEqual(["s00000.hxs"]);
+    const [attempt] = await readdir(join(out, "shards"));
+    expect(await readdir(join(out, "shards", attempt!))).toEqual(["s00000.hxs"]);
     const shard = decodeShard(await readFile(join(out, manifest.shards[0].key)), manifest.shards[0]);
     expect(shard.ids).toEqual(docs.map((d) => String(d.id)));
     expect(summary.bytes).toBe(manifest.shards[0].bytes);

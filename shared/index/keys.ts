@@ -57,9 +57,16 @@ export function manifestKey(tenant: string, index: string, version: number): str
   return `${versionPrefix(tenant, index, version)}${MANIFEST_FILE}`;
 }
 
-/** A shard's key relative to its version prefix (what the manifest stores). */
-export function shardRelativeKey(shardId: string): string {
-  return `shards/${validateId(shardId, "shard")}${SHARD_FILE_EXTENSION}`;
+/** The folder, under a version prefix, that holds its shard objects. */
+export const SHARDS_FOLDER = "shards/";
+
+/**
+ * A shard's key relative to its version prefix (what the manifest stores). Builds pass their
+ * attempt id, so two builders of one version never write the same key.
+ */
+export function shardRelativeKey(shardId: string, attemptId?: string): string {
+  const folder = attemptId === undefined ? SHARDS_FOLDER : `${SHARDS_FOLDER}${validateId(attemptId, "build attempt")}/`;
+  return `${folder}${validateId(shardId, "shard")}${SHARD_FILE_EXTENSION}`;
 }
 
 export function shardKey(tenant: string, index: string, version: number, shardId: string): string {

@@ -257,14 +257,16 @@ export class IndexRegistry {
       cache_download_bytes: c.downloadBytes,
       cache_evictions: c.evictions,
       cache_verify_failures: c.verifyFailures,
+      cache_persist_failures: c.persistFailures,
     };
   }
 
-  /** Releases every open shard. */
+  /** Releases every open shard, and lets the cache finish writing the files it has verified. */
   async close(): Promise<void> {
     const all = [...this.loaded.values()];
     this.loaded.clear();
     for (const pending of all) (await pending.catch(() => undefined))?.close();
     this.ready.clear();
+    await this.cache.flush();
   }
 }

@@ -27,6 +27,11 @@ export interface HnswOptions {
   expansionSearch?: number;
   /** Native threads; defaults to every core. */
   threads?: number;
+  /**
+   * How usearch stores the vectors it compares. "f16" halves the memory the build walks (1M × 768
+   * rows: 1.5 GB instead of 3 GB) and loses nothing for an fp16 index, whose rows are already fp16.
+   */
+  quantization?: "f32" | "f16";
 }
 
 export interface KnnGraphOptions {
@@ -210,7 +215,7 @@ async function hnswKnnGraph(
   const index = new Index({
     dimensions: dim,
     metric: MetricKind.L2sq,
-    quantization: ScalarKind.F32,
+    quantization: hnsw.quantization === "f16" ? ScalarKind.F16 : ScalarKind.F32,
     connectivity: hnsw.connectivity ?? 16,
     expansion_add: hnsw.expansionAdd ?? 64,
     // Measured on clustered 32-d data: ef = 1.25 · (degree + 1) gives ~99.5% neighbour recall.

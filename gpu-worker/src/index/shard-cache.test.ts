@@ -85,6 +85,7 @@ describe("ShardCache over S3Store (radosgw)", () => {
     expect(new Set(handles.map((h) => h.shard)).size).toBe(1);
     expect(handles[0].shard.ids[3]).toBe("s1-d3");
     expect(handles[0].shard.fields(5)).toEqual({ text: "doc 5 of shard 1" });
+    await cache.flush(); // the file is written behind the download
     expect(cache.stats()).toMatchObject({ downloads: 1, downloadBytes: ref.bytes, misses: 8, hits: 0, files: 1, bytesCached: ref.bytes, verifyFailures: 0 });
     const again = await cache.open(ref);
     expect(cache.stats().hits).toBe(1);
@@ -126,7 +127,10 @@ describe("ShardCache over S3Store (radosgw)", () => {
     const size = refs[0].bytes;
     expect(refs.every((r) => r.bytes === size)).toBe(true);
     const cache = new ShardCache({ dir, budgetBytes: size * 2 + 100, store });
-    const openRelease = async (r: ShardRef) => (await cache.open(r)).release();
+    const openRelease = async (r: ShardRef) => {
+      (await cache.open(r)).release();
+      await cache.flush();
+    };
 
     await openRelease(refs[0]);
     await openRelease(refs[1]);
@@ -140,6 +144,7 @@ describe("ShardCache over S3Store (radosgw)", () => {
     // Pinned shards are never evicted: with s0 and s2 open, s1 goes over budget instead.
     const pinned = await Promise.all([cache.open(refs[0]), cache.open(refs[2])]);
     const s1 = await cache.open(refs[1]);
+    await cache.flush();
     expect(cache.stats()).toMatchObject({ files: 3, bytesCached: size * 3, evictions: 1 });
     expect(s1.shard.ids[0]).toBe("s11-d0");
     for (const h of pinned) h.release();
@@ -156,6 +161,7 @@ describe("ShardCache over S3Store (radosgw)", () => {
     const refs = await Promise.all([0, 1].map((i) => upload(`v000002/shards/s${i}.hxs`, makeShard(20 + i))));
     const first = new ShardCache({ dir, budgetBytes: 10_000_000, store });
     for (const r of refs) (await first.open(r)).release();
+    await first.flush();
     expect(counter.gets).toBe(2);
 
     await writeFile(join(dir, `${"0".repeat(64)}.${"ab".repeat(6)}.tmp`), "partial download");
@@ -182,12 +188,12 @@ describe("ShardCache over S3Store (radosgw)", () => {
     expect(counter.gets).toBe(3);
   });
 
-  it("writes the download to a temp file as it arrives, and names it only once verified", async () => {
+  it("serves a verified download at once and writes its file behind it, never a refused one", async () => {
     const { store, dir, upload } = await setup();
-    const good = makeShard(3, 2000, 32); // about 0.2 MB: many chunks, several writes
+    const good = makeShard(3, 2000, 32); // about 0.2 MB: many chunks
     const ref = await upload("v000001/shards/s0.hxs", good);
     const seen: string[][] = [];
-    // Look at the folder halfway through each download (after the cache has had time to write).
+    // Look at the folder halfway through each download: nothing is written before verification.
     const watched = wrapStreams(store, async function* (source) {
       let n = 0;
       let looked = false;
@@ -204,14 +210,20 @@ describe("ShardCache over S3Store (radosgw)", () => {
     const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store: watched });
     const h = await cache.open(ref);
     expect(h.shard.docCount).toBe(2000);
+    expect(seen).toEqual([[]]);
+    // Until the write completes, the bytes count against the budget as a download in flight.
+    expect(cache.stats()).toMatchObject({ files: 0, downloads: 1 });
     h.release();
-    expect(seen).toHaveLength(1);
-    expect(seen[0]).toHaveLength(1);
-    expect(seen[0][0]).toMatch(new RegExp(`^${ref.sha256}\\.[0-9a-f]{12}\\.tmp$`));
+    await cache.flush();
+    expect(cache.stats()).toMatchObject({ files: 1, bytesCached: ref.bytes, persistFailures: 0 });
     expect(await readdir(dir)).toEqual([`${ref.sha256}.hxs`]);
     expect(Buffer.compare(await readFile(join(dir, `${ref.sha256}.hxs`)), good)).toBe(0); // (toEqual is slow on 0.2 MB)
+    // Released before or after the write, the next open reads the file: no second download.
+    const again = await cache.open(ref);
+    expect(cache.stats()).toMatchObject({ downloads: 1, hits: 1 });
+    again.release();
 
-    // A corrupt object is written to its temp file too, but never gets the final name.
+    // A corrupt object never touches the folder.
     const bad = good.slice();
     bad[bad.length - 100] ^= 0x01;
     await store.put("v000001/shards/s1.hxs", bad);
@@ -220,7 +232,23 @@ describe("ShardCache over S3Store (radosgw)", () => {
     dirs.push(dir2);
     const cache2 = new ShardCache({ dir: dir2, budgetBytes: 10_000_000, store });
     await expect(cache2.open(badRef)).rejects.toThrow(/^shard v000001\/shards\/s1\.hxs from s3:.*: sha256 mismatch/);
+    await cache2.flush();
     expect(await readdir(dir2)).toEqual([]);
+  });
+
+  it("still serves a shard whose file cannot be written, and counts the failure", async () => {
+    const { store, upload } = await setup();
+    const ref = await upload("v000001/shards/s0.hxs", makeShard(5));
+    const dir = await mkdtemp(join(tmpdir(), "shard-cache-"));
+    dirs.push(dir);
+    const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store });
+    await cache.init();
+    await rm(dir, { recursive: true }); // the disk went away after start
+    const h = await cache.open(ref);
+    expect(h.shard.ids[2]).toBe("s5-d2");
+    await cache.flush();
+    expect(cache.stats()).toMatchObject({ files: 0, bytesCached: 0, persistFailures: 1 });
+    h.release();
   });
 
   it("refuses a download whose stream ends early or fails, and keeps nothing", async () => {
@@ -264,9 +292,11 @@ describe("ShardCache over S3Store (radosgw)", () => {
     expect(await readdir(dir)).toEqual([]);
 
     // The same cache opens the shard once the store behaves.
-    const h = await new ShardCache({ dir, budgetBytes: 10_000_000, store }).open(ref);
+    const cache4 = new ShardCache({ dir, budgetBytes: 10_000_000, store });
+    const h = await cache4.open(ref);
     expect(h.shard.ids[7]).toBe("s4-d7");
     h.release();
+    await cache4.flush();
     expect(await readdir(dir)).toEqual([`${ref.sha256}.hxs`]);
   });
 

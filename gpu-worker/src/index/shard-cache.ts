@@ -2,13 +2,16 @@
  * A local disk cache of verified index shards in front of a BlobStore (S3 or a folder).
  *
  * - Files are content-addressed: `<dir>/<sha256>.hxs`. A download is one streaming pass:
- *   each chunk is copied into a buffer preallocated from the manifest's size, hashed, and
- *   written to a temp file in the background as it arrives. Only when the size and sha256
- *   match and the shard decodes is the temp file renamed to its final name, so a file with
- *   a final name is a verified shard; a refused download's temp file is deleted (and any
- *   left by a crash are deleted on the next start). A restarted cache reuses final-named
- *   files without a download. Identical shards under different keys (an unchanged shard in
- *   a new index version) share one file.
+ *   each chunk is copied into a buffer preallocated from the manifest's size and hashed as
+ *   it arrives. Once the size and sha256 match and the shard decodes, the shard is served
+ *   from that buffer at once, and the file is written behind it (to a temp name, renamed when
+ *   complete), so a file with a final name is a verified shard and a refused download never
+ *   touches the folder. Writing behind rather than during the download matters on a loaded
+ *   machine: file writes racing the socket cost the download about a third of its throughput
+ *   (bench/shard-load.bench.ts). Temp files left by a crash are deleted on the next start; a
+ *   restarted cache reuses final-named files without a download. Identical shards under
+ *   different keys (an unchanged shard in a new index version) share one file. flush() waits
+ *   for the writes in progress.
  * - Opening decodes the bytes with decodeShard (views, no copy). A download is decoded
  *   with `contentVerified` (the sha256 already covers the body, so no CRC pass); cached
  *   files are read back with the body CRC checked, which catches on-disk corruption; a bad
@@ -20,7 +23,7 @@
  *   goes over budget rather than fail a search, and shrinks again as handles are released.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, rm, stat, utimes, type FileHandle } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { decodeShard, SHARD_FILE_EXTENSION, type DecodedShard } from "../../../shared/index/format.ts";
@@ -62,6 +65,8 @@ export interface ShardCacheStats {
   evictions: number;
   /** Downloads or cached files refused for a wrong size, sha256 or CRC. */
   verifyFailures: number;
+  /** Verified downloads whose file could not be written (the shard was still served). */
+  persistFailures: number;
 }
 
 export interface ShardCacheOptions {
@@ -104,10 +109,12 @@ export class ShardCache {
   private readonly live = new Map<string, LiveShard>();
   /** File deletions in progress, so a re-download never races an eviction's rm. */
   private readonly deleting = new Map<string, Promise<void>>();
+  /** Verified shards whose file is being written behind the download. */
+  private readonly persisting = new Map<string, Promise<void>>();
   private clock = 0;
   private reservedBytes = 0;
   private ready: Promise<void> | undefined;
-  private counters = { hits: 0, misses: 0, downloads: 0, downloadBytes: 0, evictions: 0, verifyFailures: 0 };
+  private counters = { hits: 0, misses: 0, downloads: 0, downloadBytes: 0, evictions: 0, verifyFailures: 0, persistFailures: 0 };
 
   constructor(options: ShardCacheOptions) {
     if (!Number.isSafeInteger(options.budgetBytes) || options.budgetBytes <= 0) {
@@ -215,6 +222,7 @@ export class ShardCache {
 
   private async load(ref: ShardRef): Promise<{ shard: DecodedShard; downloaded: boolean }> {
     const sha = ref.sha256;
+    await this.persisting.get(sha); // released before its file was written: read the file, not S3
     const cached = this.files.get(sha);
     if (cached) {
       const shard = await this.readCached(ref, cached);
@@ -247,58 +255,69 @@ export class ShardCache {
   }
 
   private async download(ref: ShardRef): Promise<DecodedShard> {
-    const sha = ref.sha256;
     if (ref.bytes > this.budgetBytes) {
       throw new ShardCacheError(`shard ${ref.key} is ${ref.bytes} bytes, more than the whole cache budget of ${this.budgetBytes}`);
     }
     this.reservedBytes += ref.bytes;
+    let reservationHandedOn = false;
     try {
       await this.evict(0);
-      await this.deleting.get(sha);
-      // Bytes go to a temp file as they arrive, while they are still being hashed; only
-      // once the sha256 matches (and the shard decodes) does the file get its final name.
-      const tmp = join(this.dir, `${sha}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
-      const [streamResult, fileResult] = await Promise.allSettled([this.store.getStream(ref.key), open(tmp, "w")]);
-      if (streamResult.status === "rejected" || fileResult.status === "rejected") {
-        if (streamResult.status === "fulfilled") streamResult.value.destroy();
-        if (fileResult.status === "fulfilled") await fileResult.value.close().catch(() => undefined);
-        await rm(tmp, { force: true });
-        throw streamResult.status === "rejected" ? streamResult.reason : (fileResult as PromiseRejectedResult).reason;
-      }
+      const stream = await this.store.getStream(ref.key);
       const bytes = new Uint8Array(ref.bytes); // fresh and 0-aligned, as decodeShard's views need
-      const sink = new FileSink(fileResult.value, bytes);
+      this.counters.downloads++;
+      await this.receiveVerified(ref, stream, bytes);
       let shard: DecodedShard;
       try {
-        this.counters.downloads++;
-        await this.receiveVerified(ref, streamResult.value, bytes, sink);
-        // Decode while the last writes finish. The sha256 matched, so skip the body CRC pass.
-        try {
-          shard = decodeShard(bytes, { bytes: ref.bytes }, { label: ref.key, checksums: this.checksums, contentVerified: true });
-        } catch (e) {
-          // The object matches its manifest but is not a valid shard: the writer is broken.
-          // Keep nothing that could be mistaken for a usable shard.
-          this.counters.verifyFailures++;
-          throw e;
-        }
-        await sink.finish();
-        await rename(tmp, this.path(sha));
+        // The sha256 matched, so skip the body CRC pass.
+        shard = decodeShard(bytes, { bytes: ref.bytes }, { label: ref.key, checksums: this.checksums, contentVerified: true });
       } catch (e) {
-        await sink.abort();
-        await rm(tmp, { force: true });
+        // The object matches its manifest but is not a valid shard: the writer is broken.
+        this.counters.verifyFailures++;
         throw e;
       }
-      this.files.set(sha, { bytes: ref.bytes, lastUse: ++this.clock });
+      this.persist(ref, bytes);
+      reservationHandedOn = true;
       return shard;
     } finally {
-      this.reservedBytes -= ref.bytes;
+      if (!reservationHandedOn) this.reservedBytes -= ref.bytes;
     }
   }
 
   /**
-   * Streams the object into `out` (preallocated from the manifest's size, no concat),
-   * hashing each chunk as it comes and handing it to `sink`; refuses a wrong size or sha256.
+   * Writes a verified shard's file in the background: a temp name, renamed once complete. Its
+   * bytes stay reserved against the budget until then. A failed write costs only the reuse
+   * (the shard is already being served); it is counted, and the temp file removed.
    */
-  private async receiveVerified(ref: ShardRef, stream: Readable, out: Uint8Array, sink: FileSink): Promise<void> {
+  private persist(ref: ShardRef, bytes: Uint8Array): void {
+    const sha = ref.sha256;
+    const tmp = join(this.dir, `${sha}.${randomBytes(6).toString("hex")}${TMP_SUFFIX}`);
+    const done = (async () => {
+      try {
+        await this.deleting.get(sha);
+        await writeFile(tmp, bytes);
+        await rename(tmp, this.path(sha));
+        this.files.set(sha, { bytes: ref.bytes, lastUse: ++this.clock });
+      } catch {
+        this.counters.persistFailures++;
+        await rm(tmp, { force: true }).catch(() => undefined);
+      } finally {
+        this.reservedBytes -= ref.bytes;
+        this.persisting.delete(sha);
+      }
+    })();
+    this.persisting.set(sha, done);
+  }
+
+  /** Resolves once every verified download so far has its file on disk (or has failed to). */
+  async flush(): Promise<void> {
+    while (this.persisting.size > 0) await Promise.all(this.persisting.values());
+  }
+
+  /**
+   * Streams the object into `out` (preallocated from the manifest's size, no concat),
+   * hashing each chunk as it comes; refuses a wrong size or sha256.
+   */
+  private async receiveVerified(ref: ShardRef, stream: Readable, out: Uint8Array): Promise<void> {
     const hash = createHash("sha256");
     let n = 0;
     const refuse = (msg: string): never => {
@@ -314,7 +333,6 @@ export class ShardCache {
       hash.update(c);
       n += c.length;
       this.counters.downloadBytes += c.length;
-      sink.advance(n);
     }
     if (n !== ref.bytes) refuse(`got ${n} bytes, the manifest says ${ref.bytes} (truncated)`);
     const actual = hash.digest("hex");
@@ -361,66 +379,4 @@ function validateRef(ref: ShardRef): void {
   if (!ref || typeof ref.key !== "string" || ref.key.length === 0) throw new ShardCacheError("shard ref needs a key");
   if (!SHA256_HEX.test(ref.sha256)) throw new ShardCacheError(`shard ${ref.key}: sha256 must be 64 lowercase hex digits, got ${JSON.stringify(ref.sha256)}`);
   if (!Number.isSafeInteger(ref.bytes) || ref.bytes <= 0) throw new ShardCacheError(`shard ${ref.key}: bytes must be a positive integer, got ${ref.bytes}`);
-}
-
-/**
- * Writes a growing prefix of a buffer to a file in the background: advance(n) says bytes
- * [0, n) are final; whatever has arrived since the last write goes out in one write, so the
- * disk keeps up with the download without a write per chunk or any copy.
- */
-class FileSink {
-  private written = 0;
-  private available = 0;
-  private busy = false;
-  private stopped = false;
-  private error: unknown;
-  private pumping: Promise<void> = Promise.resolve();
-  private closing: Promise<void> | undefined;
-
-  constructor(
-    private readonly file: FileHandle,
-    private readonly bytes: Uint8Array,
-  ) {}
-
-  advance(n: number): void {
-    this.available = n;
-    if (!this.busy && !this.stopped && this.error === undefined) {
-      this.busy = true;
-      this.pumping = this.pump();
-    }
-  }
-
-  private async pump(): Promise<void> {
-    try {
-      while (this.written < this.available && !this.stopped) {
-        const end = this.available;
-        while (this.written < end) {
-          const { bytesWritten } = await this.file.write(this.bytes, this.written, end - this.written, this.written);
-          this.written += bytesWritten;
-        }
-      }
-    } catch (e) {
-      this.error = e;
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  /** Waits until every byte advanced so far is written, then closes the file. */
-  async finish(): Promise<void> {
-    await this.pumping; // the last pump runs until it has caught up with the final advance()
-    if (this.error !== undefined) throw this.error;
-    await this.close();
-  }
-
-  /** Stops writing and closes the file; never throws. The caller removes the file. */
-  async abort(): Promise<void> {
-    this.stopped = true;
-    await this.pumping;
-    await this.close().catch(() => undefined);
-  }
-
-  private close(): Promise<void> {
-    return (this.closing ??= this.file.close());
-  }
 }

@@ -91,7 +91,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
   const global = (hits: Hit[]): Hit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
 
   if (params.mode === "exact") {
-    const result = await exhaustiveSearch(scorer, shard.docCount, { k: params.k, shard: position, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
+    const result = await exhaustiveSearch(scorer, shard.docCount, { k: params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
     progress(1, result.hits);
     return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1 };
   }
@@ -108,6 +108,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
       seed: shardSeed(params.seed, position),
       shard: position,
       onIteration: (p) => progress(p.iteration, p.topK),
+      signal: options.signal,
     },
   );
   return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations };

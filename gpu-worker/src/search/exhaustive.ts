@@ -17,6 +17,8 @@ export interface ExhaustiveOptions {
   batchSize?: number;
   /** Tags the hits; defaults to 0. */
   shard?: number;
+  /** Checked before each batch: an aborted search throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export interface ExhaustiveStats {
@@ -40,6 +42,7 @@ export async function exhaustiveSearch(
   const batchSize = checkInteger("batchSize", options.batchSize ?? EXHAUSTIVE_DEFAULTS.batchSize, 1);
   const top = new TopK(Math.min(k, rowCount));
   for (let start = 0; start < rowCount; start += batchSize) {
+    options.signal?.throwIfAborted();
     const count = Math.min(batchSize, rowCount - start);
     // A fresh array per call: a scorer may transfer (detach) it to an inference thread.
     const batch = new Uint32Array(count);

@@ -40,6 +40,24 @@ function fnScorer(f: (row: number) => number, calls: number[] = []): RowScorer {
 }
 
 describe("graphSearch", () => {
+  it("stops at the next step once its signal aborts, and exhaustive search at the next batch", async () => {
+    const controller = new AbortController();
+    const calls: number[] = [];
+    // Abort from inside the second scoring call: the walk must not score a third frontier.
+    const scorer = fnScorer((row) => {
+      if (calls.length === 2) controller.abort(new Error("client went away"));
+      return -Math.abs(row - 500);
+    }, calls);
+    await expect(
+      graphSearch(scorer, pathGraph(1000), { entryPoints: 1, ncandidates: 1, maxIter: 50, earlyStop: false, signal: controller.signal }),
+    ).rejects.toThrow("client went away");
+    expect(calls).toHaveLength(2);
+
+    const batches: number[] = [];
+    await expect(exhaustiveSearch(fnScorer(() => 0, batches), 1000, { batchSize: 100, signal: AbortSignal.abort(new Error("gone")) })).rejects.toThrow("gone");
+    expect(batches).toEqual([]);
+  });
+
   it("equals exhaustive search when every document is an entry point", async () => {
     const dim = 32;
     const n = 3000;

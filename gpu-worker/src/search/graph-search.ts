@@ -73,6 +73,8 @@ export interface GraphSearchOptions {
   /** Tags the hits; defaults to 0. */
   shard?: number;
   onIteration?: (progress: GraphSearchProgress) => void;
+  /** Checked before each scoring step: an aborted search throws the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export type StoppedBy = "max_iter" | "empty" | "early_stop";
@@ -129,7 +131,18 @@ export async function graphSearch(
   const visited = new Uint8Array(rowCount);
   const frontier = entrySet(options.entryRows, rowCount, opts, visited);
   const top = new TopK(opts.k);
-  const state: WalkState = { scorer, graph, opts, shard, visited, top, docsScored: 0, msScoring: 0, onIteration: options.onIteration };
+  const state: WalkState = {
+    scorer,
+    graph,
+    opts,
+    shard,
+    visited,
+    top,
+    docsScored: 0,
+    msScoring: 0,
+    onIteration: options.onIteration,
+    signal: options.signal,
+  };
   const step = opts.variant === "published" ? publishedStep(state) : bestFirstStep(state);
   const { iterations, stoppedBy } = await walk(state, frontier, step);
   return {
@@ -148,6 +161,7 @@ interface WalkState {
   docsScored: number;
   msScoring: number;
   onIteration: ((progress: GraphSearchProgress) => void) | undefined;
+  signal: AbortSignal | undefined;
 }
 
 /** O(1) consistency checks; neighbour ids are checked as they are expanded. Returns the row count. */
@@ -221,6 +235,7 @@ async function walk(state: WalkState, first: number[], step: Step): Promise<{ it
   for (;;) {
     if (frontier.length === 0) return { iterations, stoppedBy: "empty" };
     if (iterations === state.opts.maxIter) return { iterations, stoppedBy: "max_iter" };
+    state.signal?.throwIfAborted();
     const { rows, scores } = await scoreFrontier(state, frontier);
     iterations++;
     const { next, earlyStop } = step(rows, scores);

@@ -6,7 +6,7 @@
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { expect, it } from "vitest";
-import { NotFoundError, type BlobStore } from "./blob-store.ts";
+import { AlreadyExistsError, NotFoundError, type BlobStore } from "./blob-store.ts";
 
 export function blobStoreContract(makeStore: () => Promise<BlobStore>): void {
   it("puts, gets, streams and heads objects", async () => {
@@ -29,6 +29,26 @@ export function blobStoreContract(makeStore: () => Promise<BlobStore>): void {
     expect(Array.from(await store.get("k/x"))).toEqual([4, 5, 6, 7, 8]);
     await expect(store.put("k/y", Readable.from([Buffer.from([1])]), { bytes: 2 })).rejects.toThrow(/gave 1 bytes, expected 2/);
     expect(await store.head("k/y")).toBeUndefined();
+  });
+
+  it("creates with ifAbsent only when the key is free: of concurrent creators exactly one wins", async () => {
+    const store = await makeStore();
+    const bodies = Array.from({ length: 6 }, (_, i) => new TextEncoder().encode(`manifest from builder ${i}`));
+    const outcomes = await Promise.allSettled(bodies.map((b) => store.put("v/manifest.json", b, { ifAbsent: true })));
+    const winners = outcomes.flatMap((o, i) => (o.status === "fulfilled" ? [i] : []));
+    expect(winners).toHaveLength(1);
+    for (const o of outcomes) {
+      if (o.status === "rejected") {
+        expect(o.reason).toBeInstanceOf(AlreadyExistsError);
+        expect((o.reason as Error).message).toMatch(/^already exists: v\/manifest\.json in /);
+      }
+    }
+    expect(new TextDecoder().decode(await store.get("v/manifest.json"))).toBe(`manifest from builder ${winners[0]}`);
+    // A later creator is refused too, and a plain put still replaces.
+    await expect(store.put("v/manifest.json", new Uint8Array(1), { ifAbsent: true })).rejects.toBeInstanceOf(AlreadyExistsError);
+    await store.put("v/manifest.json", new Uint8Array([9]));
+    expect(Array.from(await store.get("v/manifest.json"))).toEqual([9]);
+    expect(await store.list("v/")).toEqual(["v/manifest.json"]); // no temp files left behind
   });
 
   it("throws NotFoundError for a missing object, from get and getStream", async () => {

@@ -9,6 +9,12 @@ export interface PutOptions {
   contentType?: string;
   /** The body's exact size, when known: streams of another length are refused. */
   bytes?: number;
+  /**
+   * Create only: if the key already exists the put fails with AlreadyExistsError and the object
+   * is left as it was, decided atomically by the store (S3 `If-None-Match: *`, a hard link in a
+   * folder). For small single-request bodies (a manifest), not multipart uploads.
+   */
+  ifAbsent?: boolean;
 }
 
 export interface BlobHead {
@@ -48,6 +54,17 @@ export class NotFoundError extends Error {
 
 export function isNotFound(e: unknown): e is NotFoundError {
   return e instanceof NotFoundError;
+}
+
+/** A put with `ifAbsent` found the key taken. `key` is relative to the store. */
+export class AlreadyExistsError extends Error {
+  override name = "AlreadyExistsError";
+  constructor(
+    readonly key: string,
+    where: string,
+  ) {
+    super(`already exists: ${key} in ${where}`);
+  }
 }
 
 const MAX_KEY_BYTES = 1024; // S3's limit

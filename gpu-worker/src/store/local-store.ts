@@ -5,11 +5,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, type Stats } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { NotFoundError, validateKey, validatePrefix, type BlobHead, type BlobStore, type PutOptions } from "./blob-store.ts";
+import { AlreadyExistsError, NotFoundError, validateKey, validatePrefix, type BlobHead, type BlobStore, type PutOptions } from "./blob-store.ts";
 
 /** Temp files live here, inside the root (so rename stays on one filesystem); never a key. */
 const TMP_DIR = ".hypencoder-tmp";
@@ -75,7 +75,15 @@ export class LocalStore implements BlobStore {
         }
       }
       await mkdir(dirname(target), { recursive: true });
-      await rename(tmp, target);
+      if (options.ifAbsent) {
+        // link() refuses an existing target atomically, where rename() would replace it.
+        await link(tmp, target).catch((e: NodeJS.ErrnoException) => {
+          throw e.code === "EEXIST" ? new AlreadyExistsError(key, this.describe()) : e;
+        });
+        await rm(tmp, { force: true });
+      } else {
+        await rename(tmp, target);
+      }
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;

@@ -16,7 +16,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { Readable } from "node:stream";
-import { NotFoundError, validateKey, validatePrefix, type BlobHead, type BlobStore, type PutOptions } from "./blob-store.ts";
+import { AlreadyExistsError, NotFoundError, validateKey, validatePrefix, type BlobHead, type BlobStore, type PutOptions } from "./blob-store.ts";
 
 export interface S3Config {
   /** e.g. http://127.0.0.1:7480; undefined for AWS itself. */
@@ -136,10 +136,12 @@ export class S3Store implements BlobStore {
           throw new Error(`put ${key}: body is ${body.length} bytes, expected ${options.bytes}`);
         }
         if (body.length <= this.partSize) {
-          await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentType, ContentLength: body.length }));
+          const IfNoneMatch = options.ifAbsent ? "*" : undefined;
+          await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentType, ContentLength: body.length, IfNoneMatch }));
           return;
         }
       }
+      if (options.ifAbsent) throw new Error(`put ${key}: ifAbsent needs a Uint8Array body of at most ${this.partSize} bytes (one PutObject)`);
       let seen = 0;
       const counted = body instanceof Uint8Array ? body : Readable.from(countBytes(body, (n) => (seen += n)), { objectMode: false });
       const upload = new Upload({
@@ -219,6 +221,8 @@ export class S3Store implements BlobStore {
     if (e instanceof S3ServiceException) {
       if (e.name === "NoSuchBucket") return new Error(`S3 bucket ${this.bucket} does not exist (${this.describe()})`, { cause: e });
       if (e.name === "NoSuchKey" || e.name === "NotFound" || e.$metadata?.httpStatusCode === 404) return new NotFoundError(key, this.describe());
+      // Only puts send a precondition (ifAbsent), so a 412 means the key was taken.
+      if (e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412) return new AlreadyExistsError(key, this.describe());
       return new Error(`S3 error on ${this.describe()}${key}: ${e.name}: ${e.message}`, { cause: e });
     }
     return e instanceof Error ? e : new Error(String(e));

@@ -11,16 +11,23 @@
  * The output prefix is explicit: the service writes tenants/<t>/indexes/<i>/versions/<v>/, the CLI
  * a bare folder or S3 prefix with the same layout (manifest.json + shards/), so one implementation
  * serves both.
+ *
+ * Two builders of one version (a retried dispatch, two workers) cannot damage each other: each
+ * writes its shards under its own attempt folder (shards/<attempt>/), and the manifest is created
+ * with the store's atomic create-if-absent, so exactly one publishes and the other deletes its
+ * own shards and fails with BuildConflictError. After publishing, shard objects the manifest does
+ * not name (a killed attempt's leftovers) are deleted.
  */
+import { randomBytes } from "node:crypto";
 import type { BuildRequest, BuildState, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import { buildRequestSchema } from "../../../../shared/api/worker-api.ts";
 import { encodeShard } from "../../../../shared/index/format.ts";
-import { MANIFEST_FILE, shardRelativeKey, versionPrefix } from "../../../../shared/index/keys.ts";
+import { MANIFEST_FILE, SHARDS_FOLDER, shardRelativeKey, versionPrefix } from "../../../../shared/index/keys.ts";
 import { type IndexManifest, type ShardEntry, serializeIndexManifest } from "../../../../shared/index/manifest.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
 import type { HypencoderRuntime } from "../../model/runtime/runtime.ts";
 import { BuildConflictError } from "../../service/index-backend.ts";
-import type { BlobStore } from "../../store/blob-store.ts";
+import { AlreadyExistsError, type BlobStore } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
 import { buildKnnGraph, reachableFraction } from "../knn-graph.ts";
 import { readDocuments, type SourceDocument } from "./documents.ts";
@@ -47,6 +54,8 @@ export interface BuildDeps {
   signal?: AbortSignal;
   /** A graph too disconnected for search, and similar; console.warn when omitted. */
   onWarning?: (message: string) => void;
+  /** Names this attempt's shard folder; random when omitted. */
+  attemptId?: string;
 }
 
 /** Texts per embedDocuments call: the granularity of cancellation and of docsEncoded. */
@@ -76,6 +85,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
   const report = deps.onProgress ?? (() => {});
   const warn = deps.onWarning ?? ((m: string) => console.warn(m));
   const checkAborted = () => deps.signal?.throwIfAborted();
+  const attempt = deps.attemptId ?? randomBytes(4).toString("hex");
   const dim = runtime.manifest.embeddingDim;
   const storeFields = [...new Set(request.storeFields)];
   const maxLength = request.docMaxLength ?? runtime.manifest.maxLength.document;
@@ -84,12 +94,9 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
   }
   if (deps.inputKeyPrefix !== undefined) checkInputKeys(request, deps.inputKeyPrefix);
 
-  const refuseExisting = async () => {
-    if (await store.head(manifestKey)) {
-      throw new BuildConflictError(`version ${request.version} of index ${request.index} already exists (${manifestKey}); builds never replace a version`);
-    }
-  };
-  await refuseExisting();
+  const conflict = () =>
+    new BuildConflictError(`version ${request.version} of index ${request.index} already exists (${manifestKey}); builds never replace a version`);
+  if (await store.head(manifestKey)) throw conflict();
 
   const readOptions = { storeFields, embeddingDim: dim };
   report({ state: "reading" });
@@ -137,6 +144,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       report({ state: "graph" });
       const graph = await buildKnnGraph(embeddings, dim, {
         degree: Math.max(1, plan.degree),
+        hnsw: { quantization: request.dtype === "float16" ? "f16" : "f32" },
         onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + f * n)) / docsTotal) } }),
       });
       builders.add(graph.builder);
@@ -161,7 +169,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
         { checksums: nodeChecksums },
       );
       const id = shardId(index);
-      const key = shardRelativeKey(id);
+      const key = shardRelativeKey(id, attempt);
       written.push(`${prefix}${key}`);
       await store.put(`${prefix}${key}`, bytes, { bytes: bytes.length, contentType: "application/octet-stream" });
       shards.push({ id, key, bytes: bytes.length, sha256: nodeChecksums.sha256Hex(bytes), docStart, docCount: n });
@@ -197,15 +205,35 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
     };
     const body = new TextEncoder().encode(serializeIndexManifest(manifest));
     checkAborted();
-    // Another builder may have published this version while we worked: never replace it.
-    await refuseExisting();
-    await store.put(manifestKey, body, { bytes: body.length, contentType: "application/json" });
+    // Another builder may have published this version while we worked: never replace it. The
+    // head check narrows the window on stores that ignore If-None-Match (s3rver, the dev default);
+    // the create-if-absent put closes it on real S3 and in folders.
+    if (await store.head(manifestKey)) throw conflict();
+    await store.put(manifestKey, body, { bytes: body.length, contentType: "application/json", ifAbsent: true }).catch((e: unknown) => {
+      throw e instanceof AlreadyExistsError ? conflict() : e;
+    });
     report({ progress: { bytesWritten: bytesWritten + body.length } });
+    await deleteUnreferencedShards(store, prefix, manifest, warn);
     return manifest;
   } catch (error) {
-    // Nothing was published; leftovers are garbage, and a retry would overwrite them anyway.
-    if (!(error instanceof BuildConflictError)) await Promise.allSettled(written.map((k) => store.delete(k)));
+    // Nothing of ours was published, and our shard keys are ours alone: delete them.
+    await Promise.allSettled(written.map((k) => store.delete(k)));
     throw error;
+  }
+}
+
+/**
+ * Once a version is published its shard set is fixed, so any other object under its shards/ is
+ * garbage: a killed attempt's, or a concurrent loser's still being written (which then fails at
+ * publish anyway). Best effort: a failure leaves garbage, never a broken index.
+ */
+async function deleteUnreferencedShards(store: BlobStore, prefix: string, manifest: IndexManifest, warn: (m: string) => void): Promise<void> {
+  try {
+    const keep = new Set(manifest.shards.map((s) => `${prefix}${s.key}`));
+    const stale = (await store.list(`${prefix}${SHARDS_FOLDER}`)).filter((k) => !keep.has(k));
+    await Promise.all(stale.map((k) => store.delete(k)));
+  } catch (e) {
+    warn(`could not delete leftover shard objects under ${prefix}${SHARDS_FOLDER}: ${(e as Error).message}`);
   }
 }
 
