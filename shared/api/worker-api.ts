@@ -44,6 +44,7 @@ export const searchParamsSchema = z
   .object({
     k: positiveInt(LIMITS.kMax).default(SEARCH_DEFAULTS.k),
     mode: z.enum(["approx", "exact"]).default(SEARCH_DEFAULTS.mode),
+    /** Size of the first frontier per shard: the shard's stored k-means entry rows first, then random rows. */
     entryPoints: positiveInt(LIMITS.entryPointsMax).default(SEARCH_DEFAULTS.entryPoints),
     ncandidates: positiveInt(LIMITS.ncandidatesMax).default(SEARCH_DEFAULTS.ncandidates),
     maxIter: positiveInt(LIMITS.maxIterMax).default(SEARCH_DEFAULTS.maxIter),
@@ -128,6 +129,11 @@ export const buildRequestSchema = z
     inputs: z.array(buildInputSchema).min(1).max(1_000),
     /** Neighbours per document in the kNN graph (published: 100). */
     degree: z.number().int().min(2).max(256).default(100),
+    /**
+     * k-means medoids stored per shard, which graph search scores before its random entry rows
+     * (0: none). Shards with no more documents than this store none.
+     */
+    entryRows: z.number().int().min(0).max(4096).default(256),
     docMaxLength: z.number().int().min(2).max(512).optional(),
     /** Stored fields kept for results (besides id). `text` is stored unless omitted here. */
     storeFields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default(["text"]),

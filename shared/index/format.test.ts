@@ -179,6 +179,34 @@ describe("shard format", () => {
     expectRefused(() => decodeShard(bad), /body CRC-32 mismatch/);
   });
 
+  it("stores build-time entry rows in an optional section that older shards simply lack", () => {
+    const plain = encodeShard(makeInput(20, 4, "float16"));
+    const headerOf = (bytes: Uint8Array) =>
+      JSON.parse(new TextDecoder().decode(bytes.subarray(SHARD_PREAMBLE_BYTES, SHARD_PREAMBLE_BYTES + new DataView(bytes.buffer).getUint32(12, true))));
+    expect(Object.keys(headerOf(plain).sections)).toEqual(["embeddings", "graphOffsets", "graphNeighbors", "ids", "fieldIndex", "fields"]);
+    expect(decodeShard(plain).entryRows).toEqual(new Uint32Array(0));
+    // An empty list writes no section: the file is byte-for-byte the one without.
+    expect(encodeShard({ ...makeInput(20, 4, "float16"), entryRows: new Uint32Array(0) })).toEqual(plain);
+
+    const withRows = encodeShard({ ...makeInput(20, 4, "float16"), entryRows: Uint32Array.of(7, 0, 19) });
+    const { sections } = headerOf(withRows);
+    expect(sections.entryRows).toEqual({ offset: expect.any(Number), length: 12 });
+    expect(sections.entryRows.offset % SHARD_ALIGNMENT).toBe(0);
+    expect(sections.entryRows.offset).toBeGreaterThanOrEqual(sections.fields.offset + sections.fields.length);
+    const shard = decodeShard(withRows, { bytes: withRows.length, sha256: sha256Hex(withRows) });
+    expect(Array.from(shard.entryRows)).toEqual([7, 0, 19]);
+    expect(shard.entryRows.buffer).toBe(withRows.buffer); // a view, like the graph
+
+    expect(() => encodeShard({ ...makeInput(20, 4, "float16"), entryRows: Uint32Array.of(20) })).toThrow(/entry row 0 is row 20, not below docCount 20/);
+    expect(() => encodeShard({ ...makeInput(20, 4, "float16"), entryRows: Uint32Array.of(3, 3) })).toThrow(/entry row 1 repeats row 3/);
+    const bad = withRows.slice();
+    new DataView(bad.buffer).setUint32(sections.entryRows.offset + 4, 25, true);
+    expectRefused(() => decodeShard(bad, {}, { contentVerified: true }), /entry row 1 is row 25, not below docCount 20/);
+    expectRefused(() => decodeShard(bad), /body CRC-32 mismatch/);
+    expectRefused(() => decodeShard(withHeader(withRows, (h) => (h.sections.entryRows.length = 6))), /section entryRows is 6 bytes, not a whole number of u32/);
+    expectRefused(() => decodeShard(withHeader(withRows, (h) => (h.sections.entryRows.offset = h.sections.fields.offset))), /section entryRows .* overlaps/);
+  });
+
   it("rejects inconsistent input when encoding", () => {
     const input = makeInput(4, 2, "float32");
     expect(() => encodeShard({ ...input, ids: ["a", "a", "b", "c"] })).toThrow(/duplicate document id "a"/);

@@ -36,6 +36,13 @@ export type ShardDtype = (typeof SHARD_DTYPES)[number];
 /** Section names, in the order they appear in the file. */
 export const SHARD_SECTIONS = ["embeddings", "graphOffsets", "graphNeighbors", "ids", "fieldIndex", "fields"] as const;
 export type ShardSectionName = (typeof SHARD_SECTIONS)[number];
+/**
+ * Sections a version-1 file may have after the required ones (added within version 1: readers
+ * that predate one ignore it, as they ignore unknown header keys).
+ */
+export const OPTIONAL_SHARD_SECTIONS = ["entryRows"] as const;
+export type OptionalShardSectionName = (typeof OPTIONAL_SHARD_SECTIONS)[number];
+type AnySectionName = ShardSectionName | OptionalShardSectionName;
 
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const MAGIC_BYTES = new TextEncoder().encode(SHARD_MAGIC);
@@ -62,6 +69,11 @@ export interface ShardInput {
   dim: number;
   dtype: ShardDtype;
   graph: ShardGraph;
+  /**
+   * Rows graph search should score first (k-means medoids chosen at build time): distinct, each
+   * < docCount. Omitted or empty: no entryRows section.
+   */
+  entryRows?: Uint32Array;
 }
 
 export interface DecodedShard {
@@ -73,6 +85,8 @@ export interface DecodedShard {
   embeddings: Float32Array | Uint16Array;
   offsets: Uint32Array;
   neighbors: Uint32Array;
+  /** Build-time entry rows for graph search (a view); empty when the shard has none. */
+  entryRows: Uint32Array;
   ids: string[];
   /** Document i's stored fields, decoded on demand (each call decodes afresh). */
   fields(i: number): Record<string, unknown>;
@@ -117,10 +131,13 @@ export const shardHeaderSchema = z.object({
   bytes: z.number().int().positive().max(SHARD_MAX_BYTES),
   /** CRC-32 of every byte after the header JSON (padding included) to the end of the file. */
   bodyCrc32: z.number().int().nonnegative().max(0xffffffff),
-  sections: z.object(Object.fromEntries(SHARD_SECTIONS.map((s) => [s, sectionSchema])) as Record<
-    ShardSectionName,
-    typeof sectionSchema
-  >),
+  sections: z.object({
+    ...(Object.fromEntries(SHARD_SECTIONS.map((s) => [s, sectionSchema])) as Record<ShardSectionName, typeof sectionSchema>),
+    ...(Object.fromEntries(OPTIONAL_SHARD_SECTIONS.map((s) => [s, sectionSchema.optional()])) as Record<
+      OptionalShardSectionName,
+      z.ZodOptional<typeof sectionSchema>
+    >),
+  }),
 });
 export type ShardHeader = z.infer<typeof shardHeaderSchema>;
 
@@ -187,7 +204,20 @@ function validateInput(input: ShardInput): number {
   }
   const problem = graphProblem(graph.offsets, graph.neighbors, docCount, graph.degree);
   if (problem) throw new IndexFormatError(`shard: ${problem}`);
+  const entryProblem = input.entryRows && entryRowsProblem(input.entryRows, docCount);
+  if (entryProblem) throw new IndexFormatError(`shard: ${entryProblem}`);
   return docCount;
+}
+
+/** Entry rows must be distinct rows of the shard; returns the first problem, or undefined. */
+function entryRowsProblem(rows: Uint32Array, docCount: number): string | undefined {
+  const seen = new Set<number>();
+  for (let i = 0; i < rows.length; i++) {
+    if (rows[i] >= docCount) return `entry row ${i} is row ${rows[i]}, not below docCount ${docCount}`;
+    if (seen.has(rows[i])) return `entry row ${i} repeats row ${rows[i]}`;
+    seen.add(rows[i]);
+  }
+  return undefined;
 }
 
 /** Writes a shard file. Throws IndexFormatError for inconsistent input. */
@@ -208,17 +238,20 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
   fieldIndex[0] = arrayHeader.length;
   for (let i = 0; i < docCount; i++) fieldIndex[i + 1] = fieldIndex[i] + packedFields[i].length;
 
-  const payloads: Record<ShardSectionName, Uint8Array[]> = {
+  const entryRows = input.entryRows ?? new Uint32Array(0);
+  const payloads: Record<AnySectionName, Uint8Array[]> = {
     embeddings: [new Uint8Array(embeddingBytes.buffer, embeddingBytes.byteOffset, embeddingBytes.byteLength)],
     graphOffsets: [new Uint8Array(graph.offsets.buffer, graph.offsets.byteOffset, graph.offsets.byteLength)],
     graphNeighbors: [new Uint8Array(graph.neighbors.buffer, graph.neighbors.byteOffset, graph.neighbors.byteLength)],
     ids: [idsBytes],
     fieldIndex: [new Uint8Array(fieldIndex.buffer)],
     fields: [arrayHeader, ...packedFields],
+    entryRows: [new Uint8Array(entryRows.buffer, entryRows.byteOffset, entryRows.byteLength)],
   };
-  const lengths = Object.fromEntries(
-    SHARD_SECTIONS.map((s) => [s, payloads[s].reduce((n, p) => n + p.length, 0)]),
-  ) as Record<ShardSectionName, number>;
+  // Optional sections are written only when they have content, so a shard without them is
+  // byte-for-byte what a reader that predates them expects.
+  const present: AnySectionName[] = [...SHARD_SECTIONS, ...OPTIONAL_SHARD_SECTIONS.filter((s) => payloads[s][0]!.length > 0)];
+  const lengths = Object.fromEntries(present.map((s) => [s, payloads[s].reduce((n, p) => n + p.length, 0)])) as Record<AnySectionName, number>;
 
   // The header's size depends on the offsets it lists and vice versa: lay the sections out
   // after a header of the current size until the size stops changing (two rounds at most).
@@ -229,7 +262,7 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
     if (round === 4) throw new Error("encodeShard: header layout did not converge (bug)");
     let at = align(SHARD_PREAMBLE_BYTES + headerJson.length);
     const sections = {} as ShardHeader["sections"];
-    for (const s of SHARD_SECTIONS) {
+    for (const s of present) {
       at = align(at);
       sections[s] = { offset: at, length: lengths[s] };
       at += lengths[s];
@@ -243,8 +276,8 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
   }
 
   const out = new Uint8Array(header.bytes);
-  for (const s of SHARD_SECTIONS) {
-    let at = header.sections[s].offset;
+  for (const s of present) {
+    let at = header.sections[s]!.offset;
     for (const p of payloads[s]) {
       out.set(p, at);
       at += p.length;
@@ -328,14 +361,15 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
   if (bytes.length > header.bytes) fail(`${bytes.length - header.bytes} unexpected bytes after the end (header says ${header.bytes} bytes)`);
 
   const bodyStart = SHARD_PREAMBLE_BYTES + headerLength;
-  const expectedLengths: Partial<Record<ShardSectionName, number>> = {
+  const expectedLengths: Partial<Record<AnySectionName, number>> = {
     embeddings: docCount * dim * bytesPerValue(dtype),
     graphOffsets: (docCount + 1) * 4,
     fieldIndex: (docCount + 1) * 4,
   };
   let previousEnd = bodyStart;
-  for (const s of SHARD_SECTIONS) {
-    const { offset, length } = sections[s];
+  const present: AnySectionName[] = [...SHARD_SECTIONS, ...OPTIONAL_SHARD_SECTIONS.filter((s) => sections[s] !== undefined)];
+  for (const s of present) {
+    const { offset, length } = sections[s]!;
     if (offset % SHARD_ALIGNMENT !== 0) fail(`section ${s} offset ${offset} is not ${SHARD_ALIGNMENT}-byte aligned`);
     if (offset < previousEnd) fail(`section ${s} at ${offset} overlaps the data before it (which ends at ${previousEnd})`);
     if (offset + length > header.bytes) fail(`section ${s} (${offset} + ${length}) is out of bounds of the ${header.bytes}-byte file`);
@@ -343,7 +377,10 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
     if (want !== undefined && length !== want) fail(`section ${s} is ${length} bytes, expected ${want}`);
     previousEnd = offset + length;
   }
-  if (sections.graphNeighbors.length % 4 !== 0) fail(`section graphNeighbors is ${sections.graphNeighbors.length} bytes, not a whole number of u32`);
+  for (const s of ["graphNeighbors", "entryRows"] as const) {
+    const length = sections[s]?.length ?? 0;
+    if (length % 4 !== 0) fail(`section ${s} is ${length} bytes, not a whole number of u32`);
+  }
 
   if (!options.contentVerified && checksums.crc32(bytes.subarray(bodyStart)) !== header.bodyCrc32) {
     fail("body CRC-32 mismatch (corrupt data)");
@@ -352,8 +389,11 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
   // Typed-array views need their element alignment relative to the ArrayBuffer; sections
   // are 64-aligned within the file, so only a misaligned `bytes` needs one copy.
   const base = bytes.byteOffset % SHARD_ALIGNMENT === 0 ? bytes : bytes.slice();
-  const section = (s: ShardSectionName): Uint8Array => base.subarray(sections[s].offset, sections[s].offset + sections[s].length);
-  const u32 = (s: ShardSectionName): Uint32Array => {
+  const section = (s: AnySectionName): Uint8Array => {
+    const where = sections[s] ?? { offset: 0, length: 0 };
+    return base.subarray(where.offset, where.offset + where.length);
+  };
+  const u32 = (s: AnySectionName): Uint32Array => {
     const b = section(s);
     return new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
   };
@@ -366,6 +406,9 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
   const neighbors = u32("graphNeighbors");
   const problem = graphProblem(offsets, neighbors, docCount, degree);
   if (problem) fail(problem);
+  const entryRows = u32("entryRows");
+  const entryProblem = entryRowsProblem(entryRows, docCount);
+  if (entryProblem) fail(entryProblem);
 
   const ids = unpackSection(section("ids"), "ids", fail);
   if (!Array.isArray(ids) || ids.length !== docCount || !ids.every((id) => typeof id === "string")) {
@@ -389,7 +432,7 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
     return value as Record<string, unknown>;
   };
 
-  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, ids: ids as string[], fields, byteLength: bytes.length };
+  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, entryRows, ids: ids as string[], fields, byteLength: bytes.length };
 }
 
 /** Unpacks exactly one msgpack value; anything else is a format error. */

@@ -95,7 +95,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     progress(1, result.hits);
     return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1 };
   }
-  // The shard format stores no build-time entry rows, so the entry set is the seeded random sample.
+  // The entry set: the shard's build-time k-means medoids (if it stores any), then seeded random rows.
   const result = await graphSearch(
     scorer,
     { offsets: shard.offsets, neighbors: shard.neighbors },
@@ -105,6 +105,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
       ncandidates: params.ncandidates,
       maxIter: params.maxIter,
       earlyStop: params.earlyStop,
+      entryRows: shard.entryRows,
       seed: shardSeed(params.seed, position),
       shard: position,
       onIteration: (p) => progress(p.iteration, p.topK),

@@ -109,6 +109,20 @@ describe("graphSearch", () => {
     expect(calls.reduce((s, c) => s + c, 0)).toBe(a.stats.docsScored);
   });
 
+  it("takes at most entryPoints entry rows, and fills up with random rows after them", async () => {
+    const calls: number[] = [];
+    const first = async (options: Parameters<typeof graphSearch>[2]) => {
+      const progress: GraphSearchProgress[] = [];
+      await graphSearch(fnScorer((r) => r, calls), pathGraph(100), { ...options, maxIter: 1, onIteration: (p) => progress.push(p) });
+      return progress[0]!.scored;
+    };
+    expect(await first({ entryRows: Uint32Array.of(5, 50, 95), entryPoints: 2 })).toBe(2);
+    expect(await first({ entryRows: Uint32Array.of(5, 50, 95), entryPoints: 10 })).toBe(10);
+    // The entry rows come first: with entryPoints 1 only row 5 is scored, whatever the seed.
+    const top = await graphSearch(fnScorer((r) => r), pathGraph(100), { k: 1, entryRows: Uint32Array.of(5, 95), entryPoints: 1, maxIter: 1 });
+    expect(top.hits.map((h) => h.row)).toEqual([5]);
+  });
+
   it("follows the published semantics: expands the best of the current frontier", async () => {
     // Path graph, score = row: from entry rows {0, 10}, the walk climbs towards n - 1.
     const n = 40;

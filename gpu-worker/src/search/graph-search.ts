@@ -19,7 +19,8 @@
  * row is in the working set, i.e. once expanding could only start from rows already beaten.
  *
  * Both variants accept `entryRows` (e.g. k-means medoids chosen at index build time): they are
- * placed in the entry set first, and random rows fill it up to `entryPoints`.
+ * placed in the entry set first (at most `entryPoints` of them), and random rows fill it up to
+ * `entryPoints`.
  */
 import { checkScoreCount } from "./exhaustive.ts";
 import { sampleUnmarked, seededRandom } from "./random.ts";
@@ -181,6 +182,7 @@ function entrySet(entryRows: Uint32Array | undefined, rowCount: number, opts: Re
   const frontier: number[] = [];
   for (const row of entryRows ?? []) {
     if (row >= rowCount) throw new RangeError(`entryRows contains row ${row}, but the shard has ${rowCount} rows`);
+    if (frontier.length === opts.entryPoints) break;
     if (visited[row] !== 0) continue;
     visited[row] = 1;
     frontier.push(row);
