@@ -103,7 +103,7 @@ describe("runBuild", () => {
     await store.put(`${UPLOADS}docs.jsonl`, bytes(jsonl(docs)));
     const updates: BuildUpdate[] = [];
     const manifest = await runBuild(
-      request([{ format: "jsonl", key: `${UPLOADS}docs.jsonl` }], { storeFields: ["text", "title"] }),
+      request([{ format: "jsonl", key: `${UPLOADS}docs.jsonl` }], { storeFields: ["text", "title"], entryRows: 12 }),
       deps(store, { onProgress: (u) => updates.push(structuredClone(u)) }),
     );
 
@@ -136,6 +136,12 @@ describe("runBuild", () => {
     const dist = (a: number, b: number) => rowOf(first, a).reduce((s, v, k) => s + (v - rowOf(first, b)[k]) ** 2, 0);
     const nearest = Array.from({ length: first.docCount - 1 }, (_, i) => i + 1).reduce((best, r) => (dist(0, r) < dist(0, best) ? r : best));
     expect(dist(0, first.neighbors[first.offsets[0]])).toBeCloseTo(dist(0, nearest), 6);
+    // Each shard stores its k-means entry rows for graph search: distinct rows of the shard.
+    for (const shard of shards) {
+      expect(shard.entryRows.length).toBeGreaterThan(6); // 12 centroids; two may share a medoid
+      expect(shard.entryRows.length).toBeLessThanOrEqual(12);
+      expect(new Set(shard.entryRows).size).toBe(shard.entryRows.length);
+    }
 
     // Embeddings are the encoder's, rounded to half precision.
     const expected = await runtime.embedDocuments(docs.map((d) => d.text), { maxLength: DOC_MAX_LENGTH });

@@ -53,7 +53,11 @@ let backend: IndexBackendImpl;
 const logger = createLogger({ level: "silent" });
 
 /** Writes acme/docs@<version> (or a bare folder when prefix is given) from the test documents. */
-function writeIndex(store: BlobStore, version: number, options: { shardSizes?: number[]; dtype?: "float16" | "float32"; modelId?: string; prefix?: string } = {}) {
+function writeIndex(
+  store: BlobStore,
+  version: number,
+  options: { shardSizes?: number[]; dtype?: "float16" | "float32"; modelId?: string; prefix?: string; entryRows?: Uint32Array[] } = {},
+) {
   return writeFixtureIndex({
     store,
     prefix: options.prefix ?? versionPrefix("acme", "docs", version),
@@ -64,6 +68,7 @@ function writeIndex(store: BlobStore, version: number, options: { shardSizes?: n
     ids,
     fields: texts.map((text, i) => ({ text, position: i })),
     ...(options.shardSizes ? { shardSizes: options.shardSizes } : {}),
+    ...(options.entryRows ? { entryRows: options.entryRows } : {}),
     dtype: options.dtype ?? "float16",
   });
 }
@@ -105,6 +110,7 @@ beforeAll(async () => {
   await writeIndex(local, 1, { dtype: "float32" }); // one float32 shard
   await writeIndex(local, 2, { shardSizes: [40, 30, 20] }); // three float16 shards
   await writeIndex(local, 3); // the same float16 documents in one shard
+  await writeIndex(local, 9, { shardSizes: [50, 40], entryRows: [Uint32Array.of(17, 3), Uint32Array.of(25)] });
   backend = await createIndexBackend({
     runtime,
     store: local,
@@ -152,6 +158,16 @@ describe("index backend on the tiny model", () => {
       const got = await search(backend, 0, { version, params: approx, onProgress: (p) => progress.push(p.shard) });
       expect(got.hits).toEqual(exact.hits);
       expect(progress.length).toBeGreaterThan(0);
+    }
+  });
+
+  it("graph search starts from the shard's stored entry rows", async () => {
+    // A first frontier of one row per shard, and no walk: each shard can only return its first entry row.
+    const params = { ...EXACT, mode: "approx" as const, k: 2, entryPoints: 1, maxIter: 1 };
+    for (const seed of [0, 1, 2]) {
+      const got = await search(backend, 0, { version: 9, params: { ...params, seed } });
+      expect(got.docsScored).toBe(2);
+      expect(got.hits.map((h) => h.id).sort()).toEqual(["doc-17", "doc-75"]); // shard 1 starts at doc 50
     }
   });
 

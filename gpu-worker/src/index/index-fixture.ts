@@ -28,6 +28,8 @@ export interface FixtureIndexOptions {
   shardSizes?: number[];
   dtype?: ShardDtype;
   degree?: number;
+  /** Entry rows per shard (local row numbers), by shard position. */
+  entryRows?: Uint32Array[];
   /** Skip writing manifest.json (an interrupted build). */
   withoutManifest?: boolean;
 }
@@ -51,6 +53,7 @@ export async function writeFixtureIndex(o: FixtureIndexOptions): Promise<IndexMa
         dim: o.dim,
         dtype,
         graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree: graph.degree },
+        ...(o.entryRows?.[i] ? { entryRows: o.entryRows[i] } : {}),
       },
       { checksums: nodeChecksums },
     );
