@@ -26,11 +26,19 @@ export function required(values: Record<string, unknown>, name: string, usage: s
 
 /** An optional positive integer option. */
 export function positiveInt(values: Record<string, unknown>, name: string): number | undefined {
+  return integerFlag(values, name, 1);
+}
+
+export function nonNegativeInt(values: Record<string, unknown>, name: string): number | undefined {
+  return integerFlag(values, name, 0);
+}
+
+function integerFlag(values: Record<string, unknown>, name: string, min: 0 | 1): number | undefined {
   const value = values[name];
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (typeof value !== "string" || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n <= 0) {
-    throw new UsageError(`--${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== "string" || !/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`--${name} must be a ${min === 1 ? "positive" : "non-negative"} integer, got ${JSON.stringify(value)}`);
   }
   return n;
 }

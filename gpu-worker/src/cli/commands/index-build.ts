@@ -16,13 +16,13 @@ import { describeZodError } from "../../service/errors.ts";
 import { BuildConflictError } from "../../service/index-backend.ts";
 import { LocalStore } from "../../store/local-store.ts";
 import { openStore } from "../../store/open-store.ts";
-import { parse, positiveInt, required, UsageError } from "../args.ts";
+import { nonNegativeInt, parse, positiveInt, required, UsageError } from "../args.ts";
 import { writeLine } from "../output.ts";
 import { note, progressReporter } from "../progress.ts";
 
 const USAGE =
   "hypencoder index build --model <model-dir> --docs <docs.jsonl[.gz]> --out <dir | s3://bucket/prefix> [--degree N] [--doc-max-length N] " +
-  "[--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--tenant T] [--index I] [--version N]";
+  "[--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--entry-rows N] [--tenant T] [--index I] [--version N]";
 
 const OPTIONS = {
   model: { type: "string" },
@@ -33,6 +33,7 @@ const OPTIONS = {
   dtype: { type: "string" },
   "shard-bytes": { type: "string" },
   fields: { type: "string" },
+  "entry-rows": { type: "string" },
   tenant: { type: "string" },
   index: { type: "string" },
   version: { type: "string" },
@@ -81,6 +82,7 @@ export async function indexBuildCommand(argv: string[]): Promise<void> {
     ...optional("dtype", values.dtype),
     ...optional("shardBytes", positiveInt(values, "shard-bytes")),
     ...optional("storeFields", values.fields?.split(",").map((f) => f.trim()).filter((f) => f !== "")),
+    ...optional("entryRows", nonNegativeInt(values, "entry-rows")),
   });
 
   const store = openStore(out);
@@ -136,7 +138,7 @@ function parseRequest(value: unknown): BuildRequest {
   } catch (error) {
     if (error instanceof ZodError) {
       // Name the CLI flag, not the request field.
-      const flags: Record<string, string> = { docMaxLength: "--doc-max-length", shardBytes: "--shard-bytes", storeFields: "--fields" };
+      const flags: Record<string, string> = { docMaxLength: "--doc-max-length", shardBytes: "--shard-bytes", storeFields: "--fields", entryRows: "--entry-rows" };
       const message = describeZodError(error).replace(/^(\w+)/, (field) => flags[field] ?? `--${field}`);
       throw new UsageError(`${message}\nusage: ${USAGE}`);
     }
