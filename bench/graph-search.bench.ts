@@ -2,7 +2,8 @@
  * Graph search vs exhaustive search on synthetic clustered 768-d embeddings (fp16, as the index stores
  * them), scored by the ONNX q-net scorer graph on onnxruntime-node CPU: recall@10 against exhaustive,
  * documents scored (% of the corpus) and latency p50/p95, for the published algorithm and the
- * improvements (k-means entry rows, best-first expansion).
+ * improvements (k-means entry rows, best-first expansion), each on the published kNN graph and on
+ * the graph the index builds by default (the same degree, a fifth of it reverse links).
  *
  *   node bin/run-ts.mjs bench/graph-search.bench.ts [--n 10000,100000] [--queries 20] [--layers 6]
  *     [--degree 100] [--entry-rows 256] [--threads <cores>] [--cache <dir>]
@@ -19,7 +20,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import type { QNet, QNetArchitecture } from "../shared/qnet/types.ts";
-import { buildKnnGraph, type KnnGraph, reachableFraction } from "../gpu-worker/src/index/knn-graph.ts";
+import { addReverseLinks, buildKnnGraph, DEFAULT_REVERSE_SHARE, type KnnGraph, reachableFraction } from "../gpu-worker/src/index/knn-graph.ts";
 import { encodeModel } from "../gpu-worker/src/model/onnx/graph-builder.ts";
 import { buildQNetScorerGraph } from "../gpu-worker/src/model/onnx/qnet-scorer.ts";
 import { GRAPH_IO } from "../gpu-worker/src/model/types.ts";
@@ -133,10 +134,11 @@ function corpus(n: number): Promise<Made<Uint16Array>> {
   );
 }
 
+/** The pure kNN graph (the expensive part, cached); reverse links are added from it in seconds. */
 function knnGraph(n: number, embeddings: Float32Array): Promise<Made<KnnGraph>> {
   return cachedBytes(
     `graph-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-deg${DEGREE}.u32`,
-    () => buildKnnGraph(embeddings, DIM, { degree: DEGREE, hnsw: { threads: Number(args.threads), quantization: "f16" } }),
+    () => buildKnnGraph(embeddings, DIM, { degree: DEGREE, reverseShare: 0, hnsw: { threads: Number(args.threads), quantization: "f16" } }),
     (g) => {
       const out = new Uint32Array(2 + g.offsets.length + g.neighbors.length);
       out.set([g.offsets.length, g.degree]);
@@ -147,7 +149,7 @@ function knnGraph(n: number, embeddings: Float32Array): Promise<Made<KnnGraph>> 
     (b) => {
       const all = copyAs(b, Uint32Array);
       const offsets = all.subarray(2, 2 + all[0]!);
-      return { offsets, neighbors: all.subarray(2 + all[0]!), degree: all[1]!, builder: "usearch-hnsw" };
+      return { offsets, neighbors: all.subarray(2 + all[0]!), degree: all[1]!, builder: "usearch-hnsw", reverseSlots: 0 };
     },
   );
 }
@@ -181,11 +183,13 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   console.log(made("corpus", half));
   const embeddings = halfToFloat32Array(half.value);
   const graph = await knnGraph(n, embeddings);
-  console.log(
-    `${made(`kNN graph (usearch HNSW, f16, degree ${graph.value.degree})`, graph)}; ` +
-      `reachable from 10 entries: ${(100 * reachableFraction(graph.value, 10, 1)).toFixed(1)}%`,
-  );
+  const reachable = (g: KnnGraph) => `reachable from 10 entries: ${(100 * reachableFraction(g, 10, 1)).toFixed(1)}%`;
+  console.log(`${made(`kNN graph (usearch HNSW, f16, degree ${graph.value.degree})`, graph)}; ${reachable(graph.value)}`);
   let t0 = performance.now();
+  const linked = addReverseLinks(graph.value, DEFAULT_REVERSE_SHARE);
+  console.log(`+ reverse links (${linked.reverseSlots} of ${linked.degree} slots): ${seconds(performance.now() - t0)}; ${reachable(linked)}`);
+  const graphs = { "kNN": graph.value, "kNN+rev": linked };
+  t0 = performance.now();
   // A smaller k-means fit than the defaults keeps the 768-d fit to seconds; it only has to find the clusters.
   const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]), samplePerCentroid: 8, iterations: 4 });
   console.log(`k-means entry rows: ${entryRows.length} in ${seconds(performance.now() - t0)}`);
@@ -193,11 +197,13 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   const session = await ort.InferenceSession.create(encodeModel(buildQNetScorerGraph(arch, { embeddingType: "float16" })), {
     intraOpNumThreads: Number(args.threads),
   });
+  // "service default" is what the worker runs: the published parameters, the shard's stored
+  // entry rows at the front of the 10,000-row entry set.
   const configs: Record<string, GraphSearchOptions> = {
     "published (defaults)": {},
-    "published + entry rows": { entryRows, entryPoints: entryRows.length },
+    "service default": { entryRows },
+    [`entry rows only (${entryRows.length})`]: { entryRows, entryPoints: entryRows.length },
     "best-first": { variant: "best-first" },
-    "best-first + entry rows": { variant: "best-first", entryRows, entryPoints: entryRows.length },
   };
   const results: Record<string, Row> = {};
   const record = (name: string, r: number, docs: number, ms: number, iters: number) => {
@@ -217,9 +223,11 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
     record("exhaustive", 1, n, truth.ms, 1);
     truthMs += truth.ms;
     truthCached += truth.cached ? 1 : 0;
-    for (const [name, options] of Object.entries(configs)) {
-      const found = await graphSearch(scorer, graph.value, { ...options, k: K, seed: q });
-      record(name, recall(found.hits, truth.value), found.stats.docsScored, found.stats.msTotal, found.stats.iterations);
+    for (const [graphName, g] of Object.entries(graphs)) {
+      for (const [name, options] of Object.entries(configs)) {
+        const found = await graphSearch(scorer, g, { ...options, k: K, seed: q });
+        record(`${graphName.padEnd(7)} ${name}`, recall(found.hits, truth.value), found.stats.docsScored, found.stats.msTotal, found.stats.iterations);
+      }
     }
     process.stderr.write(`  query ${q + 1}/${queries}\r`);
   }
@@ -229,11 +237,11 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
 }
 
 function printTable(results: Record<string, Row>, n: number): void {
-  console.log("config                    | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms");
+  console.log("graph   config                    | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms");
   for (const [name, r] of Object.entries(results)) {
     console.log(
       [
-        name.padEnd(25),
+        name.padEnd(33),
         mean(r.recall).toFixed(3).padStart(9),
         `${mean(r.docs).toFixed(0)} (${((100 * mean(r.docs)) / n).toFixed(2)}%)`.padStart(22),
         mean(r.iters).toFixed(1).padStart(5),

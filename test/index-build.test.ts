@@ -67,7 +67,7 @@ afterAll(async () => {
 const freshStore = () => new LocalStore(join(root, `store-${++storeCount}`));
 
 function request(inputs: BuildInput[], extra: Partial<BuildRequest> = {}): BuildRequest {
-  return { tenant: TENANT, index: "docs", version: 1, inputs, degree: 100, entryRows: 256, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 16, docMaxLength: DOC_MAX_LENGTH, ...extra };
+  return { tenant: TENANT, index: "docs", version: 1, inputs, degree: 100, reverseShare: 0.2, entryRows: 256, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 16, docMaxLength: DOC_MAX_LENGTH, ...extra };
 }
 
 const deps = (store: BlobStore, extra: Partial<BuildDeps> = {}): BuildDeps => ({

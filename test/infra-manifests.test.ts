@@ -349,7 +349,7 @@ function allowed(p: Policy, action: string, resource: string): boolean {
 const BUCKET_ARN = "arn:aws:s3:::hypencoder-prod-data";
 const UPLOAD_KEY = `${BUCKET_ARN}/tenants/acme/uploads/up_01/docs.jsonl`;
 const MANIFEST_KEY = `${BUCKET_ARN}/tenants/acme/indexes/news/versions/v000001/manifest.json`;
-const SHARD_KEY = `${BUCKET_ARN}/tenants/acme/indexes/news/versions/v000001/shards/s0.hxs`;
+const SHARD_KEY = `${BUCKET_ARN}/tenants/acme/indexes/news/versions/v000001/shards/0a1b2c3d/s00000.hxs`;
 // An index named "uploads": `tenants/*/uploads/*` matches it, because `*` spans slashes.
 const TRICKY_INDEX_KEY = `${BUCKET_ARN}/tenants/acme/indexes/uploads/versions/v000001/manifest.json`;
 

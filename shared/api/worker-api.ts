@@ -130,6 +130,12 @@ export const buildRequestSchema = z
     /** Neighbours per document in the kNN graph (published: 100). */
     degree: z.number().int().min(2).max(256).default(100),
     /**
+     * Share of each document's `degree` slots given to reverse links (documents that have it among
+     * their nearest): reaches documents a pure kNN graph leaves without in-edges. 0: the published
+     * kNN graph.
+     */
+    reverseShare: z.number().min(0).max(0.5).default(0.2),
+    /**
      * k-means medoids stored per shard, which graph search scores before its random entry rows
      * (0: none). Shards with no more documents than this store none.
      */

@@ -56,6 +56,8 @@ export const indexManifestSchema = z
       builder: z.string().min(1),
       /** Fraction of documents reachable from the entry points; 1 for a healthy graph. */
       reachableFraction: z.number().min(0).max(1),
+      /** Share of the degree given to reverse links (absent in manifests that predate them: 0). */
+      reverseShare: z.number().min(0).max(0.5).optional(),
     }),
     fields: z.array(z.string().min(1)),
     shards: z.array(shardEntrySchema),

@@ -28,7 +28,7 @@ commands:
   score --model <model-dir> --queries <q.jsonl> --docs <d.jsonl> [--query-max-length N] [--doc-max-length N]
       print {"query_id","doc_id","score"} per (query, document) pair
   index build --model <model-dir> --docs <docs.jsonl[.gz]> --out <dir | s3://bucket/prefix> [--degree N] [--doc-max-length N]
-      [--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--entry-rows N] [--tenant T] [--index I] [--version N]
+      [--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--entry-rows N] [--reverse-share X] [--tenant T] [--index I] [--version N]
       build an index version (manifest.json + shards/) into --out; prints a one-line JSON summary
   search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--entry-points N]
          [--ncandidates N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]

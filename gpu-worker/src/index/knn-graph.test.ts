@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { clusteredEmbeddings } from "../search/synthetic-corpus.ts";
-import { buildKnnGraph, reachableFraction } from "./knn-graph.ts";
+import { addReverseLinks, buildKnnGraph, reachableFraction } from "./knn-graph.ts";
 
 /** Neighbours by sorting all squared distances (the obviously correct reference). */
 function naiveNeighbors(x: Float32Array, dim: number, row: number, degree: number): number[] {
@@ -25,7 +25,7 @@ describe("buildKnnGraph", () => {
     const dim = 7;
     const x = clusteredEmbeddings({ n: 203, dim, clusters: 5, seed: 2 });
     const fractions: number[] = [];
-    const g = await buildKnnGraph(x, dim, { degree: 12, onProgress: (f) => fractions.push(f) });
+    const g = await buildKnnGraph(x, dim, { degree: 12, reverseShare: 0, onProgress: (f) => fractions.push(f) });
     expect(g.builder).toBe("exact");
     expect(g.degree).toBe(12);
     expect(g.offsets).toHaveLength(204);
@@ -37,8 +37,8 @@ describe("buildKnnGraph", () => {
     const dim = 16;
     const x = clusteredEmbeddings({ n: 3000, dim, clusters: 8, seed: 3, latentDim: 4 });
     const fractions: number[] = [];
-    const approx = await buildKnnGraph(x, dim, { degree: 20, exactBelow: 0, onProgress: (f) => fractions.push(f) });
-    const exact = await buildKnnGraph(x, dim, { degree: 20, exactBelow: 10_000 });
+    const approx = await buildKnnGraph(x, dim, { degree: 20, exactBelow: 0, reverseShare: 0, onProgress: (f) => fractions.push(f) });
+    const exact = await buildKnnGraph(x, dim, { degree: 20, exactBelow: 10_000, reverseShare: 0 });
     expect(approx.builder).toBe("usearch-hnsw");
     expect(exact.builder).toBe("exact");
     let found = 0;
@@ -52,6 +52,51 @@ describe("buildKnnGraph", () => {
     expect(found / (3000 * 20)).toBeGreaterThan(0.95);
     expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
     expect(fractions.at(-1)).toBe(1);
+  });
+
+  it("gives rows nobody lists reverse links, without exceeding the degree", async () => {
+    // Points 0, 1, 2, 3 and an outlier at 100: every row's nearest neighbour is another inlier, so
+    // in the kNN graph nothing points at the outlier and graph search could never reach it.
+    const x = Float32Array.of(0, 1, 2, 3, 100);
+    const knn = await buildKnnGraph(x, 1, { degree: 2, reverseShare: 0 });
+    expect([0, 1, 2, 3, 4].map((r) => rowsOf(knn, r))).toEqual([[1, 2], [0, 2], [1, 3], [2, 1], [3, 2]]);
+    // Half the slots for reverse links: each row keeps its nearest, then the best-ranked row that
+    // lists it, else its next-nearest again (rows 0 and 4).
+    const linked = addReverseLinks(knn, 0.5);
+    expect(linked).toMatchObject({ degree: 2, reverseSlots: 1, builder: "exact" });
+    expect([0, 1, 2, 3, 4].map((r) => rowsOf(linked, r))).toEqual([[1, 2], [0, 2], [1, 3], [2, 4], [3, 2]]);
+    expect(addReverseLinks(linked, 0.5)).toBe(linked); // already linked: unchanged
+    expect(await buildKnnGraph(x, 1, { degree: 2, reverseShare: 0.5 })).toEqual(linked);
+    await expect(buildKnnGraph(x, 1, { reverseShare: 0.6 })).rejects.toThrow(/reverseShare must be in \[0, 0.5\]/);
+  });
+
+  it("keeps each row's nearest neighbours and only adds rows that list it (default share)", async () => {
+    const dim = 8;
+    const n = 2000;
+    const x = clusteredEmbeddings({ n, dim, clusters: 6, seed: 9, latentDim: 3 });
+    const knn = await buildKnnGraph(x, dim, { degree: 20, reverseShare: 0 });
+    const g = await buildKnnGraph(x, dim, { degree: 20 });
+    expect(g.reverseSlots).toBe(4);
+    const listers = Array.from({ length: n }, () => new Set<number>());
+    for (let u = 0; u < n; u++) for (const v of rowsOf(knn, u).slice(0, 16)) listers[v]!.add(u);
+    for (let r = 0; r < n; r++) {
+      const row = rowsOf(g, r);
+      expect(row.length).toBe(20);
+      expect(new Set(row).size).toBe(20);
+      expect(row).not.toContain(r);
+      expect(row.slice(0, 16)).toEqual(rowsOf(knn, r).slice(0, 16));
+      const nearest = new Set(rowsOf(knn, r));
+      for (const extra of row.slice(16)) expect(nearest.has(extra) || listers[r]!.has(extra)).toBe(true);
+    }
+    // Every row some other row lists as a near neighbour is now reachable along an edge into it.
+    const inDegree = (graph: typeof g) => {
+      const d = new Uint32Array(n);
+      for (const v of graph.neighbors) d[v]++;
+      return d;
+    };
+    const before = inDegree(knn).filter((d) => d === 0).length;
+    expect(inDegree(g).filter((d) => d === 0).length).toBeLessThanOrEqual(before);
+    expect(reachableFraction(g, 5, 1)).toBeGreaterThanOrEqual(reachableFraction(knn, 5, 1));
   });
 
   it("caps the degree at n - 1 and handles tiny shards", async () => {

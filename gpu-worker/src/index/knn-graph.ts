@@ -3,6 +3,12 @@
  * walks. Small shards get the exact graph by blocked brute force in TypeScript; large ones use
  * usearch's HNSW: index every row, then query every row for degree + 1 neighbours and drop itself.
  *
+ * Then, by default, a fifth of each row's slots go to reverse links (addReverseLinks): the rows
+ * whose own nearest neighbours include it. A pure kNN graph has rows few others point at (tails of
+ * a cluster, where the best q-net scores tend to be), and graph search reaches a row only along
+ * edges into it; on 1M clustered 768-d documents reverse links raised recall@10 of the published
+ * search from 0.905 to 0.950 at the same degree and cost (bench/graph-search.bench.ts).
+ *
  * Both builders work in slices and yield to the event loop between them, so a server building an
  * index stays responsive; usearch's calls are synchronous but multithreaded, and their slice size
  * adapts to keep each call near SLICE_TARGET_MS.
@@ -17,6 +23,9 @@ import { TopK } from "../search/topk.ts";
 export const DEFAULT_DEGREE = 100;
 /** Below this many rows the exact graph is cheap enough (~n² · dim / 2 multiply-adds). */
 export const DEFAULT_EXACT_BELOW = 5000;
+/** The share of each row's degree given to reverse links; 0 gives the published kNN graph. */
+export const DEFAULT_REVERSE_SHARE = 0.2;
+export const MAX_REVERSE_SHARE = 0.5;
 
 export interface HnswOptions {
   /** HNSW M: links per node per layer. */
@@ -40,6 +49,8 @@ export interface KnnGraphOptions {
   exactBelow?: number;
   /** Called with the fraction done, in [0, 1], after each slice. */
   onProgress?: (fraction: number) => void;
+  /** Share of each row's degree for reverse links, in [0, MAX_REVERSE_SHARE]; see addReverseLinks. */
+  reverseShare?: number;
   /** Reserved for randomised builders; the current ones are deterministic given the data. */
   seed?: number;
   hnsw?: HnswOptions;
@@ -55,6 +66,8 @@ export interface KnnGraph {
   /** The degree asked for, capped at n - 1; a row can have fewer (approximate builder, duplicates). */
   degree: number;
   builder: KnnGraphBuilder;
+  /** Reverse-link slots per row (0: a pure kNN graph). */
+  reverseSlots: number;
 }
 
 const SLICE_TARGET_MS = 100;
@@ -72,14 +85,96 @@ export async function buildKnnGraph(embeddings: Float32Array, dim: number, optio
   if (!Number.isInteger(exactBelow) || exactBelow < 0) {
     throw new RangeError(`knn graph: exactBelow must be a non-negative integer, got ${exactBelow}`);
   }
+  const reverseShare = options.reverseShare ?? DEFAULT_REVERSE_SHARE;
+  if (!(reverseShare >= 0 && reverseShare <= MAX_REVERSE_SHARE)) {
+    throw new RangeError(`knn graph: reverseShare must be in [0, ${MAX_REVERSE_SHARE}], got ${reverseShare}`);
+  }
   const degree = Math.max(0, Math.min(requested, n - 1));
   const progress = options.onProgress ?? (() => {});
   if (degree === 0) {
     progress(1);
-    return { offsets: new Uint32Array(n + 1), neighbors: new Uint32Array(0), degree, builder: "exact" };
+    return { offsets: new Uint32Array(n + 1), neighbors: new Uint32Array(0), degree, builder: "exact", reverseSlots: 0 };
   }
-  if (n < exactBelow) return exactKnnGraph(embeddings, dim, n, degree, progress);
-  return hnswKnnGraph(embeddings, dim, n, degree, options.hnsw ?? {}, progress);
+  const knn = n < exactBelow ? await exactKnnGraph(embeddings, dim, n, degree, progress) : await hnswKnnGraph(embeddings, dim, n, degree, options.hnsw ?? {}, progress);
+  return addReverseLinks(knn, reverseShare);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reverse links
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Rebuilds a pure kNN graph (each row's neighbours nearest first) so that each row keeps its
+ * nearest `degree − s` neighbours and gets up to s = ⌊share · degree⌋ reverse links: rows u that
+ * have it among their kept neighbours, those that rank it nearest first (ties: lower u). Slots no
+ * reverse link takes go back to the row's next-nearest neighbours, so no row loses out-degree and
+ * none exceeds `degree`. Deterministic, and O(n · degree), though bound by random memory writes:
+ * 0.8 s for a 150k-row shard (256 MiB at 768-d fp16), 17 s for 1M rows on a 2-core EPYC.
+ */
+export function addReverseLinks(graph: KnnGraph, share: number): KnnGraph {
+  const { offsets, neighbors, degree } = graph;
+  const n = offsets.length - 1;
+  const slots = Math.floor(share * degree);
+  if (slots === 0 || graph.reverseSlots > 0) return graph;
+  const keep = degree - slots;
+  const kept = new Uint16Array(n); // how many of each row's neighbours it keeps
+  for (let u = 0; u < n; u++) kept[u] = Math.min(keep, offsets[u + 1] - offsets[u]);
+
+  // Bucket the kept edges u → v by v (in u order), with u's rank for v.
+  const starts = new Uint32Array(n + 1);
+  for (let u = 0; u < n; u++) for (let e = offsets[u], end = e + kept[u]; e < end; e++) starts[neighbors[e] + 1]++;
+  for (let v = 0; v < n; v++) starts[v + 1] += starts[v];
+  const fill = starts.slice(0, n);
+  const reverse = new Uint32Array(starts[n]);
+  const rank = new Uint16Array(starts[n]);
+  for (let u = 0; u < n; u++) {
+    for (let j = 0; j < kept[u]; j++) {
+      const at = fill[neighbors[offsets[u] + j]]++;
+      reverse[at] = u;
+      rank[at] = j;
+    }
+  }
+  // Per row, its bucket counting-sorted by rank (stable, so ties stay in u order): the order in
+  // which reverse links are preferred.
+  const byRank = new Uint32Array(keep + 1);
+  let preferred = new Uint32Array(64);
+  const sortBucket = (r: number): number => {
+    const from = starts[r];
+    const size = starts[r + 1] - from;
+    if (preferred.length < size) preferred = new Uint32Array(size * 2);
+    byRank.fill(0);
+    for (let i = from; i < from + size; i++) byRank[rank[i] + 1]++;
+    for (let j = 0; j < keep; j++) byRank[j + 1] += byRank[j];
+    for (let i = from; i < from + size; i++) preferred[byRank[rank[i]]++] = reverse[i];
+    return size;
+  };
+
+  const outOffsets = new Uint32Array(n + 1);
+  const out = new Uint32Array(neighbors.length + n * slots);
+  const listed = new Int32Array(n).fill(-1); // listed[x] === r: x is already in row r's list
+  let e = 0;
+  for (let r = 0; r < n; r++) {
+    const rowEnd = e + degree;
+    for (let i = offsets[r], end = i + kept[r]; i < end; i++) {
+      listed[neighbors[i]] = r;
+      out[e++] = neighbors[i];
+    }
+    for (let i = 0, size = sortBucket(r), taken = 0; i < size && taken < slots; i++) {
+      const u = preferred[i];
+      if (listed[u] === r) continue;
+      listed[u] = r;
+      out[e++] = u;
+      taken++;
+    }
+    for (let i = offsets[r] + kept[r]; i < offsets[r + 1] && e < rowEnd; i++) {
+      const v = neighbors[i];
+      if (listed[v] === r) continue;
+      listed[v] = r;
+      out[e++] = v;
+    }
+    outOffsets[r + 1] = e;
+  }
+  return { offsets: outOffsets, neighbors: out.slice(0, e), degree, builder: graph.builder, reverseSlots: slots };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -145,7 +240,7 @@ async function exactKnnGraph(
     offsets[r + 1] = e;
   }
   progress(1);
-  return { offsets, neighbors, degree, builder: "exact" };
+  return { offsets, neighbors, degree, builder: "exact", reverseSlots: 0 };
 }
 
 function dot(x: Float32Array, dim: number, a: number, b: number): number {
@@ -254,7 +349,7 @@ async function hnswKnnGraph(
     progress(ADD_SHARE + ((1 - ADD_SHARE) * end) / n);
   });
   progress(1);
-  return { offsets, neighbors: e === neighbors.length ? neighbors : neighbors.slice(0, e), degree, builder: "usearch-hnsw" };
+  return { offsets, neighbors: e === neighbors.length ? neighbors : neighbors.slice(0, e), degree, builder: "usearch-hnsw", reverseSlots: 0 };
 }
 
 /**

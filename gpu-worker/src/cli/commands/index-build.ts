@@ -22,7 +22,7 @@ import { note, progressReporter } from "../progress.ts";
 
 const USAGE =
   "hypencoder index build --model <model-dir> --docs <docs.jsonl[.gz]> --out <dir | s3://bucket/prefix> [--degree N] [--doc-max-length N] " +
-  "[--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--entry-rows N] [--tenant T] [--index I] [--version N]";
+  "[--dtype float16|float32] [--shard-bytes N] [--fields text,title] [--entry-rows N] [--reverse-share X] [--tenant T] [--index I] [--version N]";
 
 const OPTIONS = {
   model: { type: "string" },
@@ -34,6 +34,7 @@ const OPTIONS = {
   "shard-bytes": { type: "string" },
   fields: { type: "string" },
   "entry-rows": { type: "string" },
+  "reverse-share": { type: "string" },
   tenant: { type: "string" },
   index: { type: "string" },
   version: { type: "string" },
@@ -83,6 +84,8 @@ export async function indexBuildCommand(argv: string[]): Promise<void> {
     ...optional("shardBytes", positiveInt(values, "shard-bytes")),
     ...optional("storeFields", values.fields?.split(",").map((f) => f.trim()).filter((f) => f !== "")),
     ...optional("entryRows", nonNegativeInt(values, "entry-rows")),
+    // A number the schema range-checks; "" or text becomes NaN, which it refuses by flag name.
+    ...optional("reverseShare", values["reverse-share"] === undefined ? undefined : Number(values["reverse-share"])),
   });
 
   const store = openStore(out);
@@ -138,7 +141,7 @@ function parseRequest(value: unknown): BuildRequest {
   } catch (error) {
     if (error instanceof ZodError) {
       // Name the CLI flag, not the request field.
-      const flags: Record<string, string> = { docMaxLength: "--doc-max-length", shardBytes: "--shard-bytes", storeFields: "--fields", entryRows: "--entry-rows" };
+      const flags: Record<string, string> = { docMaxLength: "--doc-max-length", shardBytes: "--shard-bytes", storeFields: "--fields", entryRows: "--entry-rows", reverseShare: "--reverse-share" };
       const message = describeZodError(error).replace(/^(\w+)/, (field) => flags[field] ?? `--${field}`);
       throw new UsageError(`${message}\nusage: ${USAGE}`);
     }

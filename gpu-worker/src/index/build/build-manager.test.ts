@@ -10,7 +10,7 @@ import type { BuildDeps, runBuild } from "./run-build.ts";
 
 const request = (tenant: string, index: string, version = 1): BuildRequest => ({
   tenant, index, version, inputs: [{ format: "jsonl", key: `tenants/${tenant}/uploads/u/d.jsonl` }],
-  degree: 100, entryRows: 256, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 20,
+  degree: 100, entryRows: 256, reverseShare: 0.2, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 20,
 });
 
 /** A fake build per request that the test finishes by hand. */

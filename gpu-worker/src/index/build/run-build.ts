@@ -152,6 +152,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       const graph = await buildKnnGraph(embeddings, dim, {
         degree: Math.max(1, plan.degree),
         hnsw: { quantization: request.dtype === "float16" ? "f16" : "f32" },
+        reverseShare: request.reverseShare,
         onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + f * n)) / docsTotal) } }),
       });
       builders.add(graph.builder);
@@ -208,7 +209,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       model: { id: runtime.manifest.modelId, embeddingDim: dim },
       dtype: request.dtype,
       docCount: docsTotal,
-      graph: { metric: "l2", degree: plan.degree, builder: [...builders].sort().join("+"), reachableFraction: minReachable },
+      graph: { metric: "l2", degree: plan.degree, builder: [...builders].sort().join("+"), reachableFraction: minReachable, reverseShare: request.reverseShare },
       fields: storeFields,
       shards,
     };
