@@ -41,14 +41,22 @@ export interface BlobStore {
   deletePrefix(prefix: string): Promise<number>;
 }
 
-/** The object does not exist. `key` is relative to the store. */
-export class NotFoundError extends Error {
-  override name = "NotFoundError";
+/** Something about one key of a store; `key` is relative to the store, `where` describes it. */
+abstract class StoreKeyError extends Error {
   constructor(
     readonly key: string,
+    problem: string,
     where: string,
   ) {
-    super(`not found: ${key} in ${where}`);
+    super(`${problem}: ${key} in ${where}`);
+  }
+}
+
+/** The object does not exist. */
+export class NotFoundError extends StoreKeyError {
+  override name = "NotFoundError";
+  constructor(key: string, where: string) {
+    super(key, "not found", where);
   }
 }
 
@@ -56,14 +64,11 @@ export function isNotFound(e: unknown): e is NotFoundError {
   return e instanceof NotFoundError;
 }
 
-/** A put with `ifAbsent` found the key taken. `key` is relative to the store. */
-export class AlreadyExistsError extends Error {
+/** A put with `ifAbsent` found the key taken. */
+export class AlreadyExistsError extends StoreKeyError {
   override name = "AlreadyExistsError";
-  constructor(
-    readonly key: string,
-    where: string,
-  ) {
-    super(`already exists: ${key} in ${where}`);
+  constructor(key: string, where: string) {
+    super(key, "already exists", where);
   }
 }
 
