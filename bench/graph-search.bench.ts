@@ -186,7 +186,7 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   const reachable = (g: KnnGraph) => `reachable from 10 entries: ${(100 * reachableFraction(g, 10, 1)).toFixed(1)}%`;
   console.log(`${made(`kNN graph (usearch HNSW, f16, degree ${graph.value.degree})`, graph)}; ${reachable(graph.value)}`);
   let t0 = performance.now();
-  const linked = addReverseLinks(graph.value, DEFAULT_REVERSE_SHARE);
+  const linked = await addReverseLinks(graph.value, DEFAULT_REVERSE_SHARE);
   console.log(`+ reverse links (${linked.reverseSlots} of ${linked.degree} slots): ${seconds(performance.now() - t0)}; ${reachable(linked)}`);
   const graphs = { "kNN": graph.value, "kNN+rev": linked };
   t0 = performance.now();

@@ -62,10 +62,10 @@ describe("buildKnnGraph", () => {
     expect([0, 1, 2, 3, 4].map((r) => rowsOf(knn, r))).toEqual([[1, 2], [0, 2], [1, 3], [2, 1], [3, 2]]);
     // Half the slots for reverse links: each row keeps its nearest, then the best-ranked row that
     // lists it, else its next-nearest again (rows 0 and 4).
-    const linked = addReverseLinks(knn, 0.5);
+    const linked = await addReverseLinks(knn, 0.5);
     expect(linked).toMatchObject({ degree: 2, reverseSlots: 1, builder: "exact" });
     expect([0, 1, 2, 3, 4].map((r) => rowsOf(linked, r))).toEqual([[1, 2], [0, 2], [1, 3], [2, 4], [3, 2]]);
-    expect(addReverseLinks(linked, 0.5)).toBe(linked); // already linked: unchanged
+    expect(await addReverseLinks(linked, 0.5)).toBe(linked); // already linked: unchanged
     expect(await buildKnnGraph(x, 1, { degree: 2, reverseShare: 0.5 })).toEqual(linked);
     await expect(buildKnnGraph(x, 1, { reverseShare: 0.6 })).rejects.toThrow(/reverseShare must be in \[0, 0.5\]/);
   });

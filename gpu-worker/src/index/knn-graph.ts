@@ -71,6 +71,8 @@ export interface KnnGraph {
 }
 
 const SLICE_TARGET_MS = 100;
+/** About 50 ms of addReverseLinks at degree 100. */
+const YIELD_ROWS = 16_384;
 
 export async function buildKnnGraph(embeddings: Float32Array, dim: number, options: KnnGraphOptions = {}): Promise<KnnGraph> {
   if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`knn graph: dim must be a positive integer, got ${dim}`);
@@ -109,9 +111,10 @@ export async function buildKnnGraph(embeddings: Float32Array, dim: number, optio
  * have it among their kept neighbours, those that rank it nearest first (ties: lower u). Slots no
  * reverse link takes go back to the row's next-nearest neighbours, so no row loses out-degree and
  * none exceeds `degree`. Deterministic, and O(n · degree), though bound by random memory writes:
- * 0.8 s for a 150k-row shard (256 MiB at 768-d fp16), 17 s for 1M rows on a 2-core EPYC.
+ * 0.8 s for a 150k-row shard (256 MiB at 768-d fp16), 15 s for 1M rows on a 2-core EPYC, so the
+ * two long loops yield to the event loop every YIELD_ROWS rows, like the graph builders.
  */
-export function addReverseLinks(graph: KnnGraph, share: number): KnnGraph {
+export async function addReverseLinks(graph: KnnGraph, share: number): Promise<KnnGraph> {
   const { offsets, neighbors, degree } = graph;
   const n = offsets.length - 1;
   const slots = Math.floor(share * degree);
@@ -128,6 +131,7 @@ export function addReverseLinks(graph: KnnGraph, share: number): KnnGraph {
   const reverse = new Uint32Array(starts[n]);
   const rank = new Uint16Array(starts[n]);
   for (let u = 0; u < n; u++) {
+    if (u % YIELD_ROWS === YIELD_ROWS - 1) await yieldToEventLoop();
     for (let j = 0; j < kept[u]; j++) {
       const at = fill[neighbors[offsets[u] + j]]++;
       reverse[at] = u;
@@ -154,6 +158,7 @@ export function addReverseLinks(graph: KnnGraph, share: number): KnnGraph {
   const listed = new Int32Array(n).fill(-1); // listed[x] === r: x is already in row r's list
   let e = 0;
   for (let r = 0; r < n; r++) {
+    if (r % YIELD_ROWS === YIELD_ROWS - 1) await yieldToEventLoop();
     const rowEnd = e + degree;
     for (let i = offsets[r], end = i + kept[r]; i < end; i++) {
       listed[neighbors[i]] = r;
