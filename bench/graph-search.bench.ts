@@ -190,8 +190,8 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   console.log(`+ reverse links (${linked.reverseSlots} of ${linked.degree} slots): ${seconds(performance.now() - t0)}; ${reachable(linked)}`);
   const graphs = { "kNN": graph.value, "kNN+rev": linked };
   t0 = performance.now();
-  // A smaller k-means fit than the defaults keeps the 768-d fit to seconds; it only has to find the clusters.
-  const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]), samplePerCentroid: 8, iterations: 4 });
+  // The fit index builds use (the defaults), so "service default" below is what the worker runs.
+  const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]) });
   console.log(`k-means entry rows: ${entryRows.length} in ${seconds(performance.now() - t0)}`);
 
   const session = await ort.InferenceSession.create(encodeModel(buildQNetScorerGraph(arch, { embeddingType: "float16" })), {

@@ -69,12 +69,6 @@ export const REACHABILITY_ENTRIES = 64;
 export const LOW_REACHABILITY = 0.9;
 const READ_PROGRESS_EVERY = 1000;
 
-/**
- * A lighter k-means fit than entry-points.ts's defaults: it only has to find the clusters, and at
- * 768-d the default fit of 256 centroids costs ~13 GFLOP (about 10 s of JavaScript) per shard.
- */
-const ENTRY_ROWS_FIT = { samplePerCentroid: 12, iterations: 5 };
-
 const shardId = (i: number): string => `s${String(i).padStart(5, "0")}`;
 
 interface Plan {
@@ -156,7 +150,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
         onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + f * n)) / docsTotal) } }),
       });
       builders.add(graph.builder);
-      const entryRows = n > request.entryRows && request.entryRows > 0 ? kmeansEntryRows(embeddings, dim, { ...ENTRY_ROWS_FIT, count: request.entryRows }) : undefined;
+      const entryRows = n > request.entryRows && request.entryRows > 0 ? kmeansEntryRows(embeddings, dim, { count: request.entryRows }) : undefined;
       const reachable = reachableFraction(graph, Math.min(REACHABILITY_ENTRIES, n), 0);
       minReachable = Math.min(minReachable, reachable);
       if (reachable < LOW_REACHABILITY) {
