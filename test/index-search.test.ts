@@ -15,7 +15,7 @@ import { halfToFloat32Array, float32ArrayToHalf } from "../shared/qnet/half.ts";
 import type { QNet } from "../shared/qnet/types.ts";
 import type { SearchParams } from "../shared/api/worker-api.ts";
 import { createIndexBackend, type IndexBackendImpl } from "../gpu-worker/src/index/index-backend-impl.ts";
-import { writeFixtureIndex } from "../gpu-worker/src/index/index-fixture.ts";
+import { writeFixtureIndex } from "./support/index-fixture.ts";
 import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
 import { TINY_VOCAB } from "../gpu-worker/src/model/fixture/vocab.ts";
 import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";

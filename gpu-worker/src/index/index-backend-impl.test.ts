@@ -12,7 +12,7 @@ import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import { IndexNotFoundError } from "../service/index-backend.ts";
 import { LocalStore } from "../store/local-store.ts";
 import { createIndexBackend } from "./index-backend-impl.ts";
-import { writeFixtureIndex } from "./index-fixture.ts";
+import { writeFixtureIndex } from "../../../test/support/index-fixture.ts";
 
 const MODEL = "c".repeat(64);
 /** The backend reads only the model id from the runtime (queries arrive as prepared q-nets). */

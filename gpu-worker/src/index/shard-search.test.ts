@@ -15,7 +15,7 @@ import { seededRandom } from "../search/random.ts";
 import { IndexNotFoundError, type ShardProgress } from "../service/index-backend.ts";
 import { LocalStore } from "../store/local-store.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
-import { writeFixtureIndex } from "./index-fixture.ts";
+import { writeFixtureIndex } from "../../../test/support/index-fixture.ts";
 import { IndexRegistry } from "./index-registry.ts";
 import { IndexUnavailableError, ModelMismatchError, SearchRequestError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";

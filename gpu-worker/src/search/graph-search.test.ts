@@ -1,14 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { QNetArchitecture } from "../../../shared/qnet/types.ts";
 import { randomQNet } from "../../../test/support/random-qnet.ts";
-import { buildKnnGraph } from "../index/knn-graph.ts";
-import { kmeansEntryRows } from "./entry-points.ts";
+import { buildKnnGraph } from "../index/build/knn-graph.ts";
 import { exhaustiveSearch } from "./exhaustive.ts";
 import { type GraphSearchProgress, type NeighborGraph, graphSearch } from "./graph-search.ts";
 import { seededRandom } from "./random.ts";
 import type { RowScorer } from "./row-scorer.ts";
 import { evaluatorRowScorer } from "./row-scorer.ts";
-import { clusteredEmbeddings, recall } from "./synthetic-corpus.ts";
+import { clusteredEmbeddings, recall } from "../../../test/support/synthetic-corpus.ts";
 
 const ARCH: QNetArchitecture = {
   dims: [32, 32, 32, 1],
@@ -181,17 +180,5 @@ describe("graphSearch", () => {
     // Caps, not errors: k and entryPoints above the corpus size.
     const capped = await graphSearch(s, graph, { k: 100, entryPoints: 1000 });
     expect(capped.hits).toHaveLength(10);
-  });
-});
-
-describe("kmeansEntryRows", () => {
-  it("returns distinct rows covering the clusters", () => {
-    const dim = 8;
-    const x = clusteredEmbeddings({ n: 4000, dim, clusters: 6, seed: 4, centreSpread: 10, clusterSpread: 0.1 });
-    const rows = kmeansEntryRows(x, dim, { count: 12, seed: 1 });
-    expect(new Set(rows).size).toBe(rows.length);
-    expect(rows.length).toBeGreaterThan(6);
-    expect(Math.max(...rows)).toBeLessThan(4000);
-    expect(() => kmeansEntryRows(x, dim, { count: 0 })).toThrow(/count/);
   });
 });

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { blobStoreContract } from "./blob-store-contract.ts";
+import { blobStoreContract } from "../../../test/support/blob-store-contract.ts";
 import { LocalStore } from "./local-store.ts";
 import { openStore } from "./open-store.ts";
 import { S3Store } from "./s3-store.ts";

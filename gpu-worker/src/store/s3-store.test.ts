@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { beforeAll, describe, expect, it } from "vitest";
 import { freshBucket, s3TestClient } from "../../../test/support/s3.ts";
-import { blobStoreContract } from "./blob-store-contract.ts";
+import { blobStoreContract } from "../../../test/support/blob-store-contract.ts";
 import { S3Store } from "./s3-store.ts";
 
 describe("S3Store (radosgw)", () => {

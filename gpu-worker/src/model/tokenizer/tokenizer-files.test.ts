@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bertTokenizerJson } from "./bert-tokenizer-json.ts";
 import { copyTokenizerFiles, parseVocabTxt } from "./tokenizer-files.ts";
 import { BertTokenizer } from "./tokenizer.ts";
-import { idsOf, TEST_VOCAB } from "./test-vocab.ts";
+import { idsOf, TEST_VOCAB } from "../../../../test/support/test-vocab.ts";
 
 /** Texts covering every rule, compared across the two loading paths. */
 const TEXTS = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BertTokenizer, DEFAULT_DOC_MAX_LENGTH, DEFAULT_QUERY_MAX_LENGTH } from "./tokenizer.ts";
-import { idsOf, TEST_VOCAB } from "./test-vocab.ts";
+import { idsOf, TEST_VOCAB } from "../../../../test/support/test-vocab.ts";
 
 const uncased = BertTokenizer.fromVocab(TEST_VOCAB, { lowercase: true });
 const cased = BertTokenizer.fromVocab(TEST_VOCAB, { lowercase: false });

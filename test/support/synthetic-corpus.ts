@@ -3,8 +3,8 @@
  * clusters, which is the structure (topics) that makes kNN graphs of real embeddings poorly connected
  * between clusters and graph search sensitive to its entry points.
  */
-import { gaussian, seededRandom } from "../../../shared/random.ts";
-import type { Hit } from "./topk.ts";
+import { gaussian, seededRandom } from "../../shared/random.ts";
+import type { Hit } from "../../gpu-worker/src/search/topk.ts";
 
 export interface ClusteredCorpusOptions {
   n: number;

@@ -4,8 +4,8 @@
  * points need thousands of rows to land in every cluster of a clustered corpus; one medoid per
  * cluster does it with a few hundred.
  */
-import { sampleUnmarked, seededRandom } from "./random.ts";
-import { checkInteger } from "./validate.ts";
+import { sampleUnmarked, seededRandom } from "../../search/random.ts";
+import { checkInteger } from "../../search/validate.ts";
 
 /**
  * The fit index builds use. It only has to find the clusters: at 768-d, 256 centroids on 32 rows

@@ -16,8 +16,8 @@
 import { availableParallelism } from "node:os";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { type BatchMatches, Index, type Matches, MetricKind, ScalarKind } from "usearch";
-import { sampleUnmarked, seededRandom } from "../search/random.ts";
-import { TopK } from "../search/topk.ts";
+import { sampleUnmarked, seededRandom } from "../../search/random.ts";
+import { TopK } from "../../search/topk.ts";
 
 /** The published graph degree (neighbours per document). */
 export const DEFAULT_DEGREE = 100;

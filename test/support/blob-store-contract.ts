@@ -6,7 +6,7 @@
 import { Readable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { expect, it } from "vitest";
-import { AlreadyExistsError, NotFoundError, type BlobStore } from "./blob-store.ts";
+import { AlreadyExistsError, NotFoundError, type BlobStore } from "../../gpu-worker/src/store/blob-store.ts";
 
 export function blobStoreContract(makeStore: () => Promise<BlobStore>): void {
   it("puts, gets, streams and heads objects", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { clusteredEmbeddings } from "../search/synthetic-corpus.ts";
+import { clusteredEmbeddings } from "../../../../test/support/synthetic-corpus.ts";
 import { addReverseLinks, buildKnnGraph, reachableFraction } from "./knn-graph.ts";
 
 /** Neighbours by sorting all squared distances (the obviously correct reference). */

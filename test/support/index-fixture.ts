@@ -3,12 +3,12 @@
  * manifest (exact kNN graph per shard), independent of the index builder, so the read path is
  * tested against the format itself. Imported by *.test.ts files and benchmarks.
  */
-import { encodeShard, type ShardDtype } from "../../../shared/index/format.ts";
-import { MANIFEST_FILE, shardRelativeKey } from "../../../shared/index/keys.ts";
-import { type IndexManifest, serializeIndexManifest } from "../../../shared/index/manifest.ts";
-import type { BlobStore } from "../store/blob-store.ts";
-import { nodeChecksums } from "../store/checksums.ts";
-import { buildKnnGraph } from "./knn-graph.ts";
+import { encodeShard, type ShardDtype } from "../../shared/index/format.ts";
+import { MANIFEST_FILE, shardRelativeKey } from "../../shared/index/keys.ts";
+import { type IndexManifest, serializeIndexManifest } from "../../shared/index/manifest.ts";
+import type { BlobStore } from "../../gpu-worker/src/store/blob-store.ts";
+import { nodeChecksums } from "../../gpu-worker/src/store/checksums.ts";
+import { buildKnnGraph } from "../../gpu-worker/src/index/build/knn-graph.ts";
 
 export interface FixtureIndexOptions {
   store: BlobStore;
