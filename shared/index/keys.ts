@@ -2,7 +2,7 @@
  * Object keys of the index store (an S3 prefix or a local folder; the same keys in both):
  *
  *   tenants/<tenant>/indexes/<index>/versions/v000001/manifest.json
- *   tenants/<tenant>/indexes/<index>/versions/v000001/shards/<shard-id>.hxs
+ *   tenants/<tenant>/indexes/<index>/versions/v000001/shards/<attempt>/<shard-id>.hxs
  *   tenants/<tenant>/uploads/<upload-id>/…
  *
  * Ids are validated here, once, so no caller can build a key that escapes its tenant.
