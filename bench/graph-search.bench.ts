@@ -18,9 +18,10 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
+import { BUILD_DEFAULTS } from "../shared/api/worker-api.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import type { QNet, QNetArchitecture } from "../shared/qnet/types.ts";
-import { addReverseLinks, buildKnnGraph, DEFAULT_REVERSE_SHARE, type KnnGraph, reachableFraction } from "../gpu-worker/src/index/build/knn-graph.ts";
+import { addReverseLinks, buildKnnGraph, type KnnGraph, reachableFraction } from "../gpu-worker/src/index/build/knn-graph.ts";
 import { encodeModel } from "../gpu-worker/src/model/onnx/graph-builder.ts";
 import { buildQNetScorerGraph } from "../gpu-worker/src/model/onnx/qnet-scorer.ts";
 import { GRAPH_IO } from "../gpu-worker/src/model/types.ts";
@@ -30,7 +31,7 @@ import { type GraphSearchOptions, graphSearch } from "../gpu-worker/src/search/g
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import type { RowScorer } from "../gpu-worker/src/search/row-scorer.ts";
 import { clusteredEmbeddings, recall } from "../test/support/synthetic-corpus.ts";
-import type { Hit } from "../gpu-worker/src/search/topk.ts";
+import type { RowHit } from "../gpu-worker/src/search/topk.ts";
 import { randomQNet } from "../test/support/random-qnet.ts";
 import { percentile } from "./stats.ts";
 
@@ -154,12 +155,12 @@ function knnGraph(n: number, embeddings: Float32Array): Promise<Made<KnnGraph>> 
   );
 }
 
-function exhaustiveTruth(n: number, layers: number, query: number, scorer: RowScorer): Promise<Made<Hit[]>> {
+function exhaustiveTruth(n: number, layers: number, query: number, scorer: RowScorer): Promise<Made<RowHit[]>> {
   return cachedBytes(
     `truth-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-layers${layers}-q${query}.json`,
     async () => (await exhaustiveSearch(scorer, n, { k: K })).hits,
     (hits) => Buffer.from(JSON.stringify(hits)),
-    (b) => JSON.parse(b.toString("utf8")) as Hit[],
+    (b) => JSON.parse(b.toString("utf8")) as RowHit[],
   );
 }
 
@@ -186,7 +187,7 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   const reachable = (g: KnnGraph) => `reachable from 10 entries: ${(100 * reachableFraction(g, 10, 1)).toFixed(1)}%`;
   console.log(`${made(`kNN graph (usearch HNSW, f16, degree ${graph.value.degree})`, graph)}; ${reachable(graph.value)}`);
   let t0 = performance.now();
-  const linked = await addReverseLinks(graph.value, DEFAULT_REVERSE_SHARE);
+  const linked = await addReverseLinks(graph.value, BUILD_DEFAULTS.reverseShare);
   console.log(`+ reverse links (${linked.reverseSlots} of ${linked.degree} slots): ${seconds(performance.now() - t0)}; ${reachable(linked)}`);
   const graphs = { "kNN": graph.value, "kNN+rev": linked };
   t0 = performance.now();

@@ -4,6 +4,9 @@
  * synthetic benchmark corpora.
  */
 
+/** The largest seed: seededRandom keeps 32 bits of state, so larger seeds would wrap onto smaller ones. */
+export const SEED_MAX = 0xffffffff;
+
 /** mulberry32: a tiny, fast generator with 32 bits of state; returns floats in [0, 1). */
 export function seededRandom(seed: number): () => number {
   let state = seed >>> 0;

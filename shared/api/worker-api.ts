@@ -7,6 +7,8 @@
  */
 import { z } from "zod";
 import { ID_PATTERN } from "../index/keys.ts";
+import { REVERSE_SHARE_MAX } from "../index/manifest.ts";
+import { SEED_MAX } from "../random.ts";
 
 /** Tenant, index and shard ids: one pattern, defined with the store keys it protects. */
 export { ID_PATTERN };
@@ -26,9 +28,16 @@ export const LIMITS = {
   rerankDocsMax: 1_000,
   rerankDocChars: 100_000,
   queryMaxLengthMax: 512,
+  /** Search seeds seed a 32-bit generator (shared/random.ts): every value it can tell apart. */
+  seedMax: SEED_MAX,
+  reverseShareMax: REVERSE_SHARE_MAX,
 } as const;
 
-/** Graph-search parameters; defaults are the published ones (ncandidates 64 as in Table 4). */
+/**
+ * Search parameters, the one set of defaults for the API, the CLI and the worker's graph search.
+ * entryPoints / ncandidates / maxIter are the paper's Table 4 "Efficient 1" setting (10,000 / 64 /
+ * 16); the paper's code defaults to nCandidates 50 with the same entry points and maxIter.
+ */
 export const SEARCH_DEFAULTS = {
   k: 10,
   mode: "approx",
@@ -36,6 +45,16 @@ export const SEARCH_DEFAULTS = {
   ncandidates: 64,
   maxIter: 16,
   earlyStop: true,
+  seed: 0,
+} as const;
+
+/** Index build parameters: the graph degree is the paper's (100 neighbours per document). */
+export const BUILD_DEFAULTS = {
+  degree: 100,
+  /** Share of each document's degree slots given to reverse links (0: the paper's pure kNN graph). */
+  reverseShare: 0.2,
+  /** k-means medoids stored per shard as graph-search entry rows. */
+  entryRows: 256,
 } as const;
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
@@ -50,7 +69,7 @@ export const searchParamsSchema = z
     maxIter: positiveInt(LIMITS.maxIterMax).default(SEARCH_DEFAULTS.maxIter),
     earlyStop: z.boolean().default(SEARCH_DEFAULTS.earlyStop),
     /** Seeds the random entry set, so a search is reproducible. */
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    seed: z.number().int().min(0).max(LIMITS.seedMax).default(SEARCH_DEFAULTS.seed),
   })
   .strict();
 export type SearchParams = z.infer<typeof searchParamsSchema>;
@@ -127,19 +146,19 @@ export const buildRequestSchema = z
     index: indexId,
     version: z.number().int().positive(),
     inputs: z.array(buildInputSchema).min(1).max(1_000),
-    /** Neighbours per document in the kNN graph (published: 100). */
-    degree: z.number().int().min(2).max(256).default(100),
+    /** Neighbours per document in the kNN graph. */
+    degree: z.number().int().min(2).max(256).default(BUILD_DEFAULTS.degree),
     /**
      * Share of each document's `degree` slots given to reverse links (documents that have it among
      * their nearest): reaches documents a pure kNN graph leaves without in-edges. 0: the published
      * kNN graph.
      */
-    reverseShare: z.number().min(0).max(0.5).default(0.2),
+    reverseShare: z.number().min(0).max(LIMITS.reverseShareMax).default(BUILD_DEFAULTS.reverseShare),
     /**
      * k-means medoids stored per shard, which graph search scores before its random entry rows
      * (0: none). Shards with no more documents than this store none.
      */
-    entryRows: z.number().int().min(0).max(4096).default(256),
+    entryRows: z.number().int().min(0).max(4096).default(BUILD_DEFAULTS.entryRows),
     docMaxLength: z.number().int().min(2).max(512).optional(),
     /** Stored fields kept for results (besides id). `text` is stored unless omitted here. */
     storeFields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default(["text"]),

@@ -11,6 +11,8 @@ import { ID_PATTERN } from "./keys.ts";
 
 export const INDEX_MANIFEST_FORMAT = "hypencoder.index";
 export const INDEX_FORMAT_VERSION = 1;
+/** The most of a row's degree slots reverse links may take; beyond half they would crowd out its kNN links. */
+export const REVERSE_SHARE_MAX = 0.5;
 
 const id = z.string().regex(ID_PATTERN, "expected 1-63 of [a-z0-9_-], starting with a letter or digit");
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits");
@@ -57,7 +59,7 @@ export const indexManifestSchema = z
       /** Fraction of documents reachable from the entry points; 1 for a healthy graph. */
       reachableFraction: z.number().min(0).max(1),
       /** Share of the degree given to reverse links (absent in manifests that predate them: 0). */
-      reverseShare: z.number().min(0).max(0.5).optional(),
+      reverseShare: z.number().min(0).max(REVERSE_SHARE_MAX).optional(),
     }),
     fields: z.array(z.string().min(1)),
     shards: z.array(shardEntrySchema),

@@ -4,7 +4,7 @@
  * between clusters and graph search sensitive to its entry points.
  */
 import { gaussian, seededRandom } from "../../shared/random.ts";
-import type { Hit } from "../../gpu-worker/src/search/topk.ts";
+import type { RowHit } from "../../gpu-worker/src/search/topk.ts";
 
 export interface ClusteredCorpusOptions {
   n: number;
@@ -57,7 +57,7 @@ export function clusteredEmbeddings(options: ClusteredCorpusOptions): Float32Arr
 }
 
 /** |found ∩ truth| / |truth| over (shard, row) identity. */
-export function recall(found: readonly Hit[], truth: readonly Hit[]): number {
+export function recall(found: readonly RowHit[], truth: readonly RowHit[]): number {
   if (truth.length === 0) return 1;
   const want = new Set(truth.map((h) => `${h.shard}:${h.row}`));
   let hits = 0;

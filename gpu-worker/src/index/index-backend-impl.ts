@@ -43,7 +43,7 @@ export interface IndexBackendOptions {
   logger: Pick<Logger, "info" | "warn" | "error">;
   /** The index builder; by default a BuildManager writing to the index store (none without a store). */
   builds?: BuildDelegate;
-  /** Rows per scorer call (default 16384). */
+  /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */
   batchRows?: number;
 }
 

@@ -9,10 +9,7 @@
  * batches and between graph-search iterations.
  */
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
-import type { RowScorer } from "../search/row-scorer.ts";
-
-/** Rows per PreparedQNet.score call; the runtime's default scoring batch. */
-export const DEFAULT_SCORE_BATCH_ROWS = 16_384;
+import { DEFAULT_SCORE_BATCH_ROWS, type RowScorer } from "../search/row-scorer.ts";
 
 export interface OnnxRowScorerOptions {
   /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */

@@ -8,11 +8,11 @@
  * Errors while searching an opened shard (scoring, cancellation) fail the whole search.
  */
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import type { Hit as ApiHit, SearchParams } from "../../../shared/api/worker-api.ts";
+import type { Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
 import { graphSearch } from "../search/graph-search.ts";
-import { type Hit, mergeTopK } from "../search/topk.ts";
+import { type RowHit, mergeRowTopK } from "../search/topk.ts";
 import type { IndexSearchResult, ShardProgress } from "../service/index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
@@ -58,7 +58,7 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
 
   const results = await Promise.all(available.map(({ id, shard }) => searchShard(index, id, shard, options)));
   const byPosition = new Map(available.map(({ id, shard }) => [index.position(id)!, shard]));
-  const merged = mergeTopK(
+  const merged = mergeRowTopK(
     results.map((r) => r.hits),
     options.params.k,
   );
@@ -73,7 +73,7 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
 
 interface ShardResult {
   /** Hits with `shard` = position in the manifest and `row` = GLOBAL row, so ties break as in one big shard. */
-  hits: Hit[];
+  hits: RowHit[];
   docsScored: number;
   iterations: number;
 }
@@ -86,9 +86,9 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     signal: options.signal,
     ...(options.batchRows ? { batchRows: options.batchRows } : {}),
   });
-  const progress = (iteration: number, hits: Hit[]) =>
+  const progress = (iteration: number, hits: RowHit[]) =>
     options.onProgress?.({ shard: id, iteration, hits: hits.map((h) => ({ id: shard.ids[h.row]!, score: h.score })) });
-  const global = (hits: Hit[]): Hit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
+  const global = (hits: RowHit[]): RowHit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
 
   if (params.mode === "exact") {
     const result = await exhaustiveSearch(scorer, shard.docCount, { k: params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
@@ -123,10 +123,10 @@ export function shardSeed(seed: number, position: number): number {
   return (seed + Math.imul(position, 0x9e3779b9)) >>> 0;
 }
 
-function toApiHit(index: LoadedIndex, shard: DecodedShard, hit: Hit, fields: readonly string[]): ApiHit {
+function toApiHit(index: LoadedIndex, shard: DecodedShard, hit: RowHit, fields: readonly string[]): Hit {
   const entry = index.manifest.shards[hit.shard]!;
   const row = hit.row - entry.docStart;
-  const out: ApiHit = { id: shard.ids[row]!, score: hit.score };
+  const out: Hit = { id: shard.ids[row]!, score: hit.score };
   if (fields.length > 0) {
     const stored = shard.fields(row);
     const picked: Record<string, unknown> = {};

@@ -2,14 +2,14 @@
  * Exhaustive search: score every row of a shard and keep the top k. The reference that graph search
  * is measured against, and the right choice for small shards, where walking a graph saves nothing.
  */
-import type { RowScorer } from "./row-scorer.ts";
-import { type Hit, TopK } from "./topk.ts";
+import { SEARCH_DEFAULTS } from "../../../shared/api/worker-api.ts";
+import { DEFAULT_SCORE_BATCH_ROWS, type RowScorer } from "./row-scorer.ts";
+import { type RowHit, TopK } from "./topk.ts";
 import { checkInteger, checkRowCount } from "./validate.ts";
 
 export const EXHAUSTIVE_DEFAULTS = {
-  k: 10,
-  /** Rows per scorer call; matches the runtime's default scoring batch. */
-  batchSize: 16_384,
+  k: SEARCH_DEFAULTS.k,
+  batchSize: DEFAULT_SCORE_BATCH_ROWS,
 } as const;
 
 export interface ExhaustiveOptions {
@@ -27,7 +27,7 @@ export interface ExhaustiveStats {
 }
 
 export interface SearchResult<Stats> {
-  hits: Hit[];
+  hits: RowHit[];
   stats: Stats;
 }
 

@@ -22,10 +22,12 @@
  * placed in the entry set first (at most `entryPoints` of them), and random rows fill it up to
  * `entryPoints`.
  */
+import { SEARCH_DEFAULTS } from "../../../shared/api/worker-api.ts";
+import { SEED_MAX } from "../../../shared/random.ts";
 import { checkScoreCount } from "./exhaustive.ts";
 import { sampleUnmarked, seededRandom } from "./random.ts";
 import type { RowScorer } from "./row-scorer.ts";
-import { type Hit, TopK } from "./topk.ts";
+import { type RowHit, TopK } from "./topk.ts";
 import { checkInteger } from "./validate.ts";
 
 /** The adjacency lists of a kNN graph: row r's neighbours are neighbors[offsets[r] .. offsets[r+1]). */
@@ -37,14 +39,14 @@ export interface NeighborGraph {
 export const GRAPH_SEARCH_VARIANTS = ["published", "best-first"] as const;
 export type GraphSearchVariant = (typeof GRAPH_SEARCH_VARIANTS)[number];
 
-/** The published defaults (ncandidates: the brief's 64; the paper's code uses 50). */
+/** The API's search defaults (SEARCH_DEFAULTS, where their source is given), and the published walk. */
 export const GRAPH_SEARCH_DEFAULTS = {
-  k: 10,
-  entryPoints: 10_000,
-  ncandidates: 64,
-  maxIter: 16,
-  earlyStop: true,
-  seed: 0,
+  k: SEARCH_DEFAULTS.k,
+  entryPoints: SEARCH_DEFAULTS.entryPoints,
+  ncandidates: SEARCH_DEFAULTS.ncandidates,
+  maxIter: SEARCH_DEFAULTS.maxIter,
+  earlyStop: SEARCH_DEFAULTS.earlyStop,
+  seed: SEARCH_DEFAULTS.seed,
   variant: "published" as GraphSearchVariant,
 };
 
@@ -52,7 +54,7 @@ export interface GraphSearchProgress {
   /** 1-based number of scoring steps done. */
   iteration: number;
   /** The best hits so far, best first. */
-  topK: Hit[];
+  topK: RowHit[];
   /** Rows scored so far. */
   scored: number;
 }
@@ -89,7 +91,7 @@ export interface GraphSearchStats {
 }
 
 export interface GraphSearchResult {
-  hits: Hit[];
+  hits: RowHit[];
   stats: GraphSearchStats;
 }
 
@@ -110,7 +112,7 @@ export function resolveGraphSearchOptions(options: GraphSearchOptions, rowCount:
   const entryPoints = checkInteger("entryPoints", options.entryPoints ?? d.entryPoints, 1);
   const ncandidates = checkInteger("ncandidates", options.ncandidates ?? d.ncandidates, 1);
   const maxIter = checkInteger("maxIter", options.maxIter ?? d.maxIter, 1);
-  const seed = checkInteger("seed", options.seed ?? d.seed, 0, 0xffffffff);
+  const seed = checkInteger("seed", options.seed ?? d.seed, 0, SEED_MAX);
   const earlyStop = options.earlyStop ?? d.earlyStop;
   if (typeof earlyStop !== "boolean") throw new RangeError(`earlyStop must be a boolean, got ${String(earlyStop)}`);
   const variant = options.variant ?? d.variant;

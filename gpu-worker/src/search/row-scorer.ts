@@ -6,6 +6,12 @@
 import { scoreQNet } from "../../../shared/qnet/evaluate.ts";
 import type { QNet } from "../../../shared/qnet/types.ts";
 
+/**
+ * Rows per q-net scorer call, for every scorer (ONNX and evaluator) and search: large enough that
+ * a call's fixed cost disappears, small enough to bound the scorer graph's activation memory.
+ */
+export const DEFAULT_SCORE_BATCH_ROWS = 16_384;
+
 export interface RowScorer {
   /** Scores the given local rows (any order, no duplicates needed); result[i] belongs to rows[i]. */
   scoreRows(rows: Uint32Array): Promise<Float32Array>;

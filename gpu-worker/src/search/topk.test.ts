@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Hit, TopK, mergeTopK } from "./topk.ts";
+import { type RowHit, TopK, mergeRowTopK } from "./topk.ts";
 import { seededRandom } from "./random.ts";
 
 describe("TopK", () => {
@@ -36,18 +36,18 @@ describe("TopK", () => {
   });
 });
 
-describe("mergeTopK", () => {
+describe("mergeRowTopK", () => {
   it("merges per-shard lists into the global top k", () => {
-    const a: Hit[] = [{ shard: 0, row: 4, score: 0.9 }, { shard: 0, row: 1, score: 0.5 }];
-    const b: Hit[] = [{ shard: 1, row: 2, score: 0.7 }, { shard: 1, row: 4, score: 0.5 }, { shard: 1, row: 0, score: 0.1 }];
-    const c: Hit[] = [{ shard: 2, row: 4, score: 0.9 }];
-    expect(mergeTopK([a, b, c], 4)).toEqual([
+    const a: RowHit[] = [{ shard: 0, row: 4, score: 0.9 }, { shard: 0, row: 1, score: 0.5 }];
+    const b: RowHit[] = [{ shard: 1, row: 2, score: 0.7 }, { shard: 1, row: 4, score: 0.5 }, { shard: 1, row: 0, score: 0.1 }];
+    const c: RowHit[] = [{ shard: 2, row: 4, score: 0.9 }];
+    expect(mergeRowTopK([a, b, c], 4)).toEqual([
       { shard: 0, row: 4, score: 0.9 },
       { shard: 2, row: 4, score: 0.9 },
       { shard: 1, row: 2, score: 0.7 },
       { shard: 0, row: 1, score: 0.5 },
     ]);
-    expect(mergeTopK([], 3)).toEqual([]);
-    expect(() => mergeTopK([a], -2)).toThrow(RangeError);
+    expect(mergeRowTopK([], 3)).toEqual([]);
+    expect(() => mergeRowTopK([a], -2)).toThrow(RangeError);
   });
 });

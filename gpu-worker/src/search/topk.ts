@@ -6,8 +6,8 @@
  * they compare false against everything and would corrupt the heap order.
  */
 
-/** One search result: a row of one shard and its q-net score. */
-export interface Hit {
+/** One scored row of one shard (the API's Hit, by document id, is made from it in index/shard-search.ts). */
+export interface RowHit {
   shard: number;
   row: number;
   score: number;
@@ -88,15 +88,15 @@ export class TopK {
   }
 
   /** The kept entries, best first, tagged with `shard`. Does not modify the heap. */
-  sorted(shard = 0): Hit[] {
-    const hits: Hit[] = [];
+  sorted(shard = 0): RowHit[] {
+    const hits: RowHit[] = [];
     for (let i = 0; i < this.count; i++) hits.push({ shard, row: this.rows[i], score: this.scores[i] });
-    return hits.sort(compareHits);
+    return hits.sort(compareRowHits);
   }
 }
 
 /** Sort comparator: best first; ties by lower row, then lower shard. */
-export function compareHits(a: Hit, b: Hit): number {
+export function compareRowHits(a: RowHit, b: RowHit): number {
   if (a.score !== b.score) return b.score - a.score;
   if (a.row !== b.row) return a.row - b.row;
   return a.shard - b.shard;
@@ -106,9 +106,9 @@ export function compareHits(a: Hit, b: Hit): number {
  * The best k hits across per-shard result lists (each list in any order). A k-way heap merge would
  * save little: the lists are at most k long each, and sorting their union keeps one tie-break rule.
  */
-export function mergeTopK(lists: readonly (readonly Hit[])[], k: number): Hit[] {
-  if (!Number.isInteger(k) || k < 0) throw new RangeError(`mergeTopK: k must be a non-negative integer, got ${k}`);
-  const all: Hit[] = [];
+export function mergeRowTopK(lists: readonly (readonly RowHit[])[], k: number): RowHit[] {
+  if (!Number.isInteger(k) || k < 0) throw new RangeError(`mergeRowTopK: k must be a non-negative integer, got ${k}`);
+  const all: RowHit[] = [];
   for (const list of lists) for (const hit of list) if (!Number.isNaN(hit.score)) all.push(hit);
-  return all.sort(compareHits).slice(0, k);
+  return all.sort(compareRowHits).slice(0, k);
 }

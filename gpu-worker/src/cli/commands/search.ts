@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SEARCH_DEFAULTS, type SearchParams } from "../../../../shared/api/worker-api.ts";
+import { LIMITS, SEARCH_DEFAULTS, type SearchParams } from "../../../../shared/api/worker-api.ts";
 import { IndexRegistry } from "../../index/index-registry.ts";
 import { ShardCache } from "../../index/shard-cache.ts";
 import { searchIndex } from "../../index/shard-search.ts";
@@ -125,7 +125,7 @@ export async function searchCommand(argv: string[]): Promise<void> {
 function searchParams(values: Record<string, unknown>): SearchParams {
   const mode = values.mode ?? SEARCH_DEFAULTS.mode;
   if (mode !== "exact" && mode !== "approx") throw new UsageError(`--mode must be exact or approx, got ${JSON.stringify(mode)}`);
-  const seed = values.seed === undefined ? 0 : nonNegativeInt(values.seed, "seed");
+  const seed = values.seed === undefined ? SEARCH_DEFAULTS.seed : parseSeed(values.seed);
   return {
     k: positiveInt(values, "k") ?? SEARCH_DEFAULTS.k,
     mode,
@@ -137,9 +137,9 @@ function searchParams(values: Record<string, unknown>): SearchParams {
   };
 }
 
-function nonNegativeInt(value: unknown, name: string): number {
-  if (typeof value !== "string" || !/^\d+$/.test(value) || Number(value) > 0xffffffff) {
-    throw new UsageError(`--${name} must be an integer from 0 to ${0xffffffff}, got ${JSON.stringify(value)}`);
+function parseSeed(value: unknown): number {
+  if (typeof value !== "string" || !/^\d+$/.test(value) || Number(value) > LIMITS.seedMax) {
+    throw new UsageError(`--seed must be an integer from 0 to ${LIMITS.seedMax}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }

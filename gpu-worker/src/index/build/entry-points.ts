@@ -4,6 +4,8 @@
  * points need thousands of rows to land in every cluster of a clustered corpus; one medoid per
  * cluster does it with a few hundred.
  */
+import { BUILD_DEFAULTS } from "../../../../shared/api/worker-api.ts";
+import { SEED_MAX } from "../../../../shared/random.ts";
 import { sampleUnmarked, seededRandom } from "../../search/random.ts";
 import { checkInteger } from "../../search/validate.ts";
 
@@ -12,7 +14,7 @@ import { checkInteger } from "../../search/validate.ts";
  * each for 8 iterations cost ~13 GFLOP (about 10 s of JavaScript) per shard; this is a fifth of that.
  */
 export const ENTRY_ROWS_DEFAULTS = {
-  count: 256,
+  count: BUILD_DEFAULTS.entryRows,
   /** Sampled rows per centroid for the k-means fit. */
   samplePerCentroid: 12,
   iterations: 5,
@@ -34,7 +36,7 @@ export function kmeansEntryRows(embeddings: Float32Array, dim: number, options: 
   const count = Math.min(checkInteger("count", options.count ?? d.count, 1), n);
   const perCentroid = checkInteger("samplePerCentroid", options.samplePerCentroid ?? d.samplePerCentroid, 1);
   const iterations = checkInteger("iterations", options.iterations ?? d.iterations, 0);
-  const rand = seededRandom(checkInteger("seed", options.seed ?? d.seed, 0, 0xffffffff));
+  const rand = seededRandom(checkInteger("seed", options.seed ?? d.seed, 0, SEED_MAX));
   if (n === 0) return new Uint32Array(0);
 
   const sample: number[] = [];

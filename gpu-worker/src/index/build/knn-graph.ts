@@ -16,16 +16,12 @@
 import { availableParallelism } from "node:os";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { type BatchMatches, Index, type Matches, MetricKind, ScalarKind } from "usearch";
+import { BUILD_DEFAULTS, LIMITS } from "../../../../shared/api/worker-api.ts";
 import { sampleUnmarked, seededRandom } from "../../search/random.ts";
 import { TopK } from "../../search/topk.ts";
 
-/** The published graph degree (neighbours per document). */
-export const DEFAULT_DEGREE = 100;
 /** Below this many rows the exact graph is cheap enough (~n² · dim / 2 multiply-adds). */
 export const DEFAULT_EXACT_BELOW = 5000;
-/** The share of each row's degree given to reverse links; 0 gives the published kNN graph. */
-export const DEFAULT_REVERSE_SHARE = 0.2;
-export const MAX_REVERSE_SHARE = 0.5;
 
 export interface HnswOptions {
   /** HNSW M: links per node per layer. */
@@ -49,7 +45,7 @@ export interface KnnGraphOptions {
   exactBelow?: number;
   /** Called with the fraction done, in [0, 1], after each slice. */
   onProgress?: (fraction: number) => void;
-  /** Share of each row's degree for reverse links, in [0, MAX_REVERSE_SHARE]; see addReverseLinks. */
+  /** Share of each row's degree for reverse links, in [0, LIMITS.reverseShareMax]; see addReverseLinks. */
   reverseShare?: number;
   /** Reserved for randomised builders; the current ones are deterministic given the data. */
   seed?: number;
@@ -81,15 +77,15 @@ export async function buildKnnGraph(embeddings: Float32Array, dim: number, optio
   }
   const n = embeddings.length / dim;
   if (n > 0xffffffff) throw new RangeError(`knn graph: ${n} rows do not fit 32-bit row ids`);
-  const requested = options.degree ?? DEFAULT_DEGREE;
+  const requested = options.degree ?? BUILD_DEFAULTS.degree;
   if (!Number.isInteger(requested) || requested < 1) throw new RangeError(`knn graph: degree must be a positive integer, got ${requested}`);
   const exactBelow = options.exactBelow ?? DEFAULT_EXACT_BELOW;
   if (!Number.isInteger(exactBelow) || exactBelow < 0) {
     throw new RangeError(`knn graph: exactBelow must be a non-negative integer, got ${exactBelow}`);
   }
-  const reverseShare = options.reverseShare ?? DEFAULT_REVERSE_SHARE;
-  if (!(reverseShare >= 0 && reverseShare <= MAX_REVERSE_SHARE)) {
-    throw new RangeError(`knn graph: reverseShare must be in [0, ${MAX_REVERSE_SHARE}], got ${reverseShare}`);
+  const reverseShare = options.reverseShare ?? BUILD_DEFAULTS.reverseShare;
+  if (!(reverseShare >= 0 && reverseShare <= LIMITS.reverseShareMax)) {
+    throw new RangeError(`knn graph: reverseShare must be in [0, ${LIMITS.reverseShareMax}], got ${reverseShare}`);
   }
   const degree = Math.max(0, Math.min(requested, n - 1));
   const progress = options.onProgress ?? (() => {});

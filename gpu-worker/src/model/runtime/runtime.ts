@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import type { QNet } from "../../../../shared/qnet/types.ts";
 import { graphPath, type ModelManifest, readModelManifest } from "../model-manifest.ts";
 import { BertTokenizer } from "../tokenizer/tokenizer.ts";
+import { DEFAULT_SCORE_BATCH_ROWS } from "../../search/row-scorer.ts";
 import { GRAPH_IO } from "../types.ts";
 import { InferenceClient } from "./inference-client.ts";
 import type { Device, GraphName, TensorMessage } from "./tensor-message.ts";
@@ -32,7 +33,6 @@ export interface ScoreOptions {
 
 const DEFAULT_QUERY_BATCH = 32;
 const DEFAULT_DOC_BATCH = 16;
-const DEFAULT_SCORE_BATCH = 16_384;
 
 /** A q-net held by the inference thread. */
 export interface PreparedQNet {
@@ -113,7 +113,7 @@ export class HypencoderRuntime {
     try {
       const dim = this.manifest.embeddingDim;
       const count = embeddings.length / dim;
-      const batchSize = options.batchSize ?? DEFAULT_SCORE_BATCH;
+      const batchSize = options.batchSize ?? DEFAULT_SCORE_BATCH_ROWS;
       const scores = new Float32Array(count);
       for (let start = 0; start < count; start += batchSize) {
         // slice() copies: the batch's buffer is moved to the inference thread, and the caller keeps its array.
