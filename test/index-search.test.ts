@@ -21,8 +21,9 @@ import { TINY_VOCAB } from "../gpu-worker/src/model/fixture/vocab.ts";
 import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
-import { ApiError } from "../gpu-worker/src/service/errors.ts";
-import { type IndexSearchInput, IndexNotFoundError } from "../gpu-worker/src/service/index-backend.ts";
+import type { IndexSearchInput } from "../gpu-worker/src/index/index-backend.ts";
+import { IndexNotFoundError } from "../gpu-worker/src/index/search-errors.ts";
+import { ApiError, toApiError } from "../gpu-worker/src/service/errors.ts";
 import { createLogger } from "../gpu-worker/src/service/logger.ts";
 import type { BlobStore } from "../gpu-worker/src/store/blob-store.ts";
 import { LocalStore } from "../gpu-worker/src/store/local-store.ts";
@@ -196,7 +197,8 @@ describe("index backend on the tiny model", () => {
     await writeFixtureIndex({ store: local, prefix: versionPrefix("acme", "docs", 4), version: 4, modelId: runtime.manifest.modelId, embeddings, dim, ids, withoutManifest: true });
     await expect(search(backend, 0, { version: 4 })).rejects.toThrow(IndexNotFoundError);
     await writeIndex(local, 5, { modelId: "f".repeat(64) });
-    const refused = search(backend, 0, { version: 5 });
+    // As the service answers it (the backend throws ModelMismatchError; service/errors.ts gives the status).
+    const refused = search(backend, 0, { version: 5 }).catch((error: unknown) => Promise.reject(toApiError(error).error));
     await expect(refused).rejects.toBeInstanceOf(ApiError);
     await expect(refused).rejects.toMatchObject({ status: 409, code: "model_mismatch" });
   });

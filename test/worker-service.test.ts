@@ -19,13 +19,8 @@ import { queuedStatus } from "../gpu-worker/src/index/build/build-manager.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
 import { createService, type Service, type ServiceSettings } from "../gpu-worker/src/service/app.ts";
 import { listen, type RunningServer } from "../gpu-worker/src/service/http-server.ts";
-import {
-  type IndexBackend,
-  type IndexSearchInput,
-  type IndexSearchResult,
-  IndexNotFoundError,
-  type StoredEmbeddings,
-} from "../gpu-worker/src/service/index-backend.ts";
+import type { IndexBackend, IndexSearchInput, IndexSearchResult, StoredEmbeddings } from "../gpu-worker/src/index/index-backend.ts";
+import { IndexNotFoundError } from "../gpu-worker/src/index/search-errors.ts";
 import { createLogger } from "../gpu-worker/src/service/logger.ts";
 import { warmUp } from "../gpu-worker/src/service/warm-up.ts";
 
@@ -251,7 +246,7 @@ describe("worker service", () => {
     });
     expect(await bad({ body: search(), contentType: "text/plain" })).toMatchObject({ status: 415, code: "unsupported_media_type" });
     expect(await bad({ body: search({ index: "missing" }) })).toMatchObject({ status: 404, code: "index_not_found" });
-    // Within the schema's limit but beyond the tiny model's 128 positions: the runtime's RangeError.
+    // Within the schema's limit but beyond the tiny model's 128 positions: the runtime's ModelLimitError.
     expect(await bad({ body: search({ queryMaxLength: 200 }) })).toMatchObject({ status: 400, message: expect.stringContaining("position") });
     expect((await call(h, "/v1/nope", { body: {} })).status).toBe(404);
   });

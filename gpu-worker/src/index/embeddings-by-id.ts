@@ -4,7 +4,7 @@
  * index nobody reranks by id pays nothing for it.
  */
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import type { StoredEmbeddings } from "../service/index-backend.ts";
+import type { StoredEmbeddings } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { IndexUnavailableError } from "./search-errors.ts";
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BuildRequest, BuildStatus } from "../../../shared/api/worker-api.ts";
 import { versionPrefix } from "../../../shared/index/keys.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
-import { IndexNotFoundError } from "../service/index-backend.ts";
+import { IndexNotFoundError } from "./search-errors.ts";
 import { LocalStore } from "../store/local-store.ts";
 import { createIndexBackend } from "./index-backend-impl.ts";
 import { writeFixtureIndex } from "../../../test/support/index-fixture.ts";

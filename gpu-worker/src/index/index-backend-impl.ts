@@ -1,25 +1,19 @@
 /**
  * The worker's IndexBackend: index versions from the index store (S3 prefix or folder) through a
  * verified local shard cache, searched with the ONNX q-net scorer; builds are delegated to the
- * index builder. The HTTP service (service/app.ts) owns everything before and after.
+ * index builder. The HTTP service (service/app.ts) owns everything before and after, including
+ * the statuses of the errors thrown here (service/errors.ts).
  */
 import type { BuildRequest, BuildStatus } from "../../../shared/api/worker-api.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
-import { ApiError } from "../service/errors.ts";
-import {
-  type IndexBackend,
-  type IndexSearchInput,
-  type IndexSearchResult,
-  IndexNotFoundError,
-  type StoredEmbeddings,
-} from "../service/index-backend.ts";
-import type { Logger } from "../service/logger.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { openStore } from "../store/open-store.ts";
 import { BuildManager } from "./build/build-manager.ts";
+import { BuildsUnavailableError } from "./build/errors.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
+import type { IndexBackend, IndexLogger, IndexSearchInput, IndexSearchResult, StoredEmbeddings } from "./index-backend.ts";
 import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "./index-registry.ts";
-import { IndexUnavailableError, ModelMismatchError } from "./search-errors.ts";
+import { IndexNotFoundError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { searchIndex } from "./shard-search.ts";
 
@@ -40,7 +34,7 @@ export interface IndexBackendOptions {
   cacheBudgetBytes: number;
   /** Versions to load (manifest and every shard) before the worker starts serving. */
   preload: IndexRef[];
-  logger: Pick<Logger, "info" | "warn" | "error">;
+  logger: IndexLogger;
   /** The index builder; by default a BuildManager writing to the index store (none without a store). */
   builds?: BuildDelegate;
   /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */
@@ -93,30 +87,26 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     registry,
 
     async search(input: IndexSearchInput): Promise<IndexSearchResult> {
-      return serviceErrors(async () => {
-        const loaded = await version(input.tenant, input.index, input.version);
-        return searchIndex(loaded, {
-          ...(input.shards ? { shards: input.shards } : {}),
-          params: input.params,
-          fields: input.fields,
-          qnet: input.qnet,
-          signal: input.signal,
-          ...(input.onProgress ? { onProgress: input.onProgress } : {}),
-          onShardError: shardError(loaded.label),
-          ...(options.batchRows ? { batchRows: options.batchRows } : {}),
-        });
-      }, logger);
+      const loaded = await version(input.tenant, input.index, input.version);
+      return searchIndex(loaded, {
+        ...(input.shards ? { shards: input.shards } : {}),
+        params: input.params,
+        fields: input.fields,
+        qnet: input.qnet,
+        signal: input.signal,
+        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+        onShardError: shardError(loaded.label),
+        ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+      });
     },
 
     async embeddingsById(tenant: string, index: string, v: number, ids: string[]): Promise<StoredEmbeddings> {
-      return serviceErrors(async () => {
-        const loaded = await version(tenant, index, v);
-        return embeddingsById(loaded, ids, shardError(loaded.label));
-      }, logger);
+      const loaded = await version(tenant, index, v);
+      return embeddingsById(loaded, ids, shardError(loaded.label));
     },
 
     startBuild(request: BuildRequest): BuildStatus {
-      if (!builds) throw new ApiError(501, "builds_unavailable", "this worker does not build indexes: it has no index store (INDEX_STORE)");
+      if (!builds) throw new BuildsUnavailableError();
       return builds.start(request);
     },
 
@@ -135,19 +125,3 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   };
 }
 
-/**
- * The read path's own errors as the statuses the service sends. Their detail can name store keys,
- * so a failure to load shards is logged in full and answered in general terms.
- */
-async function serviceErrors<T>(run: () => Promise<T>, logger: Pick<Logger, "error">): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if (error instanceof ModelMismatchError) throw new ApiError(409, "model_mismatch", error.message);
-    if (error instanceof IndexUnavailableError) {
-      logger.error({ err: error }, "index unavailable");
-      throw new ApiError(503, "index_unavailable", `${error.summary} (details in the worker log)`);
-    }
-    throw error;
-  }
-}

@@ -16,8 +16,7 @@ import type { DecodedShard } from "../../../shared/index/format.ts";
 import { MANIFEST_FILE, versionPrefix } from "../../../shared/index/keys.ts";
 import { type IndexManifest, parseIndexManifest, type ShardEntry } from "../../../shared/index/manifest.ts";
 import { NotFoundError, type BlobStore } from "../store/blob-store.ts";
-import { IndexNotFoundError } from "../service/index-backend.ts";
-import { ModelMismatchError } from "./search-errors.ts";
+import { IndexNotFoundError, ModelMismatchError } from "./search-errors.ts";
 import type { ShardCache, ShardHandle } from "./shard-cache.ts";
 
 export interface IndexRef {

@@ -1,9 +1,18 @@
 /**
- * Errors of the index read path. The HTTP service maps RangeError to 400 (errors.ts), so request
- * mistakes extend it; the other two are server-side conditions the backend turns into statuses.
+ * Errors of the index read path. They say what went wrong in the index's terms; the HTTP service
+ * decides the status (service/errors.ts).
  */
 
-/** The request names something the index does not have (a shard, a stored field). */
+/** The tenant's index version does not exist (no manifest), or this worker has no index store. */
+export class IndexNotFoundError extends Error {
+  override name = "IndexNotFoundError";
+}
+
+/**
+ * The request names something the index does not have (a shard, a stored field): the client's
+ * mistake, answered with the message. A RangeError, since the value is outside what the index
+ * holds; the service recognises this class, not RangeError in general (those are internal).
+ */
 export class SearchRequestError extends RangeError {
   override name = "SearchRequestError";
 }

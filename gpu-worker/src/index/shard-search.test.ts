@@ -12,12 +12,12 @@ import { versionPrefix } from "../../../shared/index/keys.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../shared/qnet/half.ts";
 import type { SearchParams } from "../../../shared/api/worker-api.ts";
 import { seededRandom } from "../search/random.ts";
-import { IndexNotFoundError, type ShardProgress } from "../service/index-backend.ts";
 import { LocalStore } from "../store/local-store.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
 import { writeFixtureIndex } from "../../../test/support/index-fixture.ts";
+import type { ShardProgress } from "./index-backend.ts";
 import { IndexRegistry } from "./index-registry.ts";
-import { IndexUnavailableError, ModelMismatchError, SearchRequestError } from "./search-errors.ts";
+import { IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { searchIndex } from "./shard-search.ts";
 

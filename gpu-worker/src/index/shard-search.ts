@@ -13,7 +13,7 @@ import type { PreparedQNet } from "../model/runtime/runtime.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
 import { graphSearch } from "../search/graph-search.ts";
 import { type RowHit, mergeRowTopK } from "../search/topk.ts";
-import type { IndexSearchResult, ShardProgress } from "../service/index-backend.ts";
+import type { IndexSearchResult, ShardProgress } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";

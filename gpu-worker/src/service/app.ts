@@ -21,7 +21,7 @@ import type { WorkerConfig } from "./config.ts";
 import type { ServiceEnv } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
 import { type EmitFrame, streamFrames } from "./frame-stream.ts";
-import type { IndexBackend } from "./index-backend.ts";
+import type { IndexBackend } from "../index/index-backend.ts";
 import type { Logger } from "./logger.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { QueryBatcher } from "./query-batcher.ts";
@@ -138,8 +138,8 @@ export function createService(deps: ServiceDeps): Service {
     const cancel = new AbortController();
     return streamFrames((emit) => runAdmitted(scopeFor(c, cancel.signal), (scope) => work(scope, emit)), {
       errorFrame: (error) => {
-        const { error: apiError, isInternal } = toApiError(error);
-        if (isInternal) logger.error({ requestId: c.get("requestId"), err: error }, "request failed after streaming started");
+        const { error: apiError, logDetail } = toApiError(error, c.get("requestId"));
+        if (logDetail) logger.error({ requestId: c.get("requestId"), err: error }, "request failed after streaming started");
         return { type: "error", code: apiError.code, message: apiError.message };
       },
       onCancel: () => cancel.abort(new DOMException("the client stopped reading the response", "AbortError")),
@@ -177,8 +177,8 @@ export function createService(deps: ServiceDeps): Service {
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).body(), 404));
 
   app.onError((err, c) => {
-    const { error, isInternal } = toApiError(err);
-    if (isInternal) logger.error({ requestId: c.get("requestId"), err }, "request failed");
+    const { error, logDetail } = toApiError(err, c.get("requestId"));
+    if (logDetail) logger.error({ requestId: c.get("requestId"), err }, "request failed");
     return c.json(error.body(), error.status as 500, error.headers);
   });
 

@@ -1,10 +1,21 @@
 /**
  * Every error the worker returns is JSON `{"error":{"code","message"}}` (or an `error` frame once a
- * frame stream has started). `toApiError` is the one place that decides how a thrown value maps to a
- * status; anything it does not recognise becomes a generic 500, with the detail only in the log.
+ * frame stream has started). The modules below the service throw their own errors, with no HTTP in
+ * them (index/search-errors.ts, index/build/errors.ts, model/runtime/errors.ts); ERROR_STATUSES is
+ * the one table that gives them statuses, and toApiError the one function that applies it.
+ *
+ * Only request mistakes are 4xx, with their message. Anything the table does not name, including a
+ * RangeError from an internal invariant check, is a 500 that says nothing but the request id: its
+ * detail goes to the worker log (error name, message and stack; messages name sizes and keys,
+ * never document text).
  */
 import { ZodError } from "zod";
-import { BuildConflictError, IndexNotFoundError } from "./index-backend.ts";
+import { BuildConflictError, BuildQueueFullError, BuildsClosedError, BuildsUnavailableError } from "../index/build/errors.ts";
+import { IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
+import { describeZodError } from "../io/zod-issues.ts";
+import { ModelLimitError } from "../model/runtime/errors.ts";
+
+export { describeZodError };
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
@@ -27,13 +38,6 @@ export class ApiError extends Error {
   }
 }
 
-/** Formats zod issues as `path: message; …` (the first few), without echoing the input values. */
-export function describeZodError(error: ZodError): string {
-  const shown = error.issues.slice(0, 5).map((i) => (i.path.length > 0 ? `${i.path.join(".")}: ${i.message}` : i.message));
-  const more = error.issues.length > 5 ? `; and ${error.issues.length - 5} more` : "";
-  return shown.join("; ") + more;
-}
-
 /** Why a request's signal fired: its deadline, or the client going away. */
 export function abortError(reason: unknown): ApiError {
   if (reason instanceof ApiError) return reason;
@@ -44,16 +48,53 @@ export function abortError(reason: unknown): ApiError {
   return new ApiError(499, "client_closed", "the client closed the request");
 }
 
-/** Maps a thrown value to the error the client sees. `isInternal` is true when the detail must be logged. */
-export function toApiError(error: unknown): { error: ApiError; isInternal: boolean } {
-  if (error instanceof ApiError) return { error, isInternal: false };
-  if (error instanceof IndexNotFoundError) return { error: new ApiError(404, "index_not_found", error.message), isInternal: false };
-  if (error instanceof BuildConflictError) return { error: new ApiError(409, "build_conflict", error.message), isInternal: false };
-  if (error instanceof ZodError) return { error: new ApiError(400, "invalid_request", describeZodError(error)), isInternal: false };
-  // The runtime throws RangeError for requests the model cannot serve (a token limit beyond its
-  // position table, for example); its messages name limits, never the input text.
-  if (error instanceof RangeError) return { error: new ApiError(400, "invalid_request", error.message), isInternal: false };
+// Constructor parameters are never[] so that any error class fits, whatever its constructor takes.
+type ErrorClass<E> = abstract new (...args: never[]) => E;
+
+interface ErrorStatus {
+  type: ErrorClass<unknown>;
+  answer: (error: never) => ApiError;
+  /** The client gets a summary; the full error (it may name store keys) goes to the log. */
+  logDetail?: boolean;
+}
+
+const status = <E>(type: ErrorClass<E>, answer: (error: E) => ApiError, options: { logDetail?: boolean } = {}): ErrorStatus => ({
+  type,
+  answer,
+  ...options,
+});
+const invalidRequest = (error: Error) => new ApiError(400, "invalid_request", error.message);
+
+/** Domain errors and their answers; the first entry whose class the error is an instance of wins. */
+export const ERROR_STATUSES: readonly ErrorStatus[] = [
+  status(ApiError, (e) => e),
+  // Request validation: the schema, then what only the index or the model can check.
+  status(ZodError, (e) => new ApiError(400, "invalid_request", describeZodError(e))),
+  status(SearchRequestError, invalidRequest),
+  status(ModelLimitError, invalidRequest),
+  status(IndexNotFoundError, (e) => new ApiError(404, "index_not_found", e.message)),
+  status(BuildConflictError, (e) => new ApiError(409, "build_conflict", e.message)),
+  status(ModelMismatchError, (e) => new ApiError(409, "model_mismatch", e.message)),
+  status(BuildsUnavailableError, (e) => new ApiError(501, "builds_unavailable", e.message)),
+  status(BuildQueueFullError, (e) => new ApiError(503, "build_queue_full", e.message, { "retry-after": "60" })),
+  status(BuildsClosedError, (e) => new ApiError(503, "shutting_down", e.message, { "retry-after": "1" })),
+  status(IndexUnavailableError, (e) => new ApiError(503, "index_unavailable", `${e.summary} (details in the worker log)`), { logDetail: true }),
+];
+
+export interface MappedError {
+  error: ApiError;
+  /** A 500: the client learns nothing but the request id. */
+  isInternal: boolean;
+  /** Whether the thrown error must be logged in full (internal errors and summarised ones). */
+  logDetail: boolean;
+}
+
+/** Maps a thrown value to the error the client sees; `requestId` is named in a 500's message. */
+export function toApiError(error: unknown, requestId?: string): MappedError {
+  const entry = ERROR_STATUSES.find((s) => error instanceof s.type);
+  if (entry) return { error: (entry.answer as (e: unknown) => ApiError)(error), isInternal: false, logDetail: entry.logDetail === true };
   const name = (error as { name?: string } | undefined)?.name;
-  if (name === "TimeoutError" || name === "AbortError") return { error: abortError(error), isInternal: false };
-  return { error: new ApiError(500, "internal", "internal error"), isInternal: true };
+  if (name === "TimeoutError" || name === "AbortError") return { error: abortError(error), isInternal: false, logDetail: false };
+  const message = requestId === undefined ? "internal error" : `internal error (request id ${requestId})`;
+  return { error: new ApiError(500, "internal", message), isInternal: true, logDetail: true };
 }

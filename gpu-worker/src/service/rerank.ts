@@ -6,7 +6,7 @@ import type { Frame, RerankRequest, RerankScore } from "../../../shared/api/work
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
-import type { IndexBackend } from "./index-backend.ts";
+import type { IndexBackend } from "../index/index-backend.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
 import type { RequestScope } from "./request-scope.ts";
 

@@ -6,7 +6,7 @@ import type { Frame, SearchRequest } from "../../../shared/api/worker-api.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
-import type { IndexBackend } from "./index-backend.ts";
+import type { IndexBackend } from "../index/index-backend.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
 import type { RequestScope } from "./request-scope.ts";

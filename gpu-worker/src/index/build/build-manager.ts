@@ -6,30 +6,23 @@
 import { randomUUID } from "node:crypto";
 import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import { tenantPrefix } from "../../../../shared/index/keys.ts";
-import { ApiError } from "../../service/errors.ts";
-import { BuildConflictError } from "../../service/index-backend.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
-import { BuildInputError, BuildQueueFullError } from "./errors.ts";
+import type { IndexLogger } from "../index-backend.ts";
+import { BuildConflictError, BuildInputError, BuildQueueFullError, BuildsClosedError } from "./errors.ts";
 import { runBuild, type BuildDeps, type BuildUpdate } from "./run-build.ts";
 
-/** The subset of a pino logger the manager uses. */
-export interface BuildLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
 
 export interface BuildManagerOptions {
   runtime: BuildDeps["runtime"];
   /** Holds both the inputs (under tenants/<tenant>/) and the indexes. */
   store: BlobStore;
-  /** Builds waiting behind the running one; more is a BuildQueueFullError (503). */
+  /** Builds waiting behind the running one; more is a BuildQueueFullError. */
   maxQueued?: number;
   /** Finished statuses kept for polling: at most this many... */
   maxFinished?: number;
   /** ...and for at most this long. */
   finishedTtlMs?: number;
-  logger?: BuildLogger;
+  logger?: IndexLogger;
   /** Replaces runBuild (tests). */
   build?: typeof runBuild;
 }
@@ -41,7 +34,7 @@ interface Job {
   finishedAtMs?: number;
 }
 
-const silent: BuildLogger = { info() {}, warn() {}, error() {} };
+const silent: IndexLogger = { info() {}, warn() {}, error() {} };
 
 export class BuildManager {
   private readonly jobs = new Map<string, Job>();
@@ -53,7 +46,7 @@ export class BuildManager {
   private readonly maxQueued: number;
   private readonly maxFinished: number;
   private readonly finishedTtlMs: number;
-  private readonly logger: BuildLogger;
+  private readonly logger: IndexLogger;
   private readonly build: typeof runBuild;
 
   constructor(private readonly options: BuildManagerOptions) {
@@ -66,10 +59,11 @@ export class BuildManager {
 
   /**
    * Queues a build and returns its status (state "queued"). Throws BuildConflictError if the same
-   * tenant/index already has a build queued or running, BuildQueueFullError if too many wait.
+   * tenant/index already has a build queued or running, BuildQueueFullError if too many wait,
+   * BuildsClosedError once closed.
    */
   start(request: BuildRequest): BuildStatus {
-    if (this.closed) throw new ApiError(503, "shutting_down", "the worker is shutting down", { "retry-after": "1" });
+    if (this.closed) throw new BuildsClosedError();
     const busy = [...this.queue, ...(this.running ? [this.running] : [])].find(
       (j) => j.request.tenant === request.tenant && j.request.index === request.index,
     );

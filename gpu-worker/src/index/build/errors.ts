@@ -1,22 +1,39 @@
 /**
- * Errors of the index build. BuildInputError is the user's data being wrong (the message names the
- * input key and line); BuildQueueFullError is the worker being busy. Both are meant to be shown to
- * the tenant as they are; anything else that fails a build is internal.
+ * Errors of index builds. They say what went wrong in the builder's terms; the HTTP service decides
+ * the status (service/errors.ts), and a failed job's status shows BuildInputError and
+ * BuildConflictError as they are (build-manager.ts, describeFailure). Anything else is internal.
  */
-import { ApiError } from "../../service/errors.ts";
 
 /** Bad input: a malformed line, a duplicate id, a wrong embedding shape, a missing object. */
 export class BuildInputError extends Error {
   override name = "BuildInputError";
 }
 
-/**
- * Too many builds are waiting on this worker. An ApiError (503 with Retry-After) so the service's
- * one error mapping (toApiError) answers it correctly without knowing about builds.
- */
-export class BuildQueueFullError extends ApiError {
+/** The version already exists, or the tenant's index already has a build queued or running. */
+export class BuildConflictError extends Error {
+  override name = "BuildConflictError";
+}
+
+/** Too many builds are waiting on this worker; a later try may be accepted. */
+export class BuildQueueFullError extends Error {
   override name = "BuildQueueFullError";
-  constructor(queued: number) {
-    super(503, "build_queue_full", `${queued} builds are already waiting on this worker; try again later`, { "retry-after": "60" });
+  constructor(readonly queued: number) {
+    super(`${queued} builds are already waiting on this worker; try again later`);
+  }
+}
+
+/** The builder has been closed (the worker is shutting down) and takes no more builds. */
+export class BuildsClosedError extends Error {
+  override name = "BuildsClosedError";
+  constructor() {
+    super("the worker is shutting down");
+  }
+}
+
+/** This worker has no index store to build into (INDEX_STORE is not set). */
+export class BuildsUnavailableError extends Error {
+  override name = "BuildsUnavailableError";
+  constructor() {
+    super("this worker does not build indexes: it has no index store (INDEX_STORE)");
   }
 }

@@ -26,13 +26,12 @@ import { MANIFEST_FILE, SHARDS_FOLDER, shardRelativeKey, versionPrefix } from ".
 import { type IndexManifest, type ShardEntry, serializeIndexManifest } from "../../../../shared/index/manifest.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
 import type { HypencoderRuntime } from "../../model/runtime/runtime.ts";
-import { BuildConflictError } from "../../service/index-backend.ts";
 import { AlreadyExistsError, type BlobStore } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
 import { buildKnnGraph, reachableFraction } from "./knn-graph.ts";
 import { kmeansEntryRows } from "./entry-points.ts";
 import { readDocuments, type SourceDocument } from "./documents.ts";
-import { BuildInputError } from "./errors.ts";
+import { BuildConflictError, BuildInputError } from "./errors.ts";
 import { ShardPlanner } from "./shard-plan.ts";
 
 /** A change to a build's status: the new state and/or progress counters (absolute values). */

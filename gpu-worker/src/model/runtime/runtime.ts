@@ -9,6 +9,7 @@ import { graphPath, type ModelManifest, readModelManifest } from "../model-manif
 import { BertTokenizer } from "../tokenizer/tokenizer.ts";
 import { DEFAULT_SCORE_BATCH_ROWS } from "../../search/row-scorer.ts";
 import { GRAPH_IO } from "../types.ts";
+import { ModelLimitError } from "./errors.ts";
 import { InferenceClient } from "./inference-client.ts";
 import type { Device, GraphName, TensorMessage } from "./tensor-message.ts";
 
@@ -187,7 +188,7 @@ export class HypencoderRuntime {
   private checkMaxLength(maxLength: number): number {
     const limit = this.manifest.bert.maxPositions;
     if (!Number.isInteger(maxLength) || maxLength < 2 || maxLength > limit) {
-      throw new RangeError(`max length must be an integer from 2 to ${limit} (the model's position limit), got ${maxLength}`);
+      throw new ModelLimitError(`max length must be an integer from 2 to ${limit} (the model's position limit), got ${maxLength}`);
     }
     return maxLength;
   }

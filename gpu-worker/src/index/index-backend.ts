@@ -1,6 +1,8 @@
 /**
  * What the HTTP service needs from the index side (loading, searching, building). The service owns
- * HTTP, auth, queueing, query encoding and streaming; the index side owns shards and graphs.
+ * HTTP, auth, queueing, query encoding and streaming; the index side owns shards and graphs. The
+ * errors the index side throws are its own (search-errors.ts, build/errors.ts), without HTTP in
+ * them; the service maps them to statuses in one table (service/errors.ts).
  */
 import type { BuildRequest, BuildStatus, Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
@@ -50,10 +52,9 @@ export interface IndexBackend {
   getBuild(tenant: string, jobId: string): BuildStatus | undefined;
 }
 
-/** Typed errors the service maps to HTTP statuses. */
-export class IndexNotFoundError extends Error {
-  override name = "IndexNotFoundError";
-}
-export class BuildConflictError extends Error {
-  override name = "BuildConflictError";
+/** The log methods the index side uses (a pino logger has them). */
+export interface IndexLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
 }
