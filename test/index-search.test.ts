@@ -35,6 +35,9 @@ const execFileAsync = promisify(execFile);
 const N = 90;
 const K = 10;
 const EXACT: SearchParams = { k: K, mode: "exact", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
+
+/** The backend's failure as the service answers it: the backend throws domain errors, service/errors.ts gives statuses. */
+const asAnswered = <T>(pending: Promise<T>): Promise<T> => pending.catch((error: unknown) => Promise.reject(toApiError(error).error));
 const WORDS = TINY_VOCAB.filter((w) => /^[a-z]{3,}$/.test(w));
 const QUERIES = [
   { id: "q1", text: "hypernetwork weights for search" },
@@ -197,8 +200,7 @@ describe("index backend on the tiny model", () => {
     await writeFixtureIndex({ store: local, prefix: versionPrefix("acme", "docs", 4), version: 4, modelId: runtime.manifest.modelId, embeddings, dim, ids, withoutManifest: true });
     await expect(search(backend, 0, { version: 4 })).rejects.toThrow(IndexNotFoundError);
     await writeIndex(local, 5, { modelId: "f".repeat(64) });
-    // As the service answers it (the backend throws ModelMismatchError; service/errors.ts gives the status).
-    const refused = search(backend, 0, { version: 5 }).catch((error: unknown) => Promise.reject(toApiError(error).error));
+    const refused = asAnswered(search(backend, 0, { version: 5 }));
     await expect(refused).rejects.toBeInstanceOf(ApiError);
     await expect(refused).rejects.toMatchObject({ status: 409, code: "model_mismatch" });
   });
@@ -240,7 +242,7 @@ describe("index backend over S3 (radosgw)", () => {
       expect(result.shardsSearched).toBe(1);
       expect(result.hits.map((h) => Number(h.id.slice(4))).every((i) => i < 45)).toBe(true);
       expect(b.metrics().cache_verify_failures).toBeGreaterThanOrEqual(1);
-      await expect(search(b, 0, { version: 2, shards: ["s1"] })).rejects.toMatchObject({ status: 503, code: "index_unavailable" });
+      await expect(asAnswered(search(b, 0, { version: 2, shards: ["s1"] }))).rejects.toMatchObject({ status: 503, code: "index_unavailable" });
     } finally {
       await b.close();
     }
