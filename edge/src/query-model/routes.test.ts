@@ -3,11 +3,11 @@ import { describe, expect, it } from "vitest";
 import { encodeFrame, FrameDecoder } from "../../../shared/api/frames.ts";
 import type { Frame, RerankRequest } from "../../../shared/api/worker-api.ts";
 import type { SearchCatalog } from "../search/catalog.ts";
-import { type FakeCall, fakeWorkerPool } from "../routing/fake-workers.ts";
+import { type FakeCall, fakeWorkerPool } from "../../test/fake-workers.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
-import { stubAuth, testApp } from "../routing/test-harness.ts";
+import { stubAuth, testApp } from "../../test/route-harness.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
-import { createQNetRoutes } from "./routes.ts";
+import { createQueryModelRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
 const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
@@ -40,7 +40,7 @@ function setup() {
     if (index === "empty") return { ok: false, reason: "not_ready" };
     return { ok: true, active: { version: 7, shards: ["s0", "s1"] } };
   };
-  const app = testApp(createQNetRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth("acme") }), "/v1");
+  const app = testApp(createQueryModelRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth("acme") }), "/v1");
   const call = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
     const ctx = createExecutionContext();
     const response = await app.request(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) }, env, ctx);
