@@ -7,6 +7,8 @@
  * Each side answers an oversized body in its own error type (its own code and message), so the
  * caller passes `tooLarge`; this module has no HTTP in it.
  */
+import { concatBytes } from "../bytes.ts";
+
 export async function readCappedBody(request: Request, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
@@ -25,12 +27,5 @@ export async function readCappedBody(request: Request, maxBytes: number, tooLarg
     chunks.push(value);
   }
   // One chunk (the common case for small bodies) is returned as is, without a copy.
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+  return chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
 }

@@ -21,7 +21,7 @@ import type { EdgeBindings, EdgeEnv } from "../env.ts";
 import { ApiError, notFound, WorkerRejectedError } from "../errors.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { tryOwners } from "../routing/owner-call.ts";
-import { attemptWorker, type Fetcher } from "../routing/worker-client.ts";
+import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
 import { type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool.ts";
 import { s3For } from "../uploads/routes.ts";
 import { getUpload } from "../db/uploads.ts";
@@ -75,7 +75,7 @@ function resolveInputs(body: BuildBody, files: { name: string; key: string }[]):
 }
 
 export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
-  const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
+  const fetcher = deps.fetcher ?? defaultFetcher;
   const auth = deps.auth ?? {
     manage: requireApiKey("manage"),
     read: requireApiKey("search", "manage"),

@@ -11,12 +11,13 @@
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { encodeFrame, type ScoresFrame } from "../../../shared/api/frames.ts";
 import { type Frame, MSGPACK_FRAMES_CONTENT_TYPE, qnetRequestSchema, rerankRequestSchema } from "../../../shared/api/worker-api.ts";
+import { concatBytes } from "../../../shared/bytes.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import type { EdgeEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { readJson } from "../http/validate.ts";
 import { callOwner, type OwnerCallInput } from "../routing/owner-call.ts";
-import { type Fetcher, workerFrameDecoder } from "../routing/worker-client.ts";
+import { defaultFetcher, type Fetcher, workerFrameDecoder } from "../routing/worker-client.ts";
 import { workerPoolFromEnv } from "../routing/worker-pool.ts";
 import { activeVersionOrThrow, d1SearchCatalog, type SearchCatalog } from "../search/catalog.ts";
 import { publicQNetSchema, publicRerankSchema, QNET_BODY_LIMIT_BYTES, RERANK_BODY_LIMIT_BYTES } from "./request.ts";
@@ -32,7 +33,7 @@ export interface QueryModelDeps {
 const placementKey = (tenant: string) => `${tenant}/qnet`;
 
 export function createQueryModelRoutes(deps: QueryModelDeps = {}): Hono<EdgeEnv> {
-  const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
+  const fetcher = deps.fetcher ?? defaultFetcher;
   const catalog = deps.catalog ?? d1SearchCatalog;
   const auth = deps.auth ?? requireApiKey("search");
   const router = new Hono<EdgeEnv>();
@@ -90,20 +91,10 @@ export function createQueryModelRoutes(deps: QueryModelDeps = {}): Hono<EdgeEnv>
     const headers = { "cache-control": "private, no-store", ...(version === undefined ? {} : { "x-index-version": String(version) }) };
     if (!frames) return c.json({ scores: value.scores.scores, missing: value.scores.missing }, 200, headers);
     const out: Frame[] = [...(body.includeQNet && value.qnet ? [value.qnet] : []), value.scores satisfies ScoresFrame];
-    return new Response(concat(out.map(encodeFrame)), { headers: { "content-type": MSGPACK_FRAMES_CONTENT_TYPE, ...headers } });
+    return new Response(concatBytes(out.map(encodeFrame)), { headers: { "content-type": MSGPACK_FRAMES_CONTENT_TYPE, ...headers } });
   });
 
   return router;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
 
 export const queryModelRoutes = createQueryModelRoutes();

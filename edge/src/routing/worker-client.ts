@@ -10,6 +10,12 @@ import { WorkerRejectedError } from "../errors.ts";
 
 export type Fetcher = typeof fetch;
 
+/**
+ * The Worker's own fetch (routes take a Fetcher so that tests can pass the fake pool). Wrapped, because
+ * callers invoke it as `input.fetcher(…)`, and workerd throws "Illegal invocation" for a fetch called on another `this`.
+ */
+export const defaultFetcher: Fetcher = (input, init) => fetch(input, init);
+
 export interface WorkerCallInput {
   fetcher: Fetcher;
   secret: string;

@@ -12,7 +12,7 @@ import type { EdgeEnv } from "../env.ts";
 import { toApiError } from "../errors.ts";
 import { parseInput } from "../http/validate.ts";
 import { fanOutSearch, type FanoutInput } from "../routing/fanout.ts";
-import type { Fetcher } from "../routing/worker-client.ts";
+import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
 import { workerPoolFromEnv } from "../routing/worker-pool.ts";
 import { type ActiveVersion, activeVersionOrThrow, d1SearchCatalog, type SearchCatalog } from "./catalog.ts";
 import { CONTENT_TYPES, encodeStreamFrame, encodeWhole, publicResult } from "./render.ts";
@@ -29,7 +29,7 @@ export interface SearchDeps {
 const pathSchema = z.object({ id: indexId });
 
 export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
-  const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
+  const fetcher = deps.fetcher ?? defaultFetcher;
   const catalog = deps.catalog ?? d1SearchCatalog;
   const cacheFor = deps.cache ?? ((ttl: number) => resultCache(ttl));
   const router = new Hono<EdgeEnv>();
