@@ -2,6 +2,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import { encodeFrame, FrameDecoder } from "../../../shared/api/frames.ts";
 import type { Frame, RerankRequest } from "../../../shared/api/worker-api.ts";
+import { concatBytes } from "../../../shared/bytes.ts";
 import type { SearchCatalog } from "../search/catalog.ts";
 import { type FakeCall, fakeWorkerPool } from "../../test/fake-workers.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
@@ -14,13 +15,7 @@ const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_
 const OWNERS = ownersFor("acme/qnet", WORKERS);
 const QNET_BYTES = new Uint8Array([0x82, 0xa1, 0x66, 0xa1, 0x71, 0xa1, 0x76, 0x01]);
 
-const framesResponse = (...frames: Frame[]) => {
-  const parts = frames.map(encodeFrame);
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) (bytes.set(p, offset), (offset += p.length));
-  return new Response(bytes, { headers: { "content-type": "application/msgpack" } });
-};
+const framesResponse = (...frames: Frame[]) => new Response(concatBytes(frames.map(encodeFrame)), { headers: { "content-type": "application/msgpack" } });
 
 /** What a worker's rerank answers: texts score by length; ids starting with "x" are unknown. */
 function rerankAnswer(call: FakeCall): Response {
