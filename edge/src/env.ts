@@ -1,6 +1,7 @@
 /**
- * The Worker's bindings and per-request context variables, in one place so every router
- * (`new Hono<EdgeEnv>()`) sees the same types.
+ * Every binding of the Worker (wrangler.toml: [vars], secrets, D1, Durable Objects) and the
+ * per-request context variables, in this one file, so every router (`new Hono<EdgeEnv>()`) sees
+ * the same types. Modules that read only a few bindings take `Pick<EdgeBindings, …>`.
  */
 import type { AuthContext } from "./auth/api-key.ts";
 import type { RateLimiter } from "./rate-limit/rate-limiter.ts";
@@ -11,11 +12,39 @@ export interface EdgeBindings {
   DB: D1Database;
   /** Operator secret for /v1/admin (a Wrangler secret; a plain binding in tests). Admin API is off when unset. */
   ADMIN_TOKEN?: string;
+
   /** Requests per minute per API key; a decimal string from [vars]. */
   RATE_LIMIT_PER_MINUTE?: string;
   /** One fixed-window counter per API key (edge/src/rate-limit/rate-limiter.ts). */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+
+  // The GPU worker pool (routing/worker-pool.ts).
+  /** Comma-separated base URLs of the GPU workers. */
+  GPU_WORKERS?: string;
+  /** Shared HMAC secret for edge → worker requests (a Wrangler secret). */
+  WORKER_SIGNING_SECRET?: string;
+  /** Per-attempt timeout for a worker call, in ms (a decimal string from [vars]). */
+  WORKER_TIMEOUT_MS?: string;
+
+  // Object storage (uploads/s3-client.ts): the edge's S3 identity presigns uploads and reads manifests.
+  S3_ENDPOINT?: string;
+  S3_REGION?: string;
+  S3_ACCESS_KEY_ID?: string;
+  S3_SECRET_ACCESS_KEY?: string;
+  S3_BUCKET?: string;
+  /** Lifetime of presigned upload URLs in seconds (60-3600, default 900). */
+  UPLOAD_URL_TTL_SECONDS?: string;
+
+  /** Seconds a complete search answer stays in the result cache; "0" turns the cache off. */
+  RESULT_CACHE_TTL_SECONDS?: string;
+  /** Seconds a running build's worker may stay unreachable before the build fails (default 900). */
+  BUILD_SILENCE_SECONDS?: string;
 }
+
+/** The GPU worker pool's bindings. */
+export type WorkerBindings = Pick<EdgeBindings, "GPU_WORKERS" | "WORKER_SIGNING_SECRET" | "WORKER_TIMEOUT_MS">;
+/** Object storage's bindings. */
+export type S3Bindings = Pick<EdgeBindings, "S3_ENDPOINT" | "S3_REGION" | "S3_ACCESS_KEY_ID" | "S3_SECRET_ACCESS_KEY" | "S3_BUCKET">;
 
 export interface EdgeVariables {
   /** Set by requireApiKey: who is calling, for which tenant, with which scopes. */

@@ -1,5 +1,6 @@
 import { Packr } from "msgpackr/index-no-eval";
 import { describe, expect, it } from "vitest";
+import { concatBytes } from "../bytes.ts";
 import { decodeFrames, encodeFrame, FrameDecodeError, FrameDecoder, msgpackValueEnd } from "./frames.ts";
 import type { Frame } from "./worker-api.ts";
 
@@ -17,23 +18,13 @@ const FRAMES: Frame[] = [
   { type: "error", code: "timeout", message: "took too long" },
 ];
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function normalise(frames: Frame[]): unknown {
   // Buffer (Node's decode of msgpack bin) and Uint8Array compare equal once both are plain arrays.
   return frames.map((f) => (f.type === "qnet" ? { ...f, qnet: Array.from(f.qnet) } : f));
 }
 
 describe("frames", () => {
-  const bytes = concat(FRAMES.map(encodeFrame));
+  const bytes = concatBytes(FRAMES.map(encodeFrame));
 
   it("round-trips every frame kind in one chunk", () => {
     const decoder = new FrameDecoder();

@@ -15,6 +15,11 @@ import { Packr, Unpackr } from "msgpackr/index-no-eval";
 import * as z from "zod";
 import type { Frame } from "./worker-api.ts";
 
+/** The frames that the edge and the worker handle by kind (both sides import these; neither redefines them). */
+export type ProgressFrame = Extract<Frame, { type: "progress" }>;
+export type ResultFrame = Extract<Frame, { type: "result" }>;
+export type ScoresFrame = Extract<Frame, { type: "scores" }>;
+
 const packr = new Packr({ useRecords: false, moreTypes: true });
 const unpackr = new Unpackr({ useRecords: false, moreTypes: true, mapsAsObjects: true, structuredClone: false });
 

@@ -1,19 +1,19 @@
 /**
  * Builds end to end at the edge: real D1 (migrated schema), real S3 (radosgw: uploads, HEAD checks,
- * manifests), and the fake worker pool for the GPU side (routing/fake-workers.ts).
+ * manifests), and the fake worker pool for the GPU side (edge/test/fake-workers.ts).
  */
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { createExecutionContext, env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { BuildRequest, BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
 import { manifestKey } from "../../../shared/index/keys.ts";
-import { fakeWorkerPool } from "../routing/fake-workers.ts";
-import { seedIndex, stubAuth, testApp } from "../routing/test-harness.ts";
+import { fakeWorkerPool } from "../../test/fake-workers.ts";
+import { seedIndex, stubAuth, testApp } from "../../test/route-harness.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
 import { d1SearchCatalog } from "../search/catalog.ts";
 import { createUploadRoutes } from "../uploads/routes.ts";
-import { freshBucket, hexDigest } from "../uploads/s3-test-support.ts";
+import { freshBucket, hexDigest } from "../../test/s3.ts";
 import { createBuildRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;

@@ -17,28 +17,22 @@ import { manifestKey, uploadPrefix } from "../../../shared/index/keys.ts";
 import { indexManifestSchema } from "../../../shared/index/manifest.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { failIndexVersion, getActiveBuild, getIndex, reserveIndexVersion } from "../db/indexes.ts";
-import type { EdgeVariables } from "../env.ts";
-import { ApiError, notFound } from "../errors.ts";
+import type { EdgeBindings, EdgeEnv } from "../env.ts";
+import { ApiError, notFound, WorkerRejectedError } from "../errors.ts";
 import { parseInput, readJson } from "../http/validate.ts";
-import { ownersFor } from "../routing/rendezvous.ts";
-import { attemptSignal, callWorker, type Fetcher } from "../routing/worker-client.ts";
-import { type WorkerBindings, type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool.ts";
-import { s3For, type UploadBindings } from "../uploads/routes.ts";
-import { getUpload } from "../uploads/store.ts";
+import { tryOwners } from "../routing/owner-call.ts";
+import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
+import { type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool.ts";
+import { s3For } from "../uploads/routes.ts";
+import { getUpload } from "../db/uploads.ts";
 import { type BuildBody, buildBodySchema, buildParamsSchema } from "./schemas.ts";
-import { type BuildRecord, completeBuild, failBuild, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "./store.ts";
+import { type BuildRecord, completeBuild, failBuild, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "../db/builds.ts";
 import { verifyUploadedFiles } from "./verify-upload.ts";
-
-export interface BuildBindings extends UploadBindings, WorkerBindings {
-  /** Seconds a running build's worker may stay unreachable before the build fails (default 900). */
-  BUILD_SILENCE_SECONDS?: string;
-}
-export type BuildEnv = { Bindings: BuildBindings; Variables: EdgeVariables };
 
 export interface BuildDeps {
   fetcher?: Fetcher;
   /** Per scope; requireApiKey in production, a stub in unit tests. */
-  auth?: { manage: MiddlewareHandler<BuildEnv>; read: MiddlewareHandler<BuildEnv> };
+  auth?: { manage: MiddlewareHandler<EdgeEnv>; read: MiddlewareHandler<EdgeEnv> };
 }
 
 /** What clients see of a build. */
@@ -80,13 +74,13 @@ function resolveInputs(body: BuildBody, files: { name: string; key: string }[]):
   return files.map((f) => ({ format: "jsonl" as const, key: f.key }));
 }
 
-export function createBuildRoutes(deps: BuildDeps = {}): Hono<BuildEnv> {
-  const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
+export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
+  const fetcher = deps.fetcher ?? defaultFetcher;
   const auth = deps.auth ?? {
-    manage: requireApiKey<BuildEnv>("manage"),
-    read: requireApiKey<BuildEnv>("search", "manage"),
+    manage: requireApiKey("manage"),
+    read: requireApiKey("search", "manage"),
   };
-  const router = new Hono<BuildEnv>();
+  const router = new Hono<EdgeEnv>();
 
   router.post("/:id/builds", auth.manage, async (c) => {
     const { id: index } = parseInput(indexParamsSchema, c.req.param(), "path");
@@ -163,61 +157,52 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<BuildEnv> {
 /** How long a running build's worker may stay unreachable before the build is failed. */
 export const DEFAULT_BUILD_SILENCE_SECONDS = 900;
 
-function buildSilenceLimitSeconds(env: { BUILD_SILENCE_SECONDS?: string }): number {
+function buildSilenceLimitSeconds(env: Pick<EdgeBindings, "BUILD_SILENCE_SECONDS">): number {
   const seconds = Number(env.BUILD_SILENCE_SECONDS ?? DEFAULT_BUILD_SILENCE_SECONDS);
   return Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_BUILD_SILENCE_SECONDS;
 }
 
 /** updated_at moves on every answered poll, so it is the last time the worker was heard from. */
-function silentTooLong(build: { updatedAt: string }, env: { BUILD_SILENCE_SECONDS?: string }): boolean {
+function silentTooLong(build: { updatedAt: string }, env: Pick<EdgeBindings, "BUILD_SILENCE_SECONDS">): boolean {
   return Date.now() - Date.parse(build.updatedAt) > buildSilenceLimitSeconds(env) * 1000;
 }
 
 /** The build goes to the first owner of the index by rendezvous; on a network error, timeout or 5xx, the next. */
 async function dispatchBuild(fetcher: Fetcher, pool: WorkerPoolConfig, request: BuildRequest, signal: AbortSignal): Promise<{ worker: string; status: BuildStatus } | null> {
-  for (const worker of ownersFor(`${request.tenant}/${request.index}/builds`, pool.workers).slice(0, 3)) {
-    const attempt = attemptSignal(signal, pool.timeoutMs);
-    try {
-      const response = await callWorker({ fetcher, secret: pool.secret, worker, method: "POST", path: "/v1/builds", tenant: request.tenant, json: request, signal: attempt.signal });
-      if (response.status === 202 || response.status === 200) return { worker, status: (await response.json()) as BuildStatus };
-      const text = await response.text();
-      if (response.status < 500 && response.status !== 429) {
-        // The edge validated the request with the worker's own schema, so this is a contract bug: say so loudly.
-        console.error("worker refused a build request", response.status, text.slice(0, 500));
-        throw new ApiError(502, "upstream_rejected", "the GPU worker refused the build request");
-      }
-    } catch (error) {
-      if (error instanceof ApiError) throw error;
-      signal.throwIfAborted();
-    } finally {
-      attempt.done();
-    }
+  try {
+    const answered = await tryOwners({
+      key: `${request.tenant}/${request.index}/builds`,
+      pool,
+      fetcher,
+      path: "/v1/builds",
+      tenant: request.tenant,
+      json: request,
+      accept: "application/json",
+      signal,
+      read: async (response) => (await response.json()) as BuildStatus,
+    });
+    return answered && { worker: answered.worker, status: answered.value };
+  } catch (error) {
+    if (!(error instanceof WorkerRejectedError)) throw error;
+    // The edge validated the request with the worker's own schema, so this is a contract bug: say so loudly.
+    console.error("worker refused a build request", error.status, error.code, error.message.slice(0, 500));
+    throw new ApiError(502, "upstream_rejected", "the GPU worker refused the build request");
   }
-  return null;
 }
 
 type PollResult = { kind: "status"; status: BuildStatus } | { kind: "lost" } | { kind: "unreachable" };
 
 async function pollBuild(fetcher: Fetcher, pool: WorkerPoolConfig, build: BuildRecord, signal: AbortSignal): Promise<PollResult> {
-  const attempt = attemptSignal(signal, pool.timeoutMs);
   try {
-    const response = await callWorker({
-      fetcher,
-      secret: pool.secret,
-      worker: build.workerUrl!,
-      method: "GET",
-      path: `/v1/builds/${encodeURIComponent(build.workerJobId!)}`,
-      tenant: build.tenantId,
-      signal: attempt.signal,
-    });
-    if (response.status === 404) return { kind: "lost" };
-    if (!response.ok) return { kind: "unreachable" };
-    return { kind: "status", status: (await response.json()) as BuildStatus };
-  } catch {
-    signal.throwIfAborted();
-    return { kind: "unreachable" };
-  } finally {
-    attempt.done();
+    const outcome = await attemptWorker(
+      { fetcher, secret: pool.secret, worker: build.workerUrl!, method: "GET", path: `/v1/builds/${encodeURIComponent(build.workerJobId!)}`, tenant: build.tenantId },
+      { timeoutMs: pool.timeoutMs, parent: signal, read: async (response) => (await response.json()) as BuildStatus },
+    );
+    return outcome.ok ? { kind: "status", status: outcome.value } : { kind: "unreachable" };
+  } catch (error) {
+    if (!(error instanceof WorkerRejectedError)) throw error;
+    // 404: the worker no longer knows the job (it restarted). Other refusals: treated as not reachable.
+    return error.status === 404 ? { kind: "lost" } : { kind: "unreachable" };
   }
 }
 

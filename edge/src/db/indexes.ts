@@ -135,22 +135,37 @@ export async function reserveIndexVersion(db: D1Database, tenantId: string, inde
   return row?.version ?? null;
 }
 
-export interface ReadyVersion {
-  docCount: number;
-  manifestKey: string;
-  shards: unknown[];
+export interface ActiveVersion {
+  version: number;
+  shards: string[];
 }
 
-/** Marks a built version ready and makes it the index's active version, atomically (one D1 batch). */
-export async function activateIndexVersion(db: D1Database, tenantId: string, indexId: string, version: number, ready: ReadyVersion): Promise<void> {
-  await db.batch([
-    db
-      .prepare("UPDATE index_versions SET state = 'ready', doc_count = ?4, manifest_key = ?5, shards = ?6 WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3")
-      .bind(tenantId, indexId, version, ready.docCount, ready.manifestKey, JSON.stringify(ready.shards)),
-    db
-      .prepare("UPDATE indexes SET active_version = ?3, doc_count = ?4, status = 'ready' WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted'")
-      .bind(tenantId, indexId, version, ready.docCount),
-  ]);
+export type ActiveVersionLookup = { ok: true; active: ActiveVersion } | { ok: false; reason: "not_found" | "not_ready" };
+
+/** index_versions.shards holds the manifest's shard entries ({id, …}) as db/builds.ts completeBuild records them; plain ids also work. */
+function shardIds(shards: unknown): string[] {
+  if (!Array.isArray(shards)) return [];
+  return shards.flatMap((s) => (typeof s === "string" ? [s] : s && typeof (s as { id?: unknown }).id === "string" ? [(s as { id: string }).id] : []));
+}
+
+/**
+ * The live index's active version and its shard ids, in one read (indexes joined with its active,
+ * ready index_versions row). "not_ready": the index exists but has no ready version (or no shards).
+ */
+export async function getActiveVersion(db: D1Database, tenantId: string, indexId: string): Promise<ActiveVersionLookup> {
+  const row = await db
+    .prepare(
+      `SELECT i.active_version AS version, v.shards AS shards
+       FROM indexes i LEFT JOIN index_versions v
+         ON v.tenant_id = i.tenant_id AND v.index_id = i.id AND v.version = i.active_version AND v.state = 'ready'
+       WHERE i.tenant_id = ?1 AND i.id = ?2 AND i.status != 'deleted'`,
+    )
+    .bind(tenantId, indexId)
+    .first<{ version: number | null; shards: string | null }>();
+  if (!row) return { ok: false, reason: "not_found" };
+  const shards = shardIds(jsonColumn<unknown>(row.shards));
+  if (row.version === null || shards.length === 0) return { ok: false, reason: "not_ready" };
+  return { ok: true, active: { version: row.version, shards } };
 }
 
 export async function failIndexVersion(db: D1Database, tenantId: string, indexId: string, version: number): Promise<void> {

@@ -1,14 +1,14 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ApiError, errorResponse } from "../errors.ts";
+import { handleError } from "../errors.ts";
 import { parseInput, readJson } from "./validate.ts";
 
 const schema = z.strictObject({ name: z.string().min(1), tags: z.array(z.string().max(3)).optional() });
 const app = new Hono();
 app.post("/echo", async (c) => c.json(await readJson(c, schema, { maxBytes: 64 })));
 app.get("/q", (c) => c.json(parseInput(z.strictObject({ n: z.coerce.number().int() }), c.req.query(), "query")));
-app.onError((error, c) => (error instanceof ApiError ? errorResponse(c, error.status, error.code, error.message) : errorResponse(c, 500, "internal", String(error))));
+app.onError(handleError);
 
 const post = (body: BodyInit, contentType = "application/json", headers: Record<string, string> = {}) =>
   app.request("/echo", { method: "POST", body, headers: { "content-type": contentType, ...headers } });

@@ -5,6 +5,7 @@
  */
 import type { Context } from "hono";
 import type { z } from "zod";
+import { readCappedBody } from "../../../shared/http/capped-body.ts";
 import { ApiError } from "../errors.ts";
 
 /** Default cap for JSON bodies; routes that take larger bodies (rerank texts) pass their own. */
@@ -41,35 +42,9 @@ function isJsonContentType(header: string | null): boolean {
   return mediaType === "application/json" || (mediaType.startsWith("application/") && mediaType.endsWith("+json"));
 }
 
-/**
- * Reads at most `maxBytes` of the body. Content-Length is checked first (cheap refusal), but it is
- * optional (chunked uploads) and untrusted, so the stream is also counted as it is read.
- */
-export async function readBodyCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new ApiError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
-  if (request.body === null) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
+/** At most `maxBytes` of the body (shared/http/capped-body.ts), or a 413. */
+export function readBodyCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
+  return readCappedBody(request, maxBytes, () => new ApiError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`));
 }
 
 export interface ReadJsonOptions {

@@ -1,7 +1,9 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { errorOf, jsonRequest, keyFetch, tenantWithKey } from "../../test/support.ts";
-import { activateIndexVersion, failIndexVersion, reserveIndexVersion } from "../db/indexes.ts";
+import { completeBuild, insertBuild } from "../db/builds.ts";
+import { failIndexVersion, reserveIndexVersion } from "../db/indexes.ts";
+import { insertUpload } from "../db/uploads.ts";
 
 describe("/v1/indexes", () => {
   it("creates, lists, gets and deletes an index", async () => {
@@ -60,7 +62,11 @@ describe("/v1/indexes", () => {
     const v1 = await reserveIndexVersion(env.DB, tenant, "docs");
     const v2 = await reserveIndexVersion(env.DB, tenant, "docs");
     expect([v1, v2]).toEqual([1, 2]);
-    await activateIndexVersion(env.DB, tenant, "docs", 1, { docCount: 42, manifestKey: "m", shards: [{ id: "s0" }] });
+    // Version 1 goes live the way a build does: its build succeeds (db/builds.ts completeBuild).
+    await insertUpload(env.DB, { tenantId: tenant, id: "u1", indexId: "docs", files: [], expiresAt: new Date().toISOString() });
+    const inserted = await insertBuild(env.DB, { tenantId: tenant, id: "b0", indexId: "docs", version: 1, uploadId: "u1" });
+    if (!inserted.ok) throw new Error("inserting build b0 failed");
+    expect(await completeBuild(env.DB, inserted.build, { docCount: 42, manifestKey: "m", shards: [{ id: "s0", bytes: 1, docCount: 42 }] }, {})).toBe(true);
     await failIndexVersion(env.DB, tenant, "docs", 2);
     const v3 = await reserveIndexVersion(env.DB, tenant, "docs");
     const now = new Date().toISOString();

@@ -1,14 +1,14 @@
 /**
  * Docs for the data-plane routes (uploads, builds, search, q-nets, rerank). Request schemas are
  * imported from the routers that validate with them (uploads/schemas.ts, builds/schemas.ts,
- * search/request.ts, qnet/request.ts), so the docs follow them. Response schemas mirror what those
+ * search/request.ts, query-model/request.ts), so the docs follow them. Response schemas mirror what those
  * routers send (uploads/routes.ts, builds/routes.ts buildView, search/render.ts publicResult,
- * qnet/routes.ts).
+ * query-model/routes.ts).
  */
 import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
 import { buildBodySchema, buildParamsSchema } from "../builds/schemas.ts";
-import { publicQNetSchema, publicRerankSchema } from "../qnet/request.ts";
+import { publicQNetSchema, publicRerankSchema } from "../query-model/request.ts";
 import { publicSearchSchema } from "../search/request.ts";
 import { uploadBodySchema } from "../uploads/schemas.ts";
 import type { RouteDoc } from "./route-doc.ts";

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { searchParamsSchema, type SearchRequest } from "../../../shared/api/worker-api.ts";
-import { fanOutSearch, type FanoutInput, WorkerRejectedError } from "./fanout.ts";
-import { fakeWorkerPool, shardHits } from "./fake-workers.ts";
+import { WorkerRejectedError } from "../errors.ts";
+import { fanOutSearch, type FanoutInput } from "./fanout.ts";
+import { fakeWorkerPool, shardHits } from "../../test/fake-workers.ts";
 import { mergeTopK } from "./merge.ts";
 import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
 

@@ -9,14 +9,11 @@
  * `maxAttempts`) are reported: the answer is then `partial: true` with `missingShards`, never
  * silently incomplete. A client abort cancels every upstream fetch and rejects with its reason.
  */
-import { FrameDecoder } from "../../../shared/api/frames.ts";
-import { type Frame, MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
+import type { ProgressFrame, ResultFrame } from "../../../shared/api/frames.ts";
+import { MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
 import { mergeStats, mergeTopK } from "./merge.ts";
 import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
-import { attemptSignal, callWorker, type Fetcher } from "./worker-client.ts";
-
-export type ProgressFrame = Extract<Frame, { type: "progress" }>;
-export type ResultFrame = Extract<Frame, { type: "result" }>;
+import { type AttemptOutcome, attemptWorker, type Fetcher, workerFrameDecoder } from "./worker-client.ts";
 
 export interface FanoutInput {
   /** The worker request minus `shards` (the fan-out sets them per worker). */
@@ -48,20 +45,6 @@ export interface FanoutResult extends ResultFrame {
   /** Which worker was asked for what, for logs and tests. */
   attempts: FanoutAttempt[];
 }
-
-/** A worker refused the request itself (4xx other than 408/429): retrying elsewhere would not help. */
-export class WorkerRejectedError extends Error {
-  override name = "WorkerRejectedError";
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-type GroupOutcome = { ok: true; result: ResultFrame } | { ok: false; reason: string };
 
 export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
   if (input.shards.length === 0) throw new Error("fanOutSearch needs at least one shard");
@@ -111,9 +94,9 @@ export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
           failedWorkers.add(worker);
           return runGroups(regroup(shards));
         }
-        results.push(outcome.result);
+        results.push(outcome.value);
         // Shards the worker could not search (e.g. S3 read failed there) get their next owner too.
-        const unsearched = outcome.result.missingShards.filter((s) => shards.includes(s));
+        const unsearched = outcome.value.missingShards.filter((s) => shards.includes(s));
         if (unsearched.length > 0) return runGroups(regroup(unsearched));
       }),
     ).then(() => undefined);
@@ -138,10 +121,10 @@ export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
   return { type: "result", hits, stats, partial: missingShards.length > 0, missingShards, attempts };
 }
 
-async function searchOnWorker(input: FanoutInput, scope: AbortSignal, worker: string, shards: string[]): Promise<GroupOutcome> {
-  const { signal, done } = attemptSignal(scope, input.timeoutMs);
-  try {
-    const response = await callWorker({
+/** One worker's part of the search: its shards, read as frames until the result (progress passed on as it comes). */
+function searchOnWorker(input: FanoutInput, scope: AbortSignal, worker: string, shards: string[]): Promise<AttemptOutcome<ResultFrame>> {
+  return attemptWorker(
+    {
       fetcher: input.fetcher,
       secret: input.secret,
       worker,
@@ -151,45 +134,28 @@ async function searchOnWorker(input: FanoutInput, scope: AbortSignal, worker: st
       json: { ...input.request, shards },
       // Frames, not JSON: progress arrives as it happens and the result is validated by frameSchema.
       accept: MSGPACK_FRAMES_CONTENT_TYPE,
-      signal,
-    });
-    if (!response.ok) return await failedResponse(response);
-    if (!response.body) return { ok: false, reason: "empty body" };
-    const decoder = new FrameDecoder({ maxFrameBytes: 64 * 2 ** 20 });
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { done: ended, value } = await reader.read();
-        if (ended) break;
-        for (const frame of decoder.push(value)) {
-          if (frame.type === "progress") input.onProgress?.(frame);
-          else if (frame.type === "error") return { ok: false, reason: `error frame ${frame.code}` };
-          else if (frame.type === "result") return { ok: true, result: frame };
-        }
+    },
+    { timeoutMs: input.timeoutMs, parent: scope, read: (response) => readResult(response, input.onProgress) },
+  );
+}
+
+async function readResult(response: Response, onProgress: FanoutInput["onProgress"]): Promise<ResultFrame> {
+  if (!response.body) throw new Error("empty body");
+  const decoder = workerFrameDecoder();
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (const frame of decoder.push(value)) {
+        if (frame.type === "progress") onProgress?.(frame);
+        else if (frame.type === "error") throw new Error(`error frame ${frame.code}`);
+        else if (frame.type === "result") return frame;
       }
-      decoder.end();
-    } finally {
-      reader.cancel().catch(() => {});
     }
-    return { ok: false, reason: "stream ended without a result" };
-  } catch (error) {
-    if (scope.aborted) throw scope.reason;
-    if (error instanceof WorkerRejectedError) throw error;
-    const name = (error as Error)?.name;
-    return { ok: false, reason: name === "TimeoutError" || signal.reason?.name === "TimeoutError" ? "timeout" : `${name ?? "error"}` };
+    decoder.end();
   } finally {
-    done();
+    reader.cancel().catch(() => {});
   }
+  throw new Error("stream ended without a result");
 }
-
-async function failedResponse(response: Response): Promise<GroupOutcome> {
-  const status = response.status;
-  if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
-    // The worker's error messages are written to be client-safe (gpu-worker/src/service/errors.ts).
-    const body = (await response.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
-    throw new WorkerRejectedError(status, body?.error?.code ?? "worker_rejected", body?.error?.message ?? `worker answered ${status}`);
-  }
-  await response.body?.cancel().catch(() => {});
-  return { ok: false, reason: `http ${status}` };
-}
-

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../errors.ts";
-import { fakeWorkerPool } from "./fake-workers.ts";
+import { fakeWorkerPool } from "../../test/fake-workers.ts";
 import { callOwner } from "./owner-call.ts";
 import { ownersFor } from "./rendezvous.ts";
 import { parseWorkerPool } from "./worker-pool.ts";

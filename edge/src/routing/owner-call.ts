@@ -5,9 +5,9 @@
  * fails over. For small answers only (q-nets, rerank scores); searches use fanout.ts.
  */
 import { ApiError } from "../errors.ts";
-import { type FanoutAttempt, WorkerRejectedError } from "./fanout.ts";
+import type { FanoutAttempt } from "./fanout.ts";
 import { ownersFor } from "./rendezvous.ts";
-import { attemptSignal, callWorker, type Fetcher } from "./worker-client.ts";
+import { attemptWorker, type Fetcher } from "./worker-client.ts";
 import type { WorkerPoolConfig } from "./worker-pool.ts";
 
 export interface OwnerCallInput<T> {
@@ -33,47 +33,29 @@ export interface OwnerCallResult<T> {
   attempts: FanoutAttempt[];
 }
 
-export async function callOwner<T>(input: OwnerCallInput<T>): Promise<OwnerCallResult<T>> {
+/** The first owner's answer (failing over as above), or null when no owner answered: the caller says what that means. */
+export async function tryOwners<T>(input: OwnerCallInput<T>): Promise<OwnerCallResult<T> | null> {
   const owners = ownersFor(input.key, input.pool.workers).slice(0, Math.max(1, input.maxAttempts ?? 3));
   const attempts: FanoutAttempt[] = [];
   for (const worker of owners) {
     input.signal?.throwIfAborted();
-    const attempt = attemptSignal(input.signal, input.pool.timeoutMs);
-    try {
-      const response = await callWorker({
-        fetcher: input.fetcher,
-        secret: input.pool.secret,
-        worker,
-        method: "POST",
-        path: input.path,
-        tenant: input.tenant,
-        json: input.json,
-        accept: input.accept,
-        signal: attempt.signal,
-      });
-      if (response.ok) {
-        const value = await input.read(response, attempt.signal);
-        attempts.push({ worker, shards: [], ok: true });
-        return { worker, value, attempts };
-      }
-      const status = response.status;
-      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
-        // The worker's error messages are written to be client-safe (gpu-worker/src/service/errors.ts).
-        const body = (await response.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
-        throw new WorkerRejectedError(status, body?.error?.code ?? "worker_rejected", body?.error?.message ?? `worker answered ${status}`);
-      }
-      await response.body?.cancel().catch(() => {});
-      attempts.push({ worker, shards: [], ok: false, reason: `http ${status}` });
-    } catch (error) {
-      if (error instanceof WorkerRejectedError) throw error;
-      if (input.signal?.aborted) throw input.signal.reason;
-      const name = (error as Error)?.name;
-      const timedOut = name === "TimeoutError" || attempt.signal.reason?.name === "TimeoutError";
-      attempts.push({ worker, shards: [], ok: false, reason: timedOut ? "timeout" : (error as Error)?.message?.slice(0, 200) || name || "error" });
-    } finally {
-      attempt.done();
+    const outcome = await attemptWorker(
+      { fetcher: input.fetcher, secret: input.pool.secret, worker, method: "POST", path: input.path, tenant: input.tenant, json: input.json, accept: input.accept },
+      { timeoutMs: input.pool.timeoutMs, parent: input.signal, read: input.read },
+    );
+    if (outcome.ok) {
+      attempts.push({ worker, shards: [], ok: true });
+      return { worker, value: outcome.value, attempts };
     }
+    attempts.push({ worker, shards: [], ok: false, reason: outcome.reason });
   }
   console.error("no worker answered", input.path, JSON.stringify(attempts));
+  return null;
+}
+
+/** tryOwners for a client's request: no answer is a 503 that asks it to retry shortly. */
+export async function callOwner<T>(input: OwnerCallInput<T>): Promise<OwnerCallResult<T>> {
+  const answered = await tryOwners(input);
+  if (answered) return answered;
   throw new ApiError(503, "workers_unavailable", "no GPU worker answered; try again shortly", { "retry-after": "1" });
 }

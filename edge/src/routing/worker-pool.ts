@@ -3,6 +3,7 @@
  * a Kubernetes StatefulSet's (http://gpu-0.gpu:8081,http://gpu-1.gpu:8081). Stable names matter:
  * rendezvous placement hashes the URL, so renaming a worker moves its shards.
  */
+import type { WorkerBindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 
 /** Normalised (no trailing slash), de-duplicated base URLs; throws on anything that is not http(s). */
@@ -24,14 +25,6 @@ export function parseWorkerPool(value: string | undefined): string[] {
     if (!workers.includes(base)) workers.push(base);
   }
   return workers;
-}
-
-export interface WorkerBindings {
-  GPU_WORKERS?: string;
-  /** Shared HMAC secret for edge → worker requests (a Wrangler secret). */
-  WORKER_SIGNING_SECRET?: string;
-  /** Per-attempt timeout for a worker search, in ms (a decimal string from [vars]). */
-  WORKER_TIMEOUT_MS?: string;
 }
 
 export interface WorkerPoolConfig {

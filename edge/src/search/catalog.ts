@@ -1,36 +1,22 @@
 /**
- * Which version of an index a search reads, and its shards: one D1 read (indexes joined with its
- * active index_versions row), done before the cache lookup so the cache key holds the version.
+ * Which version of an index a request reads, and its shards: one D1 read (db/indexes.ts
+ * getActiveVersion), done before the cache lookup so the cache key holds the version. Search and
+ * rerank-by-ids take the catalog as a dependency, so route tests can give them one without D1.
  */
-export interface ActiveVersion {
-  version: number;
-  shards: string[];
-}
+import { type ActiveVersion, type ActiveVersionLookup, getActiveVersion } from "../db/indexes.ts";
+import { ApiError } from "../errors.ts";
 
-export type ActiveVersionLookup =
-  | { ok: true; active: ActiveVersion }
-  | { ok: false; reason: "not_found" | "not_ready" };
+export type { ActiveVersion, ActiveVersionLookup } from "../db/indexes.ts";
 
 export type SearchCatalog = (db: D1Database, tenantId: string, indexId: string) => Promise<ActiveVersionLookup>;
 
-/** index_versions.shards holds the manifest's shard entries ({id, …}) as the builds route records them; plain ids also work. */
-export function shardIds(shards: unknown): string[] {
-  if (!Array.isArray(shards)) return [];
-  return shards.flatMap((s) => (typeof s === "string" ? [s] : s && typeof (s as { id?: unknown }).id === "string" ? [(s as { id: string }).id] : []));
-}
+export const d1SearchCatalog: SearchCatalog = getActiveVersion;
 
-export const d1SearchCatalog: SearchCatalog = async (db, tenantId, indexId) => {
-  const row = await db
-    .prepare(
-      `SELECT i.active_version AS version, v.shards AS shards
-       FROM indexes i LEFT JOIN index_versions v
-         ON v.tenant_id = i.tenant_id AND v.index_id = i.id AND v.version = i.active_version AND v.state = 'ready'
-       WHERE i.tenant_id = ?1 AND i.id = ?2 AND i.status != 'deleted'`,
-    )
-    .bind(tenantId, indexId)
-    .first<{ version: number | null; shards: string | null }>();
-  if (!row) return { ok: false, reason: "not_found" };
-  const shards = row.shards === null ? [] : shardIds(JSON.parse(row.shards));
-  if (row.version === null || shards.length === 0) return { ok: false, reason: "not_ready" };
-  return { ok: true, active: { version: row.version, shards } };
-};
+/** The index's active version, or the client's error: 404 for no such index, 409 while none is built. */
+export async function activeVersionOrThrow(catalog: SearchCatalog, db: D1Database, tenantId: string, indexId: string): Promise<ActiveVersion> {
+  const lookup = await catalog(db, tenantId, indexId);
+  if (lookup.ok) return lookup.active;
+  throw lookup.reason === "not_found"
+    ? new ApiError(404, "not_found", `index ${indexId} not found`)
+    : new ApiError(409, "index_not_ready", `index ${indexId} has no built version yet`);
+}

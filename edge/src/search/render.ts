@@ -6,9 +6,8 @@
  * Content types are chosen to stream through miniflare/wrangler dev, which gzip and therefore hold
  * back application/json and text/plain: application/x-ndjson, text/event-stream, application/msgpack.
  */
-import { encodeFrame } from "../../../shared/api/frames.ts";
+import { encodeFrame, type ResultFrame } from "../../../shared/api/frames.ts";
 import { type Frame, MSGPACK_FRAMES_CONTENT_TYPE } from "../../../shared/api/worker-api.ts";
-import type { ResultFrame } from "../routing/fanout.ts";
 import type { ResponseFormat } from "./request.ts";
 
 export const CONTENT_TYPES: Record<ResponseFormat, string> = {

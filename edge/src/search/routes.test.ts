@@ -2,9 +2,9 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import { FrameDecoder } from "../../../shared/api/frames.ts";
 import { type Frame, type SearchRequest } from "../../../shared/api/worker-api.ts";
-import { fakeWorkerPool, shardHits } from "../routing/fake-workers.ts";
+import { fakeWorkerPool, shardHits } from "../../test/fake-workers.ts";
 import { mergeTopK } from "../routing/merge.ts";
-import { stubAuth, testApp } from "../routing/test-harness.ts";
+import { stubAuth, testApp } from "../../test/route-harness.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
 import type { SearchCatalog } from "./catalog.ts";
 import { createSearchRoutes } from "./routes.ts";

@@ -3,80 +3,69 @@
  * (D1) → result cache → fan out to the GPU workers → render. Requires an API key with the "search" scope.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import type { Frame } from "../../../shared/api/worker-api.ts";
 import { indexId } from "../../../shared/api/worker-api.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { DEFAULT_RESULT_CACHE_TTL_SECONDS, type ResultCache, resultCache, resultCacheKey } from "../cache/result-cache.ts";
-import type { EdgeBindings, EdgeVariables } from "../env.ts";
-import { ApiError } from "../errors.ts";
+import type { EdgeEnv } from "../env.ts";
+import { toApiError } from "../errors.ts";
 import { parseInput } from "../http/validate.ts";
-import { fanOutSearch, type FanoutInput, WorkerRejectedError } from "../routing/fanout.ts";
-import type { Fetcher } from "../routing/worker-client.ts";
-import { type WorkerBindings, workerPoolFromEnv } from "../routing/worker-pool.ts";
-import { type ActiveVersion, d1SearchCatalog, type SearchCatalog } from "./catalog.ts";
+import { fanOutSearch, type FanoutInput } from "../routing/fanout.ts";
+import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
+import { workerPoolFromEnv } from "../routing/worker-pool.ts";
+import { type ActiveVersion, activeVersionOrThrow, d1SearchCatalog, type SearchCatalog } from "./catalog.ts";
 import { CONTENT_TYPES, encodeStreamFrame, encodeWhole, publicResult } from "./render.ts";
 import { type PublicSearch, responseFormat, searchFromBody, searchFromQueryString } from "./request.ts";
-
-export interface SearchBindings extends EdgeBindings, WorkerBindings {
-  /** Seconds a complete answer stays in the result cache; "0" turns the cache off. */
-  RESULT_CACHE_TTL_SECONDS?: string;
-}
-export type SearchEnv = { Bindings: SearchBindings; Variables: EdgeVariables };
 
 export interface SearchDeps {
   fetcher?: Fetcher;
   catalog?: SearchCatalog;
   cache?: (ttlSeconds: number) => ResultCache;
   /** Authentication; requireApiKey("search") in production, a stub in unit tests. */
-  auth?: MiddlewareHandler<SearchEnv>;
+  auth?: MiddlewareHandler<EdgeEnv>;
 }
 
 const pathSchema = z.object({ id: indexId });
 
-export function createSearchRoutes(deps: SearchDeps = {}): Hono<SearchEnv> {
-  const fetcher: Fetcher = deps.fetcher ?? ((input, init) => fetch(input, init));
+export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
+  const fetcher = deps.fetcher ?? defaultFetcher;
   const catalog = deps.catalog ?? d1SearchCatalog;
   const cacheFor = deps.cache ?? ((ttl: number) => resultCache(ttl));
-  const router = new Hono<SearchEnv>();
-  router.use("/:id/search", deps.auth ?? requireApiKey<SearchEnv>("search"));
+  const router = new Hono<EdgeEnv>();
+  router.use("/:id/search", deps.auth ?? requireApiKey("search"));
   router.get("/:id/search", (c) => search(c, searchFromQueryString(new URL(c.req.url))));
   router.post("/:id/search", async (c) => search(c, await searchFromBody(c)));
 
-  async function search(c: Context<SearchEnv>, request: PublicSearch): Promise<Response> {
+  async function search(c: Context<EdgeEnv>, request: PublicSearch): Promise<Response> {
     const { id: index } = parseInput(pathSchema, c.req.param(), "path");
     const tenant = c.get("auth").tenantId;
     const format = responseFormat(c.req.header("accept"), request.stream);
-    const lookup = await catalog(c.env.DB, tenant, index);
-    if (!lookup.ok) {
-      throw lookup.reason === "not_found"
-        ? new ApiError(404, "not_found", `index ${index} not found`)
-        : new ApiError(409, "index_not_ready", `index ${index} has no built version yet`);
-    }
+    const active = await activeVersionOrThrow(catalog, c.env.DB, tenant, index);
     const pool = workerPoolFromEnv(c.env);
     const { query, fields, stream: _stream, ...params } = request;
     const fanout: FanoutInput = {
-      request: { tenant, index, version: lookup.active.version, query, params, fields, includeQNet: false },
-      shards: lookup.active.shards,
+      request: { tenant, index, version: active.version, query, params, fields, includeQNet: false },
+      shards: active.shards,
       workers: pool.workers,
       fetcher,
       secret: pool.secret,
       timeoutMs: pool.timeoutMs,
       signal: c.req.raw.signal,
     };
-    if (request.stream) return streamed(format, fanout, lookup.active);
+    if (request.stream) return streamed(format, fanout, active);
 
     const ttl = Number(c.env.RESULT_CACHE_TTL_SECONDS ?? DEFAULT_RESULT_CACHE_TTL_SECONDS);
     const wholeFormat = format === "msgpack" ? "msgpack" : "json";
     const cache = Number.isFinite(ttl) && ttl > 0 ? cacheFor(ttl) : undefined;
-    const key = cache && (await resultCacheKey({ tenant, index, version: lookup.active.version, query, params, fields, format: wholeFormat }));
+    const key = cache && (await resultCacheKey({ tenant, index, version: active.version, query, params, fields, format: wholeFormat }));
     if (cache && key) {
       const hit = await cache.match(key);
       if (hit) return withHeaders(hit, { "x-cache": "HIT", "cache-control": "private, no-store" });
     }
 
-    const result = publicResult(await runFanout(fanout), lookup.active.version);
+    // A failure (a worker refusing the query, the client gone) is mapped by app.onError (errors.ts).
+    const result = publicResult(await fanOutSearch(fanout), active.version);
     const response = new Response(encodeWhole(wholeFormat, result), {
       headers: { "content-type": CONTENT_TYPES[wholeFormat], "x-index-version": String(result.version), "cache-control": "private, no-store" },
     });
@@ -86,25 +75,6 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<SearchEnv> {
   }
 
   return router;
-}
-
-async function runFanout(input: FanoutInput) {
-  try {
-    return await fanOutSearch(input);
-  } catch (error) {
-    // The client went away: nobody reads the answer, so this is not an edge error to log
-    // (nginx's 499 "client closed request").
-    if (input.signal?.aborted) throw new ApiError(499 as ContentfulStatusCode, "client_closed_request", "the client closed the request");
-    throw toApiError(error);
-  }
-}
-
-function toApiError(error: unknown): unknown {
-  if (error instanceof WorkerRejectedError) {
-    // The edge validated the request, so a worker 4xx is about this query (e.g. too many tokens for the model).
-    return error.status === 400 ? new ApiError(400, error.code, error.message) : new ApiError(502, "upstream_rejected", "a search worker refused the request");
-  }
-  return error;
 }
 
 /**
@@ -122,14 +92,14 @@ function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput,
       const send = (frame: Frame) => {
         if (!closed) controller.enqueue(encodeStreamFrame(format, frame));
       };
-      void runFanout({ ...input, signal: upstream.signal, onProgress: send })
+      void fanOutSearch({ ...input, signal: upstream.signal, onProgress: send })
         .then(
           (result) => send(publicResult(result, active.version)),
           (error: unknown) => {
+            // The client is gone (or stopped reading): nobody reads a final frame.
             if (upstream.signal.aborted) return;
-            const known = error instanceof ApiError;
-            if (!known) console.error("streamed search failed", error instanceof Error ? `${error.name}: ${error.message}` : typeof error);
-            send({ type: "error", code: known ? error.code : "internal", message: known ? error.message : "internal error" });
+            const { code, message } = toApiError(error);
+            send({ type: "error", code, message });
           },
         )
         .finally(() => {

@@ -6,7 +6,7 @@
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type PresignPutInput, presignPut } from "./presign.ts";
-import { freshBucket, hexDigest } from "./s3-test-support.ts";
+import { freshBucket, hexDigest } from "../../test/s3.ts";
 
 const put = (url: string, headers: Record<string, string>, body: Uint8Array) =>
   fetch(url, { method: "PUT", headers, body }).then(async (r) => ({ status: r.status, text: await r.text() }));

@@ -1,8 +1,8 @@
 import { createExecutionContext, env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { seedIndex, stubAuth, testApp } from "../routing/test-harness.ts";
+import { seedIndex, stubAuth, testApp } from "../../test/route-harness.ts";
 import { createUploadRoutes } from "./routes.ts";
-import { freshBucket, hexDigest } from "./s3-test-support.ts";
+import { freshBucket, hexDigest } from "../../test/s3.ts";
 
 describe("POST /v1/indexes/:id/uploads", () => {
   let bucket: string;

@@ -9,19 +9,13 @@ import { indexId } from "../../../shared/api/worker-api.ts";
 import { uploadPrefix } from "../../../shared/index/keys.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { getIndex } from "../db/indexes.ts";
-import type { EdgeBindings, EdgeVariables } from "../env.ts";
+import type { EdgeEnv, S3Bindings } from "../env.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { presignPut } from "./presign.ts";
-import { type S3Bindings, S3NotConfiguredError, s3ClientFor } from "./s3-client.ts";
+import { S3NotConfiguredError, s3ClientFor } from "./s3-client.ts";
 import { type StoredUploadFile, uploadBodySchema } from "./schemas.ts";
-import { insertUpload } from "./store.ts";
-
-export interface UploadBindings extends EdgeBindings, S3Bindings {
-  /** Lifetime of presigned upload URLs in seconds (60-3600, default 900). */
-  UPLOAD_URL_TTL_SECONDS?: string;
-}
-export type UploadEnv = { Bindings: UploadBindings; Variables: EdgeVariables };
+import { insertUpload } from "../db/uploads.ts";
 
 export const DEFAULT_UPLOAD_URL_TTL_SECONDS = 900;
 const ttlSchema = z.coerce.number().int().min(60).max(3600);
@@ -51,9 +45,9 @@ export function s3For(env: S3Bindings) {
 
 const pathSchema = z.object({ id: indexId });
 
-export function createUploadRoutes(options: { auth?: MiddlewareHandler<UploadEnv> } = {}): Hono<UploadEnv> {
-  const router = new Hono<UploadEnv>();
-  router.post("/:id/uploads", options.auth ?? requireApiKey<UploadEnv>("manage"), async (c) => {
+export function createUploadRoutes(options: { auth?: MiddlewareHandler<EdgeEnv> } = {}): Hono<EdgeEnv> {
+  const router = new Hono<EdgeEnv>();
+  router.post("/:id/uploads", options.auth ?? requireApiKey("manage"), async (c) => {
     const { id: index } = parseInput(pathSchema, c.req.param(), "path");
     const body = await readJson(c, uploadBodySchema);
     const tenant = c.get("auth").tenantId;

@@ -5,14 +5,7 @@
  */
 import { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
-
-export interface S3Bindings {
-  S3_ENDPOINT?: string;
-  S3_REGION?: string;
-  S3_ACCESS_KEY_ID?: string;
-  S3_SECRET_ACCESS_KEY?: string;
-  S3_BUCKET?: string;
-}
+import type { S3Bindings } from "../env.ts";
 
 const settingsSchema = z.object({
   S3_ENDPOINT: z.url().optional(),

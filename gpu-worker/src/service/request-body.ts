@@ -8,40 +8,14 @@ import { Unpackr } from "msgpackr/index-no-eval";
 import type { z } from "zod";
 import { msgpackValueEnd } from "../../../shared/api/frames.ts";
 import { MSGPACK_FRAMES_CONTENT_TYPE } from "../../../shared/api/worker-api.ts";
+import { readCappedBody } from "../../../shared/http/capped-body.ts";
 import { ApiError, describeZodError } from "./errors.ts";
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
-/** Reads the whole body, refusing (413) as soon as it passes `maxBytes`. */
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) throw tooLarge(maxBytes);
-  if (!request.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge(maxBytes);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0]!;
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    body.set(c, at);
-    at += c.length;
-  }
-  return body;
-}
-
-function tooLarge(maxBytes: number): ApiError {
-  return new ApiError(413, "body_too_large", `request body is larger than ${maxBytes} bytes`);
+/** Reads the whole body (shared/http/capped-body.ts), refusing (413) as soon as it passes `maxBytes`. */
+export function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  return readCappedBody(request, maxBytes, () => new ApiError(413, "body_too_large", `request body is larger than ${maxBytes} bytes`));
 }
 
 /** Decodes by Content-Type: application/json (the default for the edge) or application/msgpack. */

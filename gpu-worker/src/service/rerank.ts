@@ -2,15 +2,14 @@
  * Rerank: score given documents with the query's q-net, either texts (embedded here with the
  * document encoder) or ids of documents stored in an index version (their stored embeddings).
  */
-import type { Frame, RerankRequest, RerankScore } from "../../../shared/api/worker-api.ts";
+import type { ScoresFrame } from "../../../shared/api/frames.ts";
+import type { RerankRequest, RerankScore } from "../../../shared/api/worker-api.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
 import type { RequestScope } from "./request-scope.ts";
-
-export type ScoresFrame = Extract<Frame, { type: "scores" }>;
 
 export interface RerankDeps {
   batcher: QueryBatcher;

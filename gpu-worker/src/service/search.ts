@@ -2,7 +2,8 @@
  * One search, after admission: encode the query (dynamically batched), hand its q-net to the
  * inference thread once, let the index side search, and assemble the result frame with timings.
  */
-import type { Frame, SearchRequest } from "../../../shared/api/worker-api.ts";
+import type { ResultFrame } from "../../../shared/api/frames.ts";
+import type { SearchRequest } from "../../../shared/api/worker-api.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
@@ -10,8 +11,6 @@ import type { IndexBackend } from "../index/index-backend.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
 import type { RequestScope } from "./request-scope.ts";
-
-export type ResultFrame = Extract<Frame, { type: "result" }>;
 
 export interface SearchDeps {
   batcher: QueryBatcher;

@@ -2,25 +2,20 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import { encodeFrame, FrameDecoder } from "../../../shared/api/frames.ts";
 import type { Frame, RerankRequest } from "../../../shared/api/worker-api.ts";
+import { concatBytes } from "../../../shared/bytes.ts";
 import type { SearchCatalog } from "../search/catalog.ts";
-import { type FakeCall, fakeWorkerPool } from "../routing/fake-workers.ts";
+import { type FakeCall, fakeWorkerPool } from "../../test/fake-workers.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
-import { stubAuth, testApp } from "../routing/test-harness.ts";
+import { stubAuth, testApp } from "../../test/route-harness.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
-import { createQNetRoutes } from "./routes.ts";
+import { createQueryModelRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
 const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
 const OWNERS = ownersFor("acme/qnet", WORKERS);
 const QNET_BYTES = new Uint8Array([0x82, 0xa1, 0x66, 0xa1, 0x71, 0xa1, 0x76, 0x01]);
 
-const framesResponse = (...frames: Frame[]) => {
-  const parts = frames.map(encodeFrame);
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) (bytes.set(p, offset), (offset += p.length));
-  return new Response(bytes, { headers: { "content-type": "application/msgpack" } });
-};
+const framesResponse = (...frames: Frame[]) => new Response(concatBytes(frames.map(encodeFrame)), { headers: { "content-type": "application/msgpack" } });
 
 /** What a worker's rerank answers: texts score by length; ids starting with "x" are unknown. */
 function rerankAnswer(call: FakeCall): Response {
@@ -40,7 +35,7 @@ function setup() {
     if (index === "empty") return { ok: false, reason: "not_ready" };
     return { ok: true, active: { version: 7, shards: ["s0", "s1"] } };
   };
-  const app = testApp(createQNetRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth("acme") }), "/v1");
+  const app = testApp(createQueryModelRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth("acme") }), "/v1");
   const call = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
     const ctx = createExecutionContext();
     const response = await app.request(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) }, env, ctx);

@@ -4,7 +4,7 @@
  * conflict instead of checking first, so two concurrent requests cannot both start a build.
  */
 import type { BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
-import { isUniqueViolation, jsonColumn, nowIso } from "../db/sql.ts";
+import { isUniqueViolation, jsonColumn, nowIso } from "./sql.ts";
 
 export type BuildRowState = BuildState | "cancelled";
 export const TERMINAL_STATES: readonly BuildRowState[] = ["succeeded", "failed", "cancelled"];
@@ -114,7 +114,7 @@ export async function updateRunningBuild(
 export interface BuiltVersion {
   docCount: number;
   manifestKey: string;
-  /** Manifest shard entries as search reads them (search/catalog.ts shardIds). */
+  /** Manifest shard entries as search reads them (db/indexes.ts getActiveVersion). */
   shards: Array<{ id: string; bytes: number; docCount: number }>;
 }
 

@@ -4,9 +4,9 @@
  * made-up shard contents. Behaviour per worker (down, slow, 500, error frame, missing shards) is
  * scriptable, and every call is recorded. Used by the routing, search and cache tests.
  */
-import { encodeFrame } from "../../../shared/api/frames.ts";
-import { verifyRequest } from "../../../shared/api/signing.ts";
-import type { Frame, Hit, SearchRequest } from "../../../shared/api/worker-api.ts";
+import { encodeFrame } from "../../shared/api/frames.ts";
+import { verifyRequest } from "../../shared/api/signing.ts";
+import type { Frame, Hit, SearchRequest } from "../../shared/api/worker-api.ts";
 
 export type WorkerBehaviour = "ok" | "down" | "hang" | "http500" | "http400" | "errorFrame" | "loseShards" | "garbage";
 

@@ -1,13 +1,12 @@
 /**
- * Test-only helpers for the route tests of search, uploads, builds and q-nets: mount one router the way
- * app.ts does (under /v1/indexes unless told, with the same ApiError → JSON mapping) behind a stub API-key check,
- * so those tests exercise their routes without seeding D1 keys. app.test.ts covers the real wiring.
+ * Helpers for the route tests of search, uploads, builds and q-nets: mount one router the way app.ts
+ * does (under /v1/indexes unless told, behind app.ts's own error handlers) behind a stub API-key
+ * check, so those tests exercise their routes without seeding D1 keys. app.test.ts covers the real wiring.
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { createIndex } from "../db/indexes.ts";
-import { createTenant } from "../db/tenants.ts";
-import { ApiError, errorResponse } from "../errors.ts";
+import { useErrorHandlers } from "../src/app.ts";
+import { createIndex } from "../src/db/indexes.ts";
+import { createTenant } from "../src/db/tenants.ts";
 
 /** Stands in for requireApiKey: the caller is `tenant` with every scope. */
 export function stubAuth(tenant: string | (() => string)): MiddlewareHandler {
@@ -21,12 +20,7 @@ export function stubAuth(tenant: string | (() => string)): MiddlewareHandler {
 export function testApp(router: Hono<any>, base = "/v1/indexes"): Hono<any> {
   const app = new Hono();
   app.route(base, router);
-  app.onError((error, c) => {
-    if (error instanceof ApiError) return errorResponse(c, error.status, error.code, error.message, error.headers);
-    console.error("test app error", error);
-    return errorResponse(c, 500 as ContentfulStatusCode, "internal", "internal error");
-  });
-  return app;
+  return useErrorHandlers(app);
 }
 
 /** A fresh tenant with one index "docs" in the test D1 (real schema: edge/test/apply-migrations.ts). */

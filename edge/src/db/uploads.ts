@@ -1,6 +1,6 @@
 /** Data access for the `uploads` table (edge/migrations/0001_init.sql); every query is scoped by tenant. */
-import { jsonColumn, nowIso } from "../db/sql.ts";
-import type { StoredUploadFile } from "./schemas.ts";
+import { jsonColumn, nowIso } from "./sql.ts";
+import type { StoredUploadFile } from "../uploads/schemas.ts";
 
 export interface UploadRecord {
   tenantId: string;

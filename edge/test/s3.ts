@@ -1,7 +1,7 @@
-/** Test-only: the real S3 (infra/s3 radosgw) as the edge tests see it through bindings. */
+/** The real S3 (infra/s3 radosgw) as the edge tests see it through bindings. */
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { env } from "cloudflare:test";
-import { createS3Client, s3SettingsFromEnv } from "./s3-client.ts";
+import { createS3Client, s3SettingsFromEnv } from "../src/uploads/s3-client.ts";
 
 export const s3Bindings = env as unknown as Record<string, string | undefined>;
 // vitest.config.ts starts the local radosgw when none is configured, so S3 is always there.
