@@ -408,6 +408,9 @@ describe("worker service", () => {
     expect(text).toContain("hyp_worker_http_request_seconds_bucket");
     expect(text).toContain("hyp_worker_queue_waiting 0");
     expect(text).toContain("hyp_worker_search_seconds_count");
+    // prom-client's process metrics, beside the service's own (other services live in this process too).
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
     expect(text).not.toContain("acme");
     expect(text).not.toContain(jobIdLike);
   });
