@@ -3,8 +3,11 @@
 // - GLIBC_TUNABLES that stop glibc from returning large onnxruntime buffers to the OS after every
 //   call (mmap_max=0, a huge trim threshold): measured here, about 3x faster on large matmuls.
 //   glibc reads the variable only at process start, hence the child process.
-// Signals are forwarded and the child's exit status becomes ours.
+// Signals are forwarded and the child's exit status becomes ours; a child ended by a signal makes us
+// exit 128+n, as a shell reports it (re-raising the signal on ourselves would only reach our own
+// forwarding handler, and we would exit 0).
 import { spawn } from "node:child_process";
+import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 import { dirname, resolve } from "node:path";
 
@@ -21,7 +24,6 @@ export function launchTs(entry, args) {
     process.on(signal, () => child.kill(signal));
   }
   child.on("exit", (code, signal) => {
-    if (signal) process.kill(process.pid, signal);
-    else process.exit(code ?? 1);
+    process.exit(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1));
   });
 }

@@ -244,6 +244,19 @@ describe("worker service", () => {
       status: 400,
       code: "invalid_msgpack",
     });
+    // The same invalid UTF-8 query text is refused as JSON and as msgpack (msgpackr alone would make it U+FFFD).
+    const utf8 = (text: string) => [...new TextEncoder().encode(text)];
+    expect(await bad({ rawBody: new Uint8Array([...utf8('{"tenant":"acme","index":"docs","version":1,"query":"a'), 0xff, ...utf8('b"}')]) })).toMatchObject({
+      status: 400,
+      code: "invalid_json",
+    });
+    const fixstr = (text: string) => [0xa0 | text.length, ...utf8(text)];
+    const badQuery = [0x84, ...fixstr("tenant"), ...fixstr("acme"), ...fixstr("index"), ...fixstr("docs"), ...fixstr("version"), 0x01, ...fixstr("query"), 0xa3, 0x61, 0xff, 0x62];
+    expect(await bad({ rawBody: new Uint8Array(badQuery), contentType: "application/msgpack" })).toMatchObject({
+      status: 400,
+      code: "invalid_msgpack",
+      message: expect.stringContaining("not valid UTF-8"),
+    });
     expect(await bad({ body: search(), contentType: "text/plain" })).toMatchObject({ status: 415, code: "unsupported_media_type" });
     expect(await bad({ body: search({ index: "missing" }) })).toMatchObject({ status: 404, code: "index_not_found" });
     // Within the schema's limit but beyond the tiny model's 128 positions: the runtime's ModelLimitError.
@@ -403,6 +416,9 @@ describe("worker service", () => {
     expect(text).toContain("hyp_worker_http_request_seconds_bucket");
     expect(text).toContain("hyp_worker_queue_waiting 0");
     expect(text).toContain("hyp_worker_search_seconds_count");
+    // prom-client's process metrics, beside the service's own (other services live in this process too).
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
     expect(text).not.toContain("acme");
     expect(text).not.toContain(jobIdLike);
   });

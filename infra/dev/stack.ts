@@ -169,22 +169,40 @@ export interface RunningStack {
 /** Starts the GPU workers and the edge that routes to them. */
 export async function startStack(options: StackOptions): Promise<RunningStack> {
   const ports = options.workerPorts ?? (await Promise.all(Array.from({ length: options.workers }, () => freePort())));
-  const workers = await Promise.all(
-    ports.map((port, i) =>
-      startWorker({
-        name: `worker-${i}`,
-        port,
-        modelDir: options.modelDir,
-        s3: options.s3,
-        signingSecret: options.signingSecret,
-        cacheDir: join(options.dir, `shard-cache-${i}`),
-        ...(options.workerEnv ? { env: options.workerEnv } : {}),
-        ...lineSink(options, `worker-${i}`),
-      }),
-    ),
-  );
-  const edge = await startEdge({
-    port: options.edgePort ?? (await freePort()),
+  const workers = await Promise.all(ports.map((port, i) => startWorker(workerOptions(options, i, port))));
+  const edge = await startEdge(edgeOptions(options, options.edgePort ?? (await freePort()), workers));
+  return { edge, workers, options };
+}
+
+/** Starts worker `i` of a running stack again, on the port, shard cache and settings it had. */
+export async function restartWorker(stack: RunningStack, i: number): Promise<RunningWorker> {
+  const worker = await startWorker(workerOptions(stack.options, i, Number(new URL(stack.workers[i]!.url).port)));
+  stack.workers[i] = worker;
+  return worker;
+}
+
+/** Starts the edge of a running stack again, on its port, with its state and workers. */
+export async function restartEdge(stack: RunningStack): Promise<RunningEdge> {
+  stack.edge = await startEdge(edgeOptions(stack.options, Number(new URL(stack.edge.url).port), stack.workers));
+  return stack.edge;
+}
+
+function workerOptions(options: StackOptions, i: number, port: number): WorkerOptions {
+  return {
+    name: `worker-${i}`,
+    port,
+    modelDir: options.modelDir,
+    s3: options.s3,
+    signingSecret: options.signingSecret,
+    cacheDir: join(options.dir, `shard-cache-${i}`),
+    ...(options.workerEnv ? { env: options.workerEnv } : {}),
+    ...lineSink(options, `worker-${i}`),
+  };
+}
+
+function edgeOptions(options: StackOptions, port: number, workers: readonly RunningWorker[]): EdgeOptions {
+  return {
+    port,
     persistDir: join(options.dir, "wrangler-state"),
     workers: workers.map((w) => w.url),
     s3: options.s3,
@@ -192,8 +210,7 @@ export async function startStack(options: StackOptions): Promise<RunningStack> {
     signingSecret: options.signingSecret,
     ...(options.edgeVars ? { vars: options.edgeVars } : {}),
     ...lineSink(options, "edge"),
-  });
-  return { edge, workers, options };
+  };
 }
 
 function lineSink(options: StackOptions, name: string): { onLine?: (line: string) => void } {

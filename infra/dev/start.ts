@@ -4,8 +4,9 @@
  *   edge under `wrangler dev` with local D1 —
  * then a demo tenant, key and index built from the bundled Debian corpus, and a ready curl line.
  *
- * State lives in .dev/ (objects, D1, keys), so a restart keeps the indexes and keys. Ctrl-C stops
- * every process it started.
+ * State lives in .dev/ (objects, D1, keys), so a restart keeps the indexes and keys. A process that
+ * crashes is restarted with backoff (infra/dev/supervisor.ts); Ctrl-C, or one process crashing
+ * DEV_MAX_CRASHES times within DEV_CRASH_WINDOW_S, stops every process it started.
  */
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
@@ -16,7 +17,8 @@ import { ensureDemoModel } from "./demo-model.ts";
 import { type EmbeddedS3, startEmbeddedS3 } from "./embedded-s3.ts";
 import { stopAll } from "./processes.ts";
 import { ApiRequestError, PublicApi } from "./public-api.ts";
-import { type S3Settings, startStack } from "./stack.ts";
+import { restartEdge, restartWorker, type S3Settings, startStack } from "./stack.ts";
+import { DEFAULT_CRASH_WINDOW_MS, DEFAULT_MAX_CRASHES, Supervisor } from "./supervisor.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const DEV_DIR = resolve(process.env.HYPENCODER_DEV_DIR ?? join(ROOT, ".dev"));
@@ -25,6 +27,8 @@ const WORKER_PORT = Number(process.env.WORKER_PORT ?? 8081);
 const S3RVER_PORT = Number(process.env.S3RVER_PORT ?? 4569);
 const CORPUS = join(ROOT, "infra/dev/corpus/debian-packages.jsonl.gz");
 const DEMO = { tenant: "demo", index: "debian" };
+const MAX_CRASHES = Number(process.env.DEV_MAX_CRASHES ?? DEFAULT_MAX_CRASHES);
+const CRASH_WINDOW_MS = process.env.DEV_CRASH_WINDOW_S ? Number(process.env.DEV_CRASH_WINDOW_S) * 1000 : DEFAULT_CRASH_WINDOW_MS;
 
 const log = (message: string) => process.stderr.write(`[dev] ${message}\n`);
 
@@ -122,17 +126,19 @@ async function main(): Promise<void> {
   await mkdir(DEV_DIR, { recursive: true });
   const secrets = await devSecrets();
   const storage = await s3();
+  const supervisor = new Supervisor({ log, maxCrashes: MAX_CRASHES, windowMs: CRASH_WINDOW_MS });
   let stopping = false;
-  const shutdown = async (code: number) => {
+  const shutdown = async (code: number, why: string) => {
     if (stopping) return;
     stopping = true;
-    log("stopping…");
+    supervisor.stop();
+    log(`stopping the stack: ${why}`);
     await stopAll(10_000);
     await storage.embedded?.close();
     process.exit(code);
   };
-  process.on("SIGINT", () => void shutdown(0));
-  process.on("SIGTERM", () => void shutdown(0));
+  process.on("SIGINT", () => void shutdown(0, "SIGINT (Ctrl-C)"));
+  process.on("SIGTERM", () => void shutdown(0, "SIGTERM"));
   try {
     const modelDir = await ensureDemoModel(DEV_DIR, log);
     log("model: the tiny random test checkpoint — its scores are random (README: Models)");
@@ -147,6 +153,11 @@ async function main(): Promise<void> {
       adminToken: secrets.adminToken,
       workerEnv: { LOG_LEVEL: "info" },
     });
+    stack.workers.forEach((worker, i) =>
+      supervisor.watch(`worker-${i}`, worker.process, async () => (await restartWorker(stack, i)).process),
+    );
+    supervisor.watch("edge", stack.edge.process, async () => (await restartEdge(stack)).process);
+    void supervisor.gaveUp.then((reason) => shutdown(1, reason));
     const demo = await seedDemo(stack.edge.url, secrets.adminToken);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     log(`ready in ${seconds}s`);
@@ -162,12 +173,8 @@ async function main(): Promise<void> {
         "",
       ].join("\n"),
     );
-    await Promise.race([...stack.workers.map((w) => w.process.exited), stack.edge.process.exited]);
-    log("a process of the stack exited; stopping the rest");
-    await shutdown(1);
   } catch (error) {
-    log(`failed: ${(error as Error).message}`);
-    await shutdown(1);
+    await shutdown(1, `failed: ${(error as Error).message}`);
   }
 }
 

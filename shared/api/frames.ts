@@ -81,8 +81,9 @@ function readLength(buf: Uint8Array, pos: number, size: 1 | 2 | 4): number {
 /**
  * Where the msgpack value starting at `start` ends (exclusive), or -1 if `buf[start, end)` does not
  * hold all of it yet. Throws FrameDecodeError on the one byte msgpack never uses (0xc1).
+ * `onString` sees the payload range of each complete str (map keys included).
  */
-export function msgpackValueEnd(buf: Uint8Array, start: number, end: number): number {
+export function msgpackValueEnd(buf: Uint8Array, start: number, end: number, onString?: (from: number, to: number) => void): number {
   let pos = start;
   let pending = 1; // values still to walk; containers add their children
   while (pending > 0) {
@@ -92,7 +93,12 @@ export function msgpackValueEnd(buf: Uint8Array, start: number, end: number): nu
     if (b <= 0x7f || b >= 0xe0) continue; // positive / negative fixint
     if (b <= 0x8f) { pending += 2 * (b & 0x0f); continue; } // fixmap
     if (b <= 0x9f) { pending += b & 0x0f; continue; } // fixarray
-    if (b <= 0xbf) { pos += b & 0x1f; continue; } // fixstr
+    if (b <= 0xbf) { // fixstr
+      const n = b & 0x1f;
+      if (onString && pos + n <= end) onString(pos, pos + n);
+      pos += n;
+      continue;
+    }
     if (b === 0xc1) throw new FrameDecodeError(`invalid msgpack: byte 0xc1 at offset ${pos - 1}`);
     const fixed = fixedPayload(b);
     if (fixed >= 0) { pos += fixed; continue; }
@@ -103,9 +109,29 @@ export function msgpackValueEnd(buf: Uint8Array, start: number, end: number): nu
     pos += lengthSize;
     if (b === 0xdc || b === 0xdd) pending += n;
     else if (b === 0xde || b === 0xdf) pending += 2 * n;
-    else pos += n + (b >= 0xc7 && b <= 0xc9 ? 1 : 0); // bin/str: payload; ext: type byte + payload
+    else {
+      if (onString && b >= 0xd9 && b <= 0xdb && pos + n <= end) onString(pos, pos + n);
+      pos += n + (b >= 0xc7 && b <= 0xc9 ? 1 : 0); // bin/str: payload; ext: type byte + payload
+    }
   }
   return pos <= end ? pos : -1;
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * `msgpackValueEnd` for a request body: also throws FrameDecodeError on a string that is not valid
+ * UTF-8 (msgpackr would decode it to U+FFFD and carry on), so a msgpack body is refused exactly where
+ * the same text in a JSON body is. Response frames skip this: their strings come from the worker.
+ */
+export function msgpackStrictValueEnd(buf: Uint8Array, start: number, end: number): number {
+  return msgpackValueEnd(buf, start, end, (from, to) => {
+    try {
+      strictUtf8.decode(buf.subarray(from, to));
+    } catch {
+      throw new FrameDecodeError(`invalid msgpack: the string at offset ${from} is not valid UTF-8`);
+    }
+  });
 }
 
 /** Validates an unpacked value as a Frame, with the failing path in the message. */

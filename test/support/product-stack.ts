@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
 import { stopAll } from "../../infra/dev/processes.ts";
 import { PublicApi } from "../../infra/dev/public-api.ts";
-import { type RunningStack, type RunningWorker, type S3Settings, type StackOptions, startStack, startWorker } from "../../infra/dev/stack.ts";
+import { restartWorker, type RunningStack, type RunningWorker, type S3Settings, type StackOptions, startStack } from "../../infra/dev/stack.ts";
 import { testS3Settings } from "./s3.ts";
 
 export const VERBOSE = !!process.env.INTEGRATION_VERBOSE;
@@ -109,22 +109,9 @@ export class ProductStack {
 
   /** Starts worker `i` again on the port, shard cache and settings it had (after it was killed). */
   async restartWorker(i: number): Promise<RunningWorker> {
-    const old = this.running.workers[i]!;
     if (this.isAlive(i)) throw new Error(`worker-${i} is still running`);
-    await old.process.exited;
-    const o = this.running.options;
-    const worker = await startWorker({
-      name: `worker-${i}`,
-      port: portOf(old.url),
-      modelDir: o.modelDir,
-      s3: o.s3,
-      signingSecret: o.signingSecret,
-      cacheDir: join(o.dir, `shard-cache-${i}`),
-      ...(o.workerEnv ? { env: o.workerEnv } : {}),
-      onLine: quietLines(`worker-${i}`),
-    });
-    this.running.workers[i] = worker;
-    return worker;
+    await this.running.workers[i]!.process.exited;
+    return restartWorker(this.running, i);
   }
 
   /** Stops every process, then starts the stack again with the same directory, ports, secrets and bucket. */

@@ -8,6 +8,18 @@ import { ApiError } from "../errors.ts";
 import { hexToBase64 } from "../uploads/presign.ts";
 import type { StoredUploadFile } from "../uploads/schemas.ts";
 
+/**
+ * A HEAD that says "no such object": 404, or 403 — AWS (and radosgw) answer 403 for a missing key to a
+ * caller without s3:ListBucket, which the edge's policy deliberately lacks (infra/s3-policies/README.md).
+ * A GetObject permission that is really missing then also reads as "not uploaded", a 409 the client can
+ * act on by uploading, rather than a 500.
+ */
+function isAbsentObject(error: unknown): boolean {
+  if (error instanceof NotFound) return true;
+  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  return status === 404 || status === 403;
+}
+
 export async function verifyUploadedFiles(client: S3Client, bucket: string, files: readonly StoredUploadFile[]): Promise<void> {
   const problems = (
     await Promise.all(
@@ -16,7 +28,7 @@ export async function verifyUploadedFiles(client: S3Client, bucket: string, file
         try {
           head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: file.key, ...(file.sha256 ? { ChecksumMode: "ENABLED" as const } : {}) }));
         } catch (error) {
-          if (error instanceof NotFound || (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)) return `${file.name}: not uploaded`;
+          if (isAbsentObject(error)) return `${file.name}: not uploaded`;
           throw error;
         }
         if (head.ContentLength !== file.bytes) return `${file.name}: ${head.ContentLength} bytes stored, ${file.bytes} declared`;

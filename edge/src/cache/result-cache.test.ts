@@ -5,9 +5,13 @@ import { normaliseQuery, type ResultCacheKeyInput, resultCacheKey } from "./resu
 const base: ResultCacheKeyInput = { tenant: "acme", index: "docs", version: 3, query: "hello world", params: searchParamsSchema.parse({}), fields: [], format: "json" };
 
 describe("result cache keys", () => {
-  it("normalises the query: trim, whitespace runs, NFC", async () => {
+  it("normalises the query with the tokenizer's cleaning: trim, whitespace runs, NFC", async () => {
     expect(normaliseQuery("  a \t\n b  ")).toBe("a b");
     expect(normaliseQuery("cafe\u0301")).toBe("caf\u00e9");
+    // The model sees "abcd" and "ab cd": they must not share an entry (shared/text/query-key-text.test.ts
+    // checks equal keys ⇒ equal token ids).
+    expect(await resultCacheKey({ ...base, query: "ab\ufeffcd" })).not.toBe(await resultCacheKey({ ...base, query: "ab cd" }));
+    expect(await resultCacheKey({ ...base, query: "ab\ufeffcd" })).toBe(await resultCacheKey({ ...base, query: "abcd" }));
     expect(await resultCacheKey({ ...base, query: " hello \n world " })).toBe(await resultCacheKey(base));
     expect(await resultCacheKey({ ...base, fields: ["b", "a"] })).toBe(await resultCacheKey({ ...base, fields: ["a", "b"] }));
   });

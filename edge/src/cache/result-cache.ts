@@ -15,6 +15,7 @@
  */
 import { sha256Hex } from "../../../shared/api/signing.ts";
 import type { SearchParams } from "../../../shared/api/worker-api.ts";
+import { queryKeyText } from "../../../shared/text/query-key-text.ts";
 
 export const CACHE_HOST = "https://search-cache.hypencoder.internal";
 export const DEFAULT_RESULT_CACHE_TTL_SECONDS = 300;
@@ -31,9 +32,12 @@ export interface ResultCacheKeyInput {
   format: ResultFormat;
 }
 
-/** Same meaning, same key: NFC (composed and decomposed accents match), trimmed, whitespace runs → one space. */
+/**
+ * Same model input, same key: the tokenizer's own text cleaning (shared/text/query-key-text.ts), so
+ * NFC, control characters dropped, whitespace runs → one space, trimmed — and nothing the model tells apart.
+ */
 export function normaliseQuery(query: string): string {
-  return query.normalize("NFC").trim().replace(/\s+/g, " ");
+  return queryKeyText(query);
 }
 
 /** A synthetic GET URL: tenant/index/version in the path for debugging, the hash of everything as the leaf. */

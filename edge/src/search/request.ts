@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import { Unpackr } from "msgpackr/index-no-eval";
 import { z } from "zod";
-import { msgpackValueEnd } from "../../../shared/api/frames.ts";
+import { msgpackStrictValueEnd } from "../../../shared/api/frames.ts";
 import { LIMITS, MSGPACK_FRAMES_CONTENT_TYPE, searchParamsSchema } from "../../../shared/api/worker-api.ts";
 import { ApiError } from "../errors.ts";
 import { parseInput, readBodyCapped, readJson } from "../http/validate.ts";
@@ -61,9 +61,9 @@ export async function searchFromBody(c: Context): Promise<PublicSearch> {
   const bytes = await readBodyCapped(c.req.raw, SEARCH_BODY_LIMIT_BYTES);
   let value: unknown;
   try {
-    // Walk the structure first: exactly one complete value, and no 0xc1 (which msgpackr would decode
-    // to a marker object instead of failing).
-    if (bytes.length === 0 || msgpackValueEnd(bytes, 0, bytes.length) !== bytes.length) throw new Error("not one msgpack value");
+    // Walk the structure first: exactly one complete value, no 0xc1 (which msgpackr would decode to a
+    // marker object instead of failing), and valid UTF-8 in every string (as a JSON body must be).
+    if (bytes.length === 0 || msgpackStrictValueEnd(bytes, 0, bytes.length) !== bytes.length) throw new Error("not one msgpack value");
     value = unpackr.unpack(bytes);
   } catch {
     throw new ApiError(400, "invalid_msgpack", "request body is not one valid msgpack value");

@@ -92,6 +92,10 @@ describe("search route", () => {
     ["wrong content type", { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" }, 415, "unsupported_media_type"],
     ["invalid msgpack", { method: "POST", headers: { "content-type": "application/msgpack" }, body: new Uint8Array([0xc1]) }, 400, "invalid_msgpack"],
     ["truncated msgpack", { method: "POST", headers: { "content-type": "application/msgpack" }, body: new Uint8Array([0x81, 0xa5]) }, 400, "invalid_msgpack"],
+    // The same invalid UTF-8 query text ("a\xffb") is refused in either encoding, not decoded to U+FFFD.
+    ["invalid UTF-8 in JSON", { method: "POST", headers: { "content-type": "application/json" }, body: new Uint8Array([...new TextEncoder().encode('{"query":"a'), 0xff, ...new TextEncoder().encode('b"}')]) }, 400, "invalid_json"],
+    ["invalid UTF-8 in a msgpack string", { method: "POST", headers: { "content-type": "application/msgpack" }, body: new Uint8Array([0x81, 0xa5, ...new TextEncoder().encode("query"), 0xa3, 0x61, 0xff, 0x62]) }, 400, "invalid_msgpack"],
+    ["invalid UTF-8 in a msgpack str8 key", { method: "POST", headers: { "content-type": "application/msgpack" }, body: new Uint8Array([0x82, 0xa5, ...new TextEncoder().encode("query"), 0xa1, 0x61, 0xd9, 0x02, 0xc3, 0x28, 0x01]) }, 400, "invalid_msgpack"],
     ["unknown field", post({ query: "x", boost: 2 }), 400, "invalid_request"],
     ["k=100000", post({ query: "x", k: 100000 }), 400, "invalid_request"],
     ["non-integer k", post({ query: "x", k: 1.5 }), 400, "invalid_request"],

@@ -3,12 +3,19 @@
  * apps can live in one process, as in tests). Labels hold routes and statuses only: never tenant
  * ids, index names or text, which would leak data and explode cardinality.
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export class ServiceMetrics {
   readonly registry = new Registry();
+
+  constructor() {
+    // prom-client's process gauges (resident memory, heap spaces, event-loop lag, GC, handles), so
+    // growth such as unloaded index versions kept alive is visible. Registered on this service's own
+    // registry: a second service in the same process gets its own set, with no duplicate names.
+    collectDefaultMetrics({ register: this.registry });
+  }
   readonly requests = new Counter({
     name: "hyp_worker_http_requests_total",
     help: "HTTP requests by route pattern, method and status",

@@ -6,7 +6,7 @@
  */
 import { Unpackr } from "msgpackr/index-no-eval";
 import type { z } from "zod";
-import { msgpackValueEnd } from "../../../shared/api/frames.ts";
+import { msgpackStrictValueEnd } from "../../../shared/api/frames.ts";
 import { MSGPACK_FRAMES_CONTENT_TYPE } from "../../../shared/api/worker-api.ts";
 import { readCappedBody } from "../../../shared/http/capped-body.ts";
 import { ApiError, describeZodError } from "./errors.ts";
@@ -33,7 +33,7 @@ export function decodeBody(contentType: string | undefined, body: Uint8Array): u
     // of failing, and its trailing-bytes error would embed a dump of the body.
     let end: number;
     try {
-      end = msgpackValueEnd(body, 0, body.length);
+      end = msgpackStrictValueEnd(body, 0, body.length);
     } catch (e) {
       throw new ApiError(400, "invalid_msgpack", `body is not valid msgpack: ${(e as Error).message.replace(/^invalid msgpack: /, "")}`);
     }

@@ -9,7 +9,7 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { z } from "zod";
 import { bertTokenizerJson, REQUIRED_SPECIAL_TOKENS } from "./bert-tokenizer-json.ts";
-import { prepareBertText, type BertTextPrepOptions } from "./bert-text-prep.ts";
+import { prepareBertText, type BertTextPrepOptions } from "../../../../shared/text/bert-text-prep.ts";
 import { readTokenizerSource } from "./tokenizer-files.ts";
 
 export { copyTokenizerFiles } from "./tokenizer-files.ts";
