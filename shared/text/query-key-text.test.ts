@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BertTokenizer } from "../../gpu-worker/src/model/tokenizer/tokenizer.ts";
-import { TEST_VOCAB } from "../../gpu-worker/src/model/tokenizer/test-vocab.ts";
+import { TEST_VOCAB } from "../../test/support/test-vocab.ts";
 import { seededRandom } from "../random.ts";
 import { queryKeyText } from "./query-key-text.ts";
 
