@@ -1,7 +1,7 @@
 import { DeleteBucketPolicyCommand, HeadObjectCommand, PutBucketPolicyCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../errors.ts";
-import { freshBucket, s3Bindings } from "../uploads/s3-test-support.ts";
+import { freshBucket, s3Bindings } from "../../test/s3.ts";
 import { verifyUploadedFiles } from "./verify-upload.ts";
 
 /**
