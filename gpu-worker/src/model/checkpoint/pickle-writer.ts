@@ -3,7 +3,7 @@
  * tuple and global is memoised with BINPUT, and a repeated global is fetched with BINGET.
  * Only what the torch zip writer needs; callers compose the opcode sequence themselves.
  */
-import { concatBytes } from "./zip.ts";
+import { concatBytes } from "../../../../shared/bytes.ts";
 
 export class PickleWriter {
   private readonly parts: Uint8Array[] = [];

@@ -8,6 +8,7 @@
  * extra field, as torch's writer does (so storages can be memory-mapped).
  */
 import { inflateSync } from "fflate";
+import { concatBytes } from "../../../../shared/bytes.ts";
 
 export class ZipError extends Error {
   override name = "ZipError";
@@ -174,14 +175,4 @@ export function encodeStoredZip(files: { name: string; data: Uint8Array }[], ali
   ev.setUint32(12, cdSize, true);
   ev.setUint32(16, offset, true);
   return concatBytes([...locals, ...centrals, eocd]);
-}
-
-export function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.byteLength;
-  }
-  return out;
 }
