@@ -39,6 +39,8 @@ export interface EdgeBindings {
   RESULT_CACHE_TTL_SECONDS?: string;
   /** Seconds a running build's worker may stay unreachable before the build fails (default 900). */
   BUILD_SILENCE_SECONDS?: string;
+  /** Builds in progress one tenant may hold across the fleet (default 2; builds/routes.ts). */
+  MAX_BUILDS_PER_TENANT?: string;
 }
 
 /** The GPU worker pool's bindings. */
