@@ -4,6 +4,7 @@
  * the same types. Modules that read only a few bindings take `Pick<EdgeBindings, …>`.
  */
 import type { AuthContext } from "./auth/api-key.ts";
+import type { ConcurrencyLimiter } from "./rate-limit/concurrency-limiter.ts";
 import type { RateLimiter } from "./rate-limit/rate-limiter.ts";
 
 export interface EdgeBindings {
@@ -17,6 +18,10 @@ export interface EdgeBindings {
   RATE_LIMIT_PER_MINUTE?: string;
   /** One fixed-window counter per API key (edge/src/rate-limit/rate-limiter.ts). */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  /** Search cost units in flight per tenant (default 16; "0" switches the cap off; rate-limit/search-slots.ts). */
+  SEARCH_CONCURRENCY_PER_TENANT?: string;
+  /** One lease table of searches in flight per tenant (rate-limit/concurrency-limiter.ts). */
+  SEARCH_CONCURRENCY: DurableObjectNamespace<ConcurrencyLimiter>;
 
   // The GPU worker pool (routing/worker-pool.ts).
   /** Comma-separated base URLs of the GPU workers. */
