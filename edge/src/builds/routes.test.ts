@@ -284,7 +284,7 @@ describe("builds", () => {
         if (call.aborted()) throw new DOMException("the fetch was aborted", "AbortError");
         return accepted;
       });
-      await postJson("/v1/indexes/docs/builds", { uploadId }, { signal: client.signal }).catch(() => undefined);
+      await Promise.resolve(postJson("/v1/indexes/docs/builds", { uploadId }, { signal: client.signal })).catch(() => undefined);
       const id = await onlyBuildOf();
       // The worker accepted the job, and the edge recorded it: the build is polled, not stuck.
       await expect.poll(async () => (await buildRow(id))?.worker_job_id, { timeout: 5_000 }).toBe("job-1");

@@ -30,7 +30,6 @@
  *                           terminal: never left, and answered from D1 without asking a worker.
  */
 import { GetObjectCommand, type S3ServiceException } from "@aws-sdk/client-s3";
-import type { Context } from "hono";
 import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { type BuildRequest, type BuildStatus, indexId } from "../../../shared/api/worker-api.ts";
@@ -40,6 +39,7 @@ import { requireApiKey } from "../auth/require-api-key.ts";
 import { failIndexVersion, getActiveBuild, getIndex, reserveIndexVersion } from "../db/indexes.ts";
 import type { EdgeBindings, EdgeEnv } from "../env.ts";
 import { ApiError, notFound, toApiError, WorkerRejectedError } from "../errors.ts";
+import { waitUntil } from "../http/wait-until.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { tryOwners } from "../routing/owner-call.ts";
 import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
@@ -232,13 +232,6 @@ export function maxBuildsPerTenant(env: Pick<EdgeBindings, "MAX_BUILDS_PER_TENAN
   return parsed.data;
 }
 
-function waitUntil(c: Context<EdgeEnv>, promise: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(promise);
-  } catch {
-    // No ExecutionContext (app.request without one): the promise is awaited by the handler anyway.
-  }
-}
 
 /**
  * Dispatch, then record, as one step that always leaves the row in a known state: the worker's job

@@ -14,6 +14,7 @@ import { requireApiKey } from "../auth/require-api-key.ts";
 import { DEFAULT_RESULT_CACHE_TTL_SECONDS, type ResultCache, resultCache, resultCacheKey } from "../cache/result-cache.ts";
 import type { EdgeEnv } from "../env.ts";
 import { ApiError, toApiError } from "../errors.ts";
+import { waitUntil } from "../http/wait-until.ts";
 import { parseInput } from "../http/validate.ts";
 import { type FanoutResult, fanOutSearch, type FanoutInput } from "../routing/fanout.ts";
 import { acquireSearchSlots } from "../rate-limit/search-slots.ts";
@@ -152,12 +153,5 @@ function withHeaders(response: Response, headers: Record<string, string>): Respo
   return copy;
 }
 
-function waitUntil(c: Context, promise: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(promise);
-  } catch {
-    // No ExecutionContext (app.request without one): the write still runs, just unawaited.
-  }
-}
 
 export const searchRoutes = createSearchRoutes();
