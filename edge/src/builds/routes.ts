@@ -247,7 +247,9 @@ async function dispatchAndRecord(db: D1Database, fetcher: Fetcher, pool: WorkerP
   try {
     dispatched = await dispatchBuild(fetcher, pool, request);
   } catch (error) {
-    const refusal = dispatchRefusal(error);
+    // A worker's refusal (4xx; a 401/403 means clock skew or a rotated signing secret), via the one
+    // error table: a 400 is passed on, anything else is a logged 502 upstream_rejected.
+    const refusal = toApiError(error);
     await failRow({ code: refusal.code, message: refusal.message });
     throw refusal;
   }
@@ -270,16 +272,6 @@ async function dispatchAndRecord(db: D1Database, fetcher: Fetcher, pool: WorkerP
   // The row ended while the dispatch was in flight (cancelled): nobody waits for the worker's job.
   await cancelWorkerJob(fetcher, pool, worker, request.tenant, status.jobId);
   return (await getBuild(db, build.tenantId, build.indexId, build.id)) ?? build;
-}
-
-/**
- * A worker refused the build (or the dispatch failed otherwise): the client's error, via the one
- * error table. A 401/403 means the worker does not accept the edge's signature (clock skew, a
- * rotated signing secret): an operator problem, reported as such.
- */
-function dispatchRefusal(error: unknown): ApiError {
-  const mapped = toApiError(error);
-  return mapped.code === "upstream_rejected" ? new ApiError(502, "upstream_rejected", "the GPU worker refused the build request") : mapped;
 }
 
 /** Asks the job's worker to stop it; true when it answered, false when it did not (it may be gone). Never throws. */
