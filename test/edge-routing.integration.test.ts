@@ -203,7 +203,7 @@ describe("edge → GPU workers, real processes", () => {
     expect(body.missing).toEqual(["no-such-doc"]);
   }, 60_000);
 
-  it("a stopped worker's shards are served by their next owners; all stopped gives a flagged partial answer", async () => {
+  it("a stopped worker's shards are served by their next owners; all stopped gives a 503 workers_unavailable", async () => {
     await workers[0]!.process.stop("SIGKILL");
     const { body } = await search("umbrellas and quantum");
     expect(body.partial).toBe(false);
@@ -211,8 +211,9 @@ describe("edge → GPU workers, real processes", () => {
 
     await workers[1]!.process.stop("SIGKILL");
     await workers[2]!.process.stop("SIGKILL");
-    const { body: none } = await search("anything at all");
-    expect(none).toMatchObject({ partial: true, hits: [] });
-    expect([...none.missingShards].sort()).toEqual([...shards].sort());
+    const none = await api(`/v1/indexes/docs/search?q=${encodeURIComponent("anything at all")}&k=10&mode=exact`);
+    expect(none.status).toBe(503);
+    expect(none.headers.get("retry-after")).toBe("2");
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe("workers_unavailable");
   }, 120_000);
 });

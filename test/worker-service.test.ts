@@ -89,6 +89,12 @@ class TestBackend implements IndexBackend {
     const status = this.builds.get(jobId);
     return status?.tenant === tenant ? status : undefined;
   }
+
+  cancelBuild(tenant: string, jobId: string): BuildStatus | undefined {
+    const status = this.getBuild(tenant, jobId);
+    if (status && status.state !== "succeeded" && status.state !== "failed") Object.assign(status, { state: "failed", error: { code: "cancelled", message: "the build was cancelled" } });
+    return status;
+  }
 }
 
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
@@ -332,6 +338,11 @@ describe("worker service", () => {
     const { jobId } = (await started.json()) as BuildStatus;
     expect((await call(h, `/v1/builds/${jobId}`)).status).toBe(200);
     expect(await errorOf(await call(h, `/v1/builds/${jobId}`, { tenant: "other" }))).toMatchObject({ status: 404, code: "build_not_found" });
+    // Cancel is scoped by the signed tenant too.
+    expect(await errorOf(await call(h, `/v1/builds/${jobId}/cancel`, { method: "POST", tenant: "other" }))).toMatchObject({ status: 404, code: "build_not_found" });
+    const cancelled = await call(h, `/v1/builds/${jobId}/cancel`, { method: "POST" });
+    expect(cancelled.status).toBe(200);
+    expect(await cancelled.json()).toMatchObject({ jobId, state: "failed", error: { code: "cancelled" } });
   });
 
   it("batches concurrent query encodings", async () => {

@@ -13,6 +13,7 @@ import { indexRoutes } from "./indexes/routes.ts";
 import { openApiRoutes } from "./openapi/routes.ts";
 import { pageRoutes } from "./page/routes.ts";
 import { queryModelRoutes } from "./query-model/routes.ts";
+import { readinessRoutes } from "./readiness.ts";
 import { searchRoutes } from "./search/routes.ts";
 import { uploadRoutes } from "./uploads/routes.ts";
 
@@ -21,6 +22,7 @@ export type { EdgeBindings, EdgeEnv } from "./env.ts";
 export function createApp(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.route("/", healthRoutes);
+  app.route("/", readinessRoutes);
   app.route("/", pageRoutes);
   app.route("/v1", openApiRoutes);
   app.route("/v1/admin", adminRoutes);

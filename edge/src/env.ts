@@ -4,6 +4,7 @@
  * the same types. Modules that read only a few bindings take `Pick<EdgeBindings, …>`.
  */
 import type { AuthContext } from "./auth/api-key.ts";
+import type { ConcurrencyLimiter } from "./rate-limit/concurrency-limiter.ts";
 import type { RateLimiter } from "./rate-limit/rate-limiter.ts";
 
 export interface EdgeBindings {
@@ -17,6 +18,10 @@ export interface EdgeBindings {
   RATE_LIMIT_PER_MINUTE?: string;
   /** One fixed-window counter per API key (edge/src/rate-limit/rate-limiter.ts). */
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  /** Search cost units in flight per tenant (default 16; "0" switches the cap off; rate-limit/search-slots.ts). */
+  SEARCH_CONCURRENCY_PER_TENANT?: string;
+  /** One lease table of searches in flight per tenant (rate-limit/concurrency-limiter.ts). */
+  SEARCH_CONCURRENCY: DurableObjectNamespace<ConcurrencyLimiter>;
 
   // The GPU worker pool (routing/worker-pool.ts).
   /** Comma-separated base URLs of the GPU workers. */
@@ -39,6 +44,8 @@ export interface EdgeBindings {
   RESULT_CACHE_TTL_SECONDS?: string;
   /** Seconds a running build's worker may stay unreachable before the build fails (default 900). */
   BUILD_SILENCE_SECONDS?: string;
+  /** Builds in progress one tenant may hold across the fleet (default 2; builds/routes.ts). */
+  MAX_BUILDS_PER_TENANT?: string;
 }
 
 /** The GPU worker pool's bindings. */

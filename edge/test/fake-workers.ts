@@ -8,7 +8,21 @@ import { encodeFrame } from "../../shared/api/frames.ts";
 import { verifyRequest } from "../../shared/api/signing.ts";
 import type { Frame, Hit, SearchRequest } from "../../shared/api/worker-api.ts";
 
-export type WorkerBehaviour = "ok" | "down" | "hang" | "http500" | "http400" | "errorFrame" | "loseShards" | "garbage";
+export type WorkerBehaviour = "ok" | "down" | "hang" | "http500" | "http400" | "errorFrame" | "loseShards" | "garbage" | "oversizedFrame";
+
+/** One frame that never ends: a msgpack bin32 header for 1 GiB, then zeros as long as they are read. */
+function endlessFrame(): Response {
+  const header = new Uint8Array([0xc6, 0x40, 0x00, 0x00, 0x00]);
+  const chunk = new Uint8Array(4 * 2 ** 20);
+  let sentHeader = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(sentHeader ? chunk : header);
+      sentHeader = true;
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/msgpack" } });
+}
 
 export interface FakeCall {
   worker: string;
@@ -76,6 +90,7 @@ export function fakeWorkerPool(secret: string): FakeWorkerPool {
     const search = body as SearchRequest;
     const shards = search.shards ?? [];
     if (mode === "errorFrame") return frames({ type: "progress", shard: shards[0]!, iteration: 0, hits: [] }, { type: "error", code: "shard_unavailable", message: "s3 down" });
+    if (mode === "oversizedFrame") return endlessFrame();
     if (mode === "garbage") return new Response(new Uint8Array([0xc1, 0xc1]), { headers: { "content-type": "application/msgpack" } });
     const served = mode === "loseShards" ? shards.slice(1) : shards;
     const hits = served

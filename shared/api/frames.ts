@@ -28,6 +28,14 @@ export class FrameDecodeError extends Error {
   override name = "FrameDecodeError";
 }
 
+/** A frame over the decoder's `maxFrameBytes`: the answer is too large, not garbled. */
+export class FrameTooLargeError extends FrameDecodeError {
+  override name = "FrameTooLargeError";
+  constructor(readonly maxFrameBytes: number, offset: number) {
+    super(`frame at byte ${offset} is larger than ${maxFrameBytes} bytes`);
+  }
+}
+
 const hitSchema = z.object({ id: z.string(), score: z.number(), fields: z.record(z.string(), z.unknown()).optional() });
 
 /** Unknown keys are dropped, not refused: fields may be added to a frame without breaking readers. */
@@ -183,7 +191,7 @@ export class FrameDecoder {
       this.start = end;
     }
     if (this.length - this.start > this.maxFrameBytes) {
-      throw new FrameDecodeError(`frame at byte ${this.offset} is larger than ${this.maxFrameBytes} bytes`);
+      throw new FrameTooLargeError(this.maxFrameBytes, this.offset);
     }
     return frames;
   }

@@ -49,4 +49,17 @@ describe("readCappedBody", () => {
     expect(cancelled()).toBe(true);
     expect(pulled()).toBeLessThan(chunks.length);
   });
+
+  it("drains a body past the cap up to drainLimitBytes, so it is read to its end instead of cancelled", async () => {
+    const chunks = Array.from({ length: 10 }, () => new Uint8Array(400));
+    const drained = chunkedRequest(chunks);
+    await expect(readCappedBody(drained.request, 1000, tooLarge, { drainLimitBytes: 4000 })).rejects.toBeInstanceOf(TooLarge);
+    expect(drained.cancelled()).toBe(false);
+    expect(drained.pulled()).toBe(chunks.length + 1);
+    // Longer than the drain limit: cancelled after all.
+    const endless = chunkedRequest(Array.from({ length: 100 }, () => new Uint8Array(400)));
+    await expect(readCappedBody(endless.request, 1000, tooLarge, { drainLimitBytes: 4000 })).rejects.toBeInstanceOf(TooLarge);
+    expect(endless.cancelled()).toBe(true);
+    expect(endless.pulled()).toBeLessThan(20);
+  });
 });

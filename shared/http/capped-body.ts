@@ -6,10 +6,22 @@
  *
  * Each side answers an oversized body in its own error type (its own code and message), so the
  * caller passes `tooLarge`; this module has no HTTP in it.
+ *
+ * Draining (`drainLimitBytes`): cancelling a request body mid-read leaves the connection with
+ * unread bytes, and under `wrangler dev` the client's writes are then reset and the next request
+ * on that keep-alive connection stalls. A caller that has already authenticated the sender (the
+ * edge) can instead read and discard up to `drainLimitBytes` past the cap, so the answer (413)
+ * goes out on a connection that stays usable; past the drain limit the body is cancelled after
+ * all. The GPU worker does not drain: it would spend memory bandwidth on unauthenticated bytes.
  */
 import { concatBytes } from "../bytes.ts";
 
-export async function readCappedBody(request: Request, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
+export interface CappedBodyOptions {
+  /** Bytes past `maxBytes` read and discarded before answering (default 0: cancel at once). */
+  drainLimitBytes?: number;
+}
+
+export async function readCappedBody(request: Request, maxBytes: number, tooLarge: () => Error, options: CappedBodyOptions = {}): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
   if (request.body === null) return new Uint8Array(0);
@@ -21,11 +33,22 @@ export async function readCappedBody(request: Request, maxBytes: number, tooLarg
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel();
+      await drain(reader, maxBytes + (options.drainLimitBytes ?? 0) - total);
       throw tooLarge();
     }
     chunks.push(value);
   }
   // One chunk (the common case for small bodies) is returned as is, without a copy.
   return chunks.length === 1 ? chunks[0]! : concatBytes(chunks);
+}
+
+/** Reads and discards up to `budget` more bytes to the body's end; a longer body is cancelled. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, budget: number): Promise<void> {
+  let left = budget;
+  while (left >= 0) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    left -= value.byteLength;
+  }
+  await reader.cancel();
 }

@@ -2,23 +2,50 @@
  * Builds end to end at the edge: real D1 (migrated schema), real S3 (radosgw: uploads, HEAD checks,
  * manifests), and the fake worker pool for the GPU side (edge/test/fake-workers.ts).
  */
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand, type S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { createExecutionContext, env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
 import type { BuildRequest, BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
 import { manifestKey } from "../../../shared/index/keys.ts";
 import { fakeWorkerPool } from "../../test/fake-workers.ts";
 import { seedIndex, stubAuth, testApp } from "../../test/route-harness.ts";
+import { createIndex } from "../db/indexes.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
 import { d1SearchCatalog } from "../search/catalog.ts";
 import { createUploadRoutes } from "../uploads/routes.ts";
 import { freshBucket, hexDigest } from "../../test/s3.ts";
-import { createBuildRoutes } from "./routes.ts";
+import { s3For } from "../uploads/routes.ts";
+import { type BuildDeps, createBuildRoutes } from "./routes.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
 const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
-type View = { id: string; version: number; state: string; progress: Record<string, number>; error?: { code: string; message: string }; workerReachable?: boolean };
+type View = {
+  id: string;
+  version: number;
+  state: string;
+  progress: Record<string, number>;
+  error?: { code: string; message: string };
+  workerReachable?: boolean;
+  workerStopped?: boolean | null;
+};
+
+/**
+ * env.DB, except that statements whose SQL `fails` matches fail when run (alone or in a batch), as
+ * in a D1 outage: they are swapped for a query of a table that does not exist.
+ */
+/** The statements that record a dispatched build or fail it (db/builds.ts updateRunningBuild, endBuild). */
+const recordingOrFailingTheRow = (sql: string) => sql.includes("worker_job_id = COALESCE") || sql.includes("SET state = ?4, error = ?5");
+
+function failingDb(fails: (sql: string) => boolean): D1Database {
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare") return (sql: string) => target.prepare(fails(sql) ? "SELECT * FROM simulated_d1_outage WHERE ?1 IS NOT NULL" : sql);
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
 
 function manifest(tenant: string, index: string, version: number) {
   return {
@@ -65,6 +92,8 @@ describe("builds", () => {
     ({ client, bucket } = await freshBucket());
     ({ tenant } = await seedIndex(env.DB));
     pool = fakeWorkerPool(SECRET);
+    deps = {};
+    envOverrides = {};
     jobState = "encoding";
     jobError = undefined;
     let lastRequest: BuildRequest | undefined;
@@ -73,20 +102,28 @@ describe("builds", () => {
       return Response.json(status(lastRequest, "queued"), { status: 202 });
     });
     pool.routes.set("GET /v1/builds/:id", () => Response.json(status(lastRequest!, jobState)));
+    pool.routes.set("POST /v1/builds/job-1/cancel", () => Response.json({ ...status(lastRequest!, "failed"), error: { code: "cancelled", message: "the build was cancelled" } }));
   });
 
+  let deps: Omit<BuildDeps, "auth" | "fetcher"> = {};
+  let envOverrides: Record<string, unknown> = {};
   const app = () => {
     const auth = stubAuth(() => tenant);
-    const a = testApp(createBuildRoutes({ fetcher: pool.fetcher, auth: { manage: auth, read: auth } }));
+    const a = testApp(createBuildRoutes({ fetcher: pool.fetcher, auth: { manage: auth, read: auth }, ...deps }));
     a.route("/v1/indexes", createUploadRoutes({ auth }));
     return a;
   };
-  const request = (path: string, init?: RequestInit) => app().request(path, init, { ...env, S3_BUCKET: bucket }, createExecutionContext());
-  const postJson = (path: string, body: unknown) => request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const request = (path: string, init?: RequestInit) => app().request(path, init, { ...env, S3_BUCKET: bucket, ...envOverrides }, createExecutionContext());
+  const postJson = (path: string, body: unknown, init: RequestInit = {}) =>
+    request(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), ...init });
+  const cancel = (buildId: string) => request(`/v1/indexes/docs/builds/${buildId}/cancel`, { method: "POST" });
+  const buildRow = (id: string) => env.DB.prepare("SELECT state, worker_job_id, error FROM builds WHERE tenant_id = ?1 AND id = ?2").bind(tenant, id).first<{ state: string; worker_job_id: string | null; error: string | null }>();
+  const onlyBuildOf = async () => (await env.DB.prepare("SELECT id FROM builds WHERE tenant_id = ?1 ORDER BY created_at DESC LIMIT 1").bind(tenant).first<{ id: string }>())!.id;
+  const workerCalls = (suffix: string) => pool.calls.filter((c) => c.path.endsWith(suffix));
 
   /** Upload `data` as docs.jsonl through the presigned URL; returns the upload id. */
-  async function uploadDocs(put = true): Promise<string> {
-    const response = await postJson("/v1/indexes/docs/uploads", { files: [{ name: "docs.jsonl", bytes: data.length, md5: await hexDigest("MD5", data) }] });
+  async function uploadDocs(put = true, index = "docs"): Promise<string> {
+    const response = await postJson(`/v1/indexes/${index}/uploads`, { files: [{ name: "docs.jsonl", bytes: data.length, md5: await hexDigest("MD5", data) }] });
     const body = await response.json<{ id: string; files: Array<{ url: string; headers: Record<string, string> }> }>();
     if (put) expect((await fetch(body.files[0]!.url, { method: "PUT", headers: body.files[0]!.headers, body: data })).status).toBe(200);
     return body.id;
@@ -205,6 +242,208 @@ describe("builds", () => {
     expect(failed.error!.message).toContain("has not answered for over 900 s");
     pool.behaviour.clear();
     expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+  });
+
+  describe("every dispatch path ends the row", () => {
+    it("a worker refusing the build (4xx) fails it with the refusal, and the index can build again", async () => {
+      const uploadId = await uploadDocs();
+      pool.routes.set("POST /v1/builds", () => Response.json({ error: { code: "build_conflict", message: "index docs already has a build running" } }, { status: 409 }));
+      const refused = await postJson("/v1/indexes/docs/builds", { uploadId });
+      expect(refused.status).toBe(502);
+      expect((await refused.json<{ error: { code: string } }>()).error.code).toBe("upstream_rejected");
+      expect(await buildRow(await onlyBuildOf())).toMatchObject({ state: "failed" });
+      const v1 = await env.DB.prepare("SELECT state FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs' AND version = 1").bind(tenant).first();
+      expect(v1).toEqual({ state: "failed" });
+      pool.routes.delete("POST /v1/builds");
+      pool.routes.set("POST /v1/builds", (call) => Response.json(status(call.body as BuildRequest, "queued"), { status: 202 }));
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+    });
+
+    it("a worker refusing the edge's signature (401: clock skew, rotated secret) fails the build, not leaves it queued", async () => {
+      const uploadId = await uploadDocs();
+      const rotated = fakeWorkerPool("a-rotated-secret-the-edge-does-not-have");
+      const edgePool = pool;
+      pool = rotated;
+      const refused = await postJson("/v1/indexes/docs/builds", { uploadId });
+      expect(refused.status).toBe(502);
+      expect(await buildRow(await onlyBuildOf())).toMatchObject({ state: "failed", error: expect.stringContaining("upstream_rejected") });
+      pool = edgePool;
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+    });
+
+    it("a client hanging up mid-dispatch does not cut the recording short", async () => {
+      const uploadId = await uploadDocs();
+      const client = new AbortController();
+      const accept = pool.routes.get("POST /v1/builds")!;
+      pool.routes.set("POST /v1/builds", async (call) => {
+        // The worker takes the job; then the client hangs up before the answer arrives, and a fetch
+        // under an aborted signal loses its answer.
+        const accepted = await accept(call);
+        client.abort(new DOMException("the client went away", "AbortError"));
+        await new Promise((r) => setTimeout(r, 20));
+        if (call.aborted()) throw new DOMException("the fetch was aborted", "AbortError");
+        return accepted;
+      });
+      await Promise.resolve(postJson("/v1/indexes/docs/builds", { uploadId }, { signal: client.signal })).catch(() => undefined);
+      const id = await onlyBuildOf();
+      // The worker accepted the job, and the edge recorded it: the build is polled, not stuck.
+      await expect.poll(async () => (await buildRow(id))?.worker_job_id, { timeout: 5_000 }).toBe("job-1");
+      jobState = "failed";
+      expect(await poll(id)).toMatchObject({ state: "failed" });
+    });
+
+    it("a D1 failure recording the accepted job cancels the worker's job and fails the row", async () => {
+      const uploadId = await uploadDocs();
+      envOverrides = { DB: failingDb((sql) => sql.includes("worker_job_id = COALESCE")) };
+      const response = await postJson("/v1/indexes/docs/builds", { uploadId });
+      expect(response.status).toBe(503);
+      expect((await response.json<{ error: { code: string } }>()).error.code).toBe("dispatch_failed");
+      expect(workerCalls("/cancel").map((c) => c.path)).toEqual(["/v1/builds/job-1/cancel"]);
+      expect(await buildRow(await onlyBuildOf())).toMatchObject({ state: "failed", error: expect.stringContaining("dispatch_failed") });
+      envOverrides = {};
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+    });
+
+    it("when D1 refuses even the failure, the row is reaped after the dispatch deadline", async () => {
+      const uploadId = await uploadDocs();
+      envOverrides = { DB: failingDb(recordingOrFailingTheRow) };
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(503);
+      envOverrides = {};
+      const id = await onlyBuildOf();
+      expect(await buildRow(id)).toMatchObject({ state: "queued", worker_job_id: null });
+      // Within the deadline it is a dispatch in flight: 409, and a poll leaves it.
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(409);
+      expect(await poll(id)).toMatchObject({ state: "queued" });
+      // An hour later it cannot be in flight any more: the next request reaps it and builds.
+      await env.DB.prepare("UPDATE builds SET updated_at = ?1 WHERE tenant_id = ?2 AND id = ?3").bind(new Date(Date.now() - 3_600_000).toISOString(), tenant, id).run();
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+      expect(await poll(id)).toMatchObject({ state: "failed", error: { code: "build_lost" } });
+    });
+
+    it("a poll of a row whose dispatch was never recorded fails it after the deadline", async () => {
+      const uploadId = await uploadDocs();
+      envOverrides = { DB: failingDb(recordingOrFailingTheRow) };
+      await postJson("/v1/indexes/docs/builds", { uploadId });
+      envOverrides = {};
+      const id = await onlyBuildOf();
+      await env.DB.prepare("UPDATE builds SET updated_at = ?1 WHERE tenant_id = ?2 AND id = ?3").bind(new Date(Date.now() - 3_600_000).toISOString(), tenant, id).run();
+      expect(await poll(id)).toMatchObject({ state: "failed", error: { code: "build_lost" } });
+    });
+  });
+
+  describe("cancel", () => {
+    it.each(["queued", "encoding"] as const)("cancels a %s build: stops the worker's job, frees the index", async (state) => {
+      const uploadId = await uploadDocs();
+      const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+      jobState = state;
+      await poll(build.id);
+      const response = await cancel(build.id);
+      expect(response.status).toBe(200);
+      expect(await response.json<View>()).toMatchObject({ id: build.id, state: "cancelled", workerStopped: true, error: { code: "cancelled" } });
+      expect(workerCalls("/cancel")).toHaveLength(1);
+      expect(workerCalls("/cancel")[0]!.tenant).toBe(tenant);
+      // Terminal: later polls do not ask the worker, a second cancel is 409, and the index builds again.
+      jobState = "succeeded";
+      expect(await poll(build.id)).toMatchObject({ state: "cancelled" });
+      const again = await cancel(build.id);
+      expect(again.status).toBe(409);
+      expect((await again.json<{ error: { code: string } }>()).error.code).toBe("build_finished");
+      const v1 = await env.DB.prepare("SELECT state FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs' AND version = 1").bind(tenant).first();
+      expect(v1).toEqual({ state: "failed" });
+      expect((await postJson("/v1/indexes/docs/builds", { uploadId })).status).toBe(202);
+    });
+
+    it("cancels even when the worker is unreachable, and says the worker was not stopped", async () => {
+      const uploadId = await uploadDocs();
+      const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+      for (const w of WORKERS) pool.behaviour.set(w, "down");
+      expect(await (await cancel(build.id)).json<View>()).toMatchObject({ state: "cancelled", workerStopped: false });
+    });
+
+    it("409 for a finished build, 404 for an unknown one", async () => {
+      const uploadId = await uploadDocs();
+      const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+      jobState = "failed";
+      await poll(build.id);
+      expect((await cancel(build.id)).status).toBe(409);
+      expect((await cancel("b000000000000000000000000")).status).toBe(404);
+      expect(workerCalls("/cancel")).toHaveLength(0);
+    });
+
+    it("a cancel that lands while the dispatch is in flight wins, and the worker's new job is cancelled", async () => {
+      const uploadId = await uploadDocs();
+      pool.routes.set("POST /v1/builds", async (call) => {
+        const cancelled = await cancel(await onlyBuildOf());
+        expect(await cancelled.json<View>()).toMatchObject({ state: "cancelled", workerStopped: null });
+        return Response.json(status(call.body as BuildRequest, "queued"), { status: 202 });
+      });
+      const response = await postJson("/v1/indexes/docs/builds", { uploadId });
+      expect(await response.json<View>()).toMatchObject({ state: "cancelled" });
+      expect(workerCalls("/cancel").map((c) => c.path)).toEqual(["/v1/builds/job-1/cancel"]);
+    });
+  });
+
+  it("a tenant holds at most MAX_BUILDS_PER_TENANT builds in progress across its indexes", async () => {
+    for (const index of ["docs2", "docs3"]) expect((await createIndex(env.DB, tenant, index)).ok).toBe(true);
+    envOverrides = { MAX_BUILDS_PER_TENANT: "2" };
+    const uploads = [await uploadDocs(true, "docs"), await uploadDocs(true, "docs2"), await uploadDocs(true, "docs3")];
+    const first = await (await postJson("/v1/indexes/docs/builds", { uploadId: uploads[0] })).json<View>();
+    expect((await postJson("/v1/indexes/docs2/builds", { uploadId: uploads[1] })).status).toBe(202);
+    const third = await postJson("/v1/indexes/docs3/builds", { uploadId: uploads[2] });
+    expect(third.status).toBe(429);
+    expect(third.headers.get("retry-after")).toBe("30");
+    const error = (await third.json<{ error: { code: string; message: string } }>()).error;
+    expect(error).toMatchObject({ code: "tenant_build_limit" });
+    expect(error.message).toContain("2 builds in progress");
+    // The refused request left no version behind in the building state.
+    const v = await env.DB.prepare("SELECT state FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs3'").bind(tenant).all();
+    expect(v.results).toEqual([{ state: "failed" }]);
+    // Another tenant is not affected, and a finished build frees a slot.
+    expect((await cancel(first.id)).status).toBe(200);
+    expect((await postJson("/v1/indexes/docs3/builds", { uploadId: uploads[2] })).status).toBe(202);
+  });
+
+  describe("a transient S3 error reading the manifest does not fail a build that succeeded", () => {
+    const putManifest = () => client.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey(tenant, "docs", 1), Body: JSON.stringify(manifest(tenant, "docs", 1)) }));
+
+    it("retries with backoff within a poll", async () => {
+      let failuresLeft = 2;
+      let reads = 0;
+      deps = {
+        manifestBackoffMs: [10, 10],
+        s3: (e) => {
+          const real = s3For(e);
+          const send = (command: unknown) => {
+            if (command instanceof GetObjectCommand) {
+              reads++;
+              if (failuresLeft-- > 0) return Promise.reject(new S3ServiceException({ name: "ServiceUnavailable", $fault: "server", $metadata: { httpStatusCode: 503 }, message: "simulated" }));
+            }
+            return real.client.send(command as GetObjectCommand);
+          };
+          return { ...real, client: { send } as unknown as S3Client };
+        },
+      };
+      const uploadId = await uploadDocs();
+      const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+      await putManifest();
+      jobState = "succeeded";
+      expect(await poll(build.id)).toMatchObject({ state: "succeeded" });
+      expect(reads).toBe(3);
+    });
+
+    it("an S3 that stays unreachable leaves the build open; the next poll completes it", async () => {
+      const uploadId = await uploadDocs();
+      const build = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+      await putManifest();
+      jobState = "succeeded";
+      deps = { manifestBackoffMs: [10, 10] };
+      // Nothing listens on port 9: the real SDK's connection fails, as when radosgw is down.
+      envOverrides = { S3_ENDPOINT: "http://127.0.0.1:9" };
+      expect(await poll(build.id)).toMatchObject({ state: "writing" });
+      envOverrides = {};
+      expect(await poll(build.id)).toMatchObject({ state: "succeeded" });
+      expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"] } });
+    });
   });
 
   it.each([

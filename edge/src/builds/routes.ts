@@ -5,11 +5,31 @@
  *                                                record the build, dispatch it to a GPU worker: 202
  *   GET  /:id/builds/:buildId   (search|manage)  poll the worker, record progress; on success read the
  *                                                version's manifest and flip the active version
+ *   POST /:id/builds/:buildId/cancel (manage)    stop the worker's job and end the build `cancelled`
  *
  * A second build of an index while one runs is 409 (the D1 partial unique index decides, not a
- * check-then-insert). A failed build marks its version failed and leaves the active one serving.
+ * check-then-insert); a tenant holds at most MAX_BUILDS_PER_TENANT builds in progress (429).
+ * A failed build marks its version failed and leaves the active one serving.
+ *
+ * The build row is one state machine with a terminal state on every path:
+ *
+ *   queued, no worker job   the dispatch is in flight (POST). Within the dispatch deadline it becomes
+ *                           one of: the worker's state with its job recorded (accepted); `failed`
+ *                           (`workers_unavailable`, the worker's refusal such as `upstream_rejected`,
+ *                           or `dispatch_failed`); or `cancelled` (a cancel raced the dispatch, whose
+ *                           worker job is then cancelled too). The dispatch runs under waitUntil and
+ *                           not under the client's signal, so a client hanging up does not cut it
+ *                           short. If even the recording fails (D1 down, the isolate killed), the row
+ *                           is failed `build_lost` once older than the deadline, by the next build
+ *                           request of the tenant or a poll of the build.
+ *   queued|reading|encoding|graph|writing, with a worker job
+ *                           polled (GET): the worker's state, until `succeeded` (manifest read, version
+ *                           flipped), `failed` (the worker failed, forgot the job, or stayed silent past
+ *                           BUILD_SILENCE_SECONDS) or `cancelled` (POST …/cancel).
+ *   succeeded, failed, cancelled
+ *                           terminal: never left, and answered from D1 without asking a worker.
  */
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, type S3ServiceException } from "@aws-sdk/client-s3";
 import { Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { type BuildRequest, type BuildStatus, indexId } from "../../../shared/api/worker-api.ts";
@@ -18,7 +38,8 @@ import { indexManifestSchema } from "../../../shared/index/manifest.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { failIndexVersion, getActiveBuild, getIndex, reserveIndexVersion } from "../db/indexes.ts";
 import type { EdgeBindings, EdgeEnv } from "../env.ts";
-import { ApiError, notFound, WorkerRejectedError } from "../errors.ts";
+import { ApiError, notFound, toApiError, WorkerRejectedError } from "../errors.ts";
+import { waitUntil } from "../http/wait-until.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { tryOwners } from "../routing/owner-call.ts";
 import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
@@ -26,11 +47,18 @@ import { type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool
 import { s3For } from "../uploads/routes.ts";
 import { getUpload } from "../db/uploads.ts";
 import { type BuildBody, buildBodySchema, buildParamsSchema } from "./schemas.ts";
-import { type BuildRecord, completeBuild, failBuild, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "../db/builds.ts";
+import { type BuildRecord, completeBuild, endBuild, failBuild, failStaleDispatches, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "../db/builds.ts";
 import { verifyUploadedFiles } from "./verify-upload.ts";
+
+/** The edge's S3 client and bucket (uploads/s3-client.ts). */
+export type S3Handle = ReturnType<typeof s3For>;
 
 export interface BuildDeps {
   fetcher?: Fetcher;
+  /** Object storage; s3For(env) in production, a fault-injecting wrapper in tests. */
+  s3?: (env: EdgeBindings) => S3Handle;
+  /** Pauses between manifest reads after a transient S3 error (default MANIFEST_READ_BACKOFF_MS). */
+  manifestBackoffMs?: readonly number[];
   /** Per scope; requireApiKey in production, a stub in unit tests. */
   auth?: { manage: MiddlewareHandler<EdgeEnv>; read: MiddlewareHandler<EdgeEnv> };
 }
@@ -76,6 +104,8 @@ function resolveInputs(body: BuildBody, files: { name: string; key: string }[]):
 
 export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
   const fetcher = deps.fetcher ?? defaultFetcher;
+  const s3Of = deps.s3 ?? s3For;
+  const manifestBackoffMs = deps.manifestBackoffMs ?? MANIFEST_READ_BACKOFF_MS;
   const auth = deps.auth ?? {
     manage: requireApiKey("manage"),
     read: requireApiKey("search", "manage"),
@@ -91,33 +121,34 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     const upload = await getUpload(db, tenant, index, body.uploadId);
     if (!upload) throw notFound(`upload ${body.uploadId}`);
     const inputs = resolveInputs(body, upload.files);
+    const pool = workerPoolFromEnv(c.env);
+    // Rows whose dispatch was never recorded would hold the index (and a tenant slot) forever.
+    await failStaleDispatches(db, tenant, new Date(Date.now() - dispatchDeadlineMs(pool)).toISOString(), BUILD_LOST_IN_DISPATCH);
     // Cheap early answer for the common case; the insert below is what actually decides.
     if (await getActiveBuild(db, tenant, index)) throw buildInProgress(index);
     const used = new Set(inputs.flatMap((i) => (i.format === "npy" ? [i.key, i.idsKey] : [i.key])));
     // Keys come from the upload row, but check the prefix anyway: a build must only read this tenant's upload.
     const prefix = uploadPrefix(tenant, upload.id);
     if ([...used].some((k) => !k.startsWith(prefix))) throw new ApiError(400, "invalid_request", "inputs outside the upload");
-    const pool = workerPoolFromEnv(c.env);
-    const { client, settings } = s3For(c.env);
+    const { client, settings } = s3Of(c.env);
     await verifyUploadedFiles(client, settings.bucket, upload.files.filter((f) => used.has(f.key)));
 
     const version = await reserveIndexVersion(db, tenant, index);
     if (version === null) throw notFound(`index ${index}`);
-    const inserted = await insertBuild(db, { tenantId: tenant, id: newBuildId(), indexId: index, version, uploadId: upload.id });
+    const slots = maxBuildsPerTenant(c.env);
+    const inserted = await insertBuild(db, { tenantId: tenant, id: newBuildId(), indexId: index, version, uploadId: upload.id }, slots);
     if (!inserted.ok) {
       await failIndexVersion(db, tenant, index, version);
-      throw buildInProgress(index);
+      if (inserted.reason === "build_in_progress") throw buildInProgress(index);
+      throw new ApiError(429, "tenant_build_limit", `this tenant already has ${slots} builds in progress, the most it may hold; wait for one to finish or cancel one`, { "retry-after": "30" });
     }
-    const build = inserted.build;
     const { inputs: _inputs, uploadId: _uploadId, ...options } = body;
     const request: BuildRequest = { ...options, tenant, index, version, inputs };
-    const dispatched = await dispatchBuild(fetcher, pool, request, c.req.raw.signal);
-    if (!dispatched) {
-      await failBuild(db, build, { code: "workers_unavailable", message: "no GPU worker accepted the build" });
-      throw new ApiError(503, "workers_unavailable", "no GPU worker accepted the build; try again later", { "retry-after": "5" });
-    }
-    const updated = await updateRunningBuild(db, build, { state: dispatched.status.state, progress: dispatched.status.progress, workerJobId: dispatched.status.jobId, workerUrl: dispatched.worker });
-    return c.json(buildView(updated ?? build), 202);
+    // Not under the client's signal, and kept alive by waitUntil: a client hanging up must not cut
+    // the dispatch off between the worker accepting the job and the edge recording it.
+    const recorded = dispatchAndRecord(db, fetcher, pool, inserted.build, request);
+    waitUntil(c, recorded.catch(() => {}));
+    return c.json(buildView(await recorded), 202);
   });
 
   router.get("/:id/builds/:buildId", auth.read, async (c) => {
@@ -127,8 +158,14 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     const db = c.env.DB;
     const build = await getBuild(db, tenant, index, buildId);
     if (!build) throw notFound(`build ${buildId}`);
-    if (TERMINAL_STATES.includes(build.state) || !build.workerUrl || !build.workerJobId) return c.json(buildView(build));
-    const polled = await pollBuild(fetcher, workerPoolFromEnv(c.env), build, c.req.raw.signal);
+    if (TERMINAL_STATES.includes(build.state)) return c.json(buildView(build));
+    const pool = workerPoolFromEnv(c.env);
+    if (!build.workerUrl || !build.workerJobId) {
+      // The dispatch is in flight, or its recording failed: past the deadline it never will be recorded.
+      if (Date.now() - Date.parse(build.updatedAt) > dispatchDeadlineMs(pool)) await failBuild(db, build, BUILD_LOST_IN_DISPATCH);
+      return c.json(buildView((await getBuild(db, tenant, index, buildId))!));
+    }
+    const polled = await pollBuild(fetcher, pool, build, c.req.raw.signal);
     if (polled.kind === "unreachable") {
       if (!silentTooLong(build, c.env)) return c.json({ ...buildView(build), workerReachable: false });
       // Its worker is gone for good (or renamed): without this, the index could never build again.
@@ -142,16 +179,113 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     } else if (polled.status.state === "failed") {
       await failBuild(db, build, polled.status.error ?? { code: "build_failed", message: "the build failed" }, polled.status.progress);
     } else if (polled.status.state === "succeeded") {
-      const built = await readBuiltVersion(s3For(c.env), build);
-      if (built.ok) await completeBuild(db, build, built.version, polled.status.progress);
-      else await failBuild(db, build, { code: "invalid_manifest", message: built.message }, polled.status.progress);
+      const built = await readBuiltVersion(s3Of(c.env), build, manifestBackoffMs);
+      if (built.kind === "ok") await completeBuild(db, build, built.version, polled.status.progress);
+      else if (built.kind === "invalid") await failBuild(db, build, { code: "invalid_manifest", message: built.message }, polled.status.progress);
+      // S3 did not answer definitely: the work is done, so keep the build open; the next poll reads again.
+      else await updateRunningBuild(db, build, { state: "writing", progress: polled.status.progress });
     } else {
       await updateRunningBuild(db, build, { state: polled.status.state, progress: polled.status.progress });
     }
     return c.json(buildView((await getBuild(db, tenant, index, buildId))!));
   });
 
+  router.post("/:id/builds/:buildId/cancel", auth.manage, async (c) => {
+    const { id: index } = parseInput(indexParamsSchema, { id: c.req.param("id") }, "path");
+    const { buildId } = parseInput(buildParamsSchema, c.req.param(), "path");
+    const tenant = c.get("auth").tenantId;
+    const db = c.env.DB;
+    const build = await getBuild(db, tenant, index, buildId);
+    if (!build) throw notFound(`build ${buildId}`);
+    if (TERMINAL_STATES.includes(build.state)) throw buildFinished(build);
+    // The worker first, so that it stops spending GPU time; the row is cancelled whatever it answers
+    // (an unreachable worker's job, if it ever finishes, writes a version that is never activated).
+    const workerStopped = build.workerUrl && build.workerJobId ? await cancelWorkerJob(fetcher, workerPoolFromEnv(c.env), build.workerUrl, tenant, build.workerJobId) : null;
+    await endBuild(db, build, "cancelled", { code: "cancelled", message: "the build was cancelled by the client" });
+    const now = (await getBuild(db, tenant, index, buildId))!;
+    if (now.state !== "cancelled") throw buildFinished(now);
+    return c.json({ ...buildView(now), workerStopped });
+  });
+
   return router;
+}
+
+const buildFinished = (build: BuildRecord) => new ApiError(409, "build_finished", `build ${build.id} has already ended (${build.state}); there is nothing to cancel`);
+
+const BUILD_LOST_IN_DISPATCH = { code: "build_lost", message: "the build's dispatch to a GPU worker was never recorded; start the build again" };
+
+/** Longest a dispatch can take: every owner's attempt timing out, plus time for D1 to record it. */
+function dispatchDeadlineMs(pool: WorkerPoolConfig): number {
+  return pool.timeoutMs * DISPATCH_ATTEMPTS + 30_000;
+}
+const DISPATCH_ATTEMPTS = 3;
+
+export const DEFAULT_MAX_BUILDS_PER_TENANT = 2;
+
+/** MAX_BUILDS_PER_TENANT: builds in progress one tenant may hold across the fleet (each is a GPU worker's only build slot). */
+export function maxBuildsPerTenant(env: Pick<EdgeBindings, "MAX_BUILDS_PER_TENANT">): number {
+  const value = env.MAX_BUILDS_PER_TENANT;
+  if (value === undefined || value.trim() === "") return DEFAULT_MAX_BUILDS_PER_TENANT;
+  const parsed = z.coerce.number().int().min(1).safeParse(value);
+  // A misconfiguration must be loud, not silently fall back to some other limit.
+  if (!parsed.success) throw new Error(`MAX_BUILDS_PER_TENANT must be a positive integer, got ${JSON.stringify(value)}`);
+  return parsed.data;
+}
+
+
+/**
+ * Dispatch, then record, as one step that always leaves the row in a known state: the worker's job
+ * recorded, or the row failed (see the state machine at the top). Resolves to the recorded row, or
+ * throws the ApiError for the client.
+ */
+async function dispatchAndRecord(db: D1Database, fetcher: Fetcher, pool: WorkerPoolConfig, build: BuildRecord, request: BuildRequest): Promise<BuildRecord> {
+  const failRow = async (error: { code: string; message: string }) => {
+    // If D1 refuses this too, the row is reaped as build_lost after the dispatch deadline.
+    await failBuild(db, build, error).catch((e: unknown) => console.error("could not record a failed build dispatch", (e as Error)?.message));
+  };
+  let dispatched: { worker: string; value: BuildStatus } | null;
+  try {
+    dispatched = await dispatchBuild(fetcher, pool, request);
+  } catch (error) {
+    // A worker's refusal (4xx; a 401/403 means clock skew or a rotated signing secret), via the one
+    // error table: a 400 is passed on, anything else is a logged 502 upstream_rejected.
+    const refusal = toApiError(error);
+    await failRow({ code: refusal.code, message: refusal.message });
+    throw refusal;
+  }
+  if (!dispatched) {
+    await failRow({ code: "workers_unavailable", message: "no GPU worker accepted the build" });
+    throw new ApiError(503, "workers_unavailable", "no GPU worker accepted the build; try again later", { "retry-after": "5" });
+  }
+  const { worker, value: status } = dispatched;
+  let recorded: BuildRecord | null;
+  try {
+    recorded = await updateRunningBuild(db, build, { state: status.state, progress: status.progress, workerJobId: status.jobId, workerUrl: worker });
+  } catch (error) {
+    // A worker runs a job that the edge could not record: stop it, so it does not build for nobody.
+    console.error("could not record a dispatched build", (error as Error)?.message);
+    await cancelWorkerJob(fetcher, pool, worker, request.tenant, status.jobId);
+    await failRow({ code: "dispatch_failed", message: "the build could not be recorded; start it again" });
+    throw new ApiError(503, "dispatch_failed", "the build could not be recorded; start it again", { "retry-after": "5" });
+  }
+  if (recorded) return recorded;
+  // The row ended while the dispatch was in flight (cancelled): nobody waits for the worker's job.
+  await cancelWorkerJob(fetcher, pool, worker, request.tenant, status.jobId);
+  return (await getBuild(db, build.tenantId, build.indexId, build.id)) ?? build;
+}
+
+/** Asks the job's worker to stop it; true when it answered, false when it did not (it may be gone). Never throws. */
+async function cancelWorkerJob(fetcher: Fetcher, pool: WorkerPoolConfig, worker: string, tenant: string, jobId: string): Promise<boolean> {
+  try {
+    const outcome = await attemptWorker(
+      { fetcher, secret: pool.secret, worker, method: "POST", path: `/v1/builds/${encodeURIComponent(jobId)}/cancel`, tenant },
+      { timeoutMs: pool.timeoutMs, read: async (response) => (await response.json()) as BuildStatus },
+    );
+    return outcome.ok;
+  } catch (error) {
+    // 404: the worker no longer knows the job, so it is not running either.
+    return (error as { status?: number })?.status === 404;
+  }
 }
 
 /** How long a running build's worker may stay unreachable before the build is failed. */
@@ -167,27 +301,23 @@ function silentTooLong(build: { updatedAt: string }, env: Pick<EdgeBindings, "BU
   return Date.now() - Date.parse(build.updatedAt) > buildSilenceLimitSeconds(env) * 1000;
 }
 
-/** The build goes to the first owner of the index by rendezvous; on a network error, timeout or 5xx, the next. */
-async function dispatchBuild(fetcher: Fetcher, pool: WorkerPoolConfig, request: BuildRequest, signal: AbortSignal): Promise<{ worker: string; status: BuildStatus } | null> {
-  try {
-    const answered = await tryOwners({
-      key: `${request.tenant}/${request.index}/builds`,
-      pool,
-      fetcher,
-      path: "/v1/builds",
-      tenant: request.tenant,
-      json: request,
-      accept: "application/json",
-      signal,
-      read: async (response) => (await response.json()) as BuildStatus,
-    });
-    return answered && { worker: answered.worker, status: answered.value };
-  } catch (error) {
-    if (!(error instanceof WorkerRejectedError)) throw error;
-    // The edge validated the request with the worker's own schema, so this is a contract bug: say so loudly.
-    console.error("worker refused a build request", error.status, error.code, error.message.slice(0, 500));
-    throw new ApiError(502, "upstream_rejected", "the GPU worker refused the build request");
-  }
+/**
+ * The build goes to the first owner of the index by rendezvous; on a network error, timeout or 5xx,
+ * the next. A refusal (WorkerRejectedError) is thrown. Each attempt has the pool's timeout, so the
+ * whole dispatch is bounded by dispatchDeadlineMs.
+ */
+function dispatchBuild(fetcher: Fetcher, pool: WorkerPoolConfig, request: BuildRequest): Promise<{ worker: string; value: BuildStatus } | null> {
+  return tryOwners({
+    key: `${request.tenant}/${request.index}/builds`,
+    pool,
+    fetcher,
+    path: "/v1/builds",
+    tenant: request.tenant,
+    json: request,
+    accept: "application/json",
+    maxAttempts: DISPATCH_ATTEMPTS,
+    read: async (response) => (await response.json()) as BuildStatus,
+  });
 }
 
 type PollResult = { kind: "status"; status: BuildStatus } | { kind: "lost" } | { kind: "unreachable" };
@@ -206,31 +336,54 @@ async function pollBuild(fetcher: Fetcher, pool: WorkerPoolConfig, build: BuildR
   }
 }
 
-/** The new version's manifest (written last by the worker): its shard list is what search routes on. */
-async function readBuiltVersion(
-  s3: { client: S3Client; settings: { bucket: string } },
-  build: BuildRecord,
-): Promise<{ ok: true; version: { docCount: number; manifestKey: string; shards: Array<{ id: string; bytes: number; docCount: number }> } } | { ok: false; message: string }> {
+/** Pauses before the 2nd and 3rd manifest read after a transient S3 error. */
+export const MANIFEST_READ_BACKOFF_MS: readonly number[] = [250, 1_000];
+
+type BuiltVersionRead =
+  | { kind: "ok"; version: { docCount: number; manifestKey: string; shards: Array<{ id: string; bytes: number; docCount: number }> } }
+  /** A definite answer: the manifest is missing (the worker writes it before reporting success) or wrong. */
+  | { kind: "invalid"; message: string }
+  /** S3 did not answer definitely (network error, 5xx, throttling) after every retry. */
+  | { kind: "unavailable" };
+
+/** A missing object is a definite answer; anything else S3 (or the network) says may pass. */
+function isMissingObject(error: unknown): boolean {
+  // By status, not class: in workerd the SDK's NoSuchKey arrives as another error type with the same $metadata.
+  return (error as Partial<S3ServiceException> | undefined)?.$metadata?.httpStatusCode === 404;
+}
+
+/**
+ * The new version's manifest (written last by the worker): its shard list is what search routes on.
+ * Transient S3 errors are retried with backoff; only a definite answer fails the build.
+ */
+async function readBuiltVersion(s3: S3Handle, build: BuildRecord, backoffMs: readonly number[]): Promise<BuiltVersionRead> {
   const key = manifestKey(build.tenantId, build.indexId, build.version);
-  let text: string;
-  try {
-    const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.settings.bucket, Key: key }));
-    text = await object.Body!.transformToString();
-  } catch {
-    return { ok: false, message: "the build reported success but its manifest could not be read" };
+  let text: string | undefined;
+  for (let attempt = 0; text === undefined; attempt++) {
+    try {
+      const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.settings.bucket, Key: key }));
+      text = await object.Body!.transformToString();
+    } catch (error) {
+      if (isMissingObject(error)) return { kind: "invalid", message: "the build reported success but its manifest does not exist" };
+      if (attempt >= backoffMs.length) {
+        console.error("reading a built manifest failed; the next poll retries", (error as Error)?.name);
+        return { kind: "unavailable" };
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoffMs[attempt]));
+    }
   }
   let parsed;
   try {
     parsed = indexManifestSchema.safeParse(JSON.parse(text));
   } catch {
-    return { ok: false, message: "the build's manifest is not JSON" };
+    return { kind: "invalid", message: "the build's manifest is not JSON" };
   }
-  if (!parsed.success) return { ok: false, message: "the build's manifest is invalid" };
+  if (!parsed.success) return { kind: "invalid", message: "the build's manifest is invalid" };
   const m = parsed.data;
   if (m.tenant !== build.tenantId || m.index !== build.indexId || m.indexVersion !== build.version) {
-    return { ok: false, message: "the build's manifest names another index version" };
+    return { kind: "invalid", message: "the build's manifest names another index version" };
   }
-  return { ok: true, version: { docCount: m.docCount, manifestKey: key, shards: m.shards.map((s) => ({ id: s.id, bytes: s.bytes, docCount: s.docCount })) } };
+  return { kind: "ok", version: { docCount: m.docCount, manifestKey: key, shards: m.shards.map((s) => ({ id: s.id, bytes: s.bytes, docCount: s.docCount })) } };
 }
 
 export const buildRoutes = createBuildRoutes();

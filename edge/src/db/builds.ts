@@ -57,19 +57,31 @@ const toRecord = (row: BuildRow): BuildRecord => ({
   updatedAt: row.updated_at,
 });
 
-export type InsertBuildResult = { ok: true; build: BuildRecord } | { ok: false; reason: "build_in_progress" };
+export type InsertBuildResult = { ok: true; build: BuildRecord } | { ok: false; reason: "build_in_progress" | "tenant_build_slots_full" };
 
+/**
+ * Inserts a build in state `queued`, if the index has no build in progress (the partial unique
+ * index decides) and the tenant holds fewer than `maxTenantBuilds` builds in progress across all
+ * its indexes. Both checks are part of the one INSERT … SELECT, which D1 runs as one statement on
+ * its single writer, so concurrent requests cannot both take the last slot.
+ */
 export async function insertBuild(
   db: D1Database,
   build: { tenantId: string; id: string; indexId: string; version: number; uploadId: string },
+  maxTenantBuilds: number,
 ): Promise<InsertBuildResult> {
   const now = nowIso();
   try {
     const row = await db
-      .prepare(`INSERT INTO builds (tenant_id, id, index_id, version, upload_id, state, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6) RETURNING ${COLUMNS}`)
-      .bind(build.tenantId, build.id, build.indexId, build.version, build.uploadId, now)
+      .prepare(
+        `INSERT INTO builds (tenant_id, id, index_id, version, upload_id, state, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6
+         WHERE (SELECT COUNT(*) FROM builds WHERE tenant_id = ?1 AND state NOT IN ${TERMINAL_SQL}) < ?7
+         RETURNING ${COLUMNS}`,
+      )
+      .bind(build.tenantId, build.id, build.indexId, build.version, build.uploadId, now, maxTenantBuilds)
       .first<BuildRow>();
-    return { ok: true, build: toRecord(row!) };
+    return row ? { ok: true, build: toRecord(row) } : { ok: false, reason: "tenant_build_slots_full" };
   } catch (error) {
     if (isUniqueViolation(error)) return { ok: false, reason: "build_in_progress" };
     throw error;
@@ -149,15 +161,46 @@ export async function completeBuild(db: D1Database, build: BuildRecord, built: B
   return (results[0]?.meta.changes ?? 0) > 0;
 }
 
-/** The failure transition: the build and its version fail together; the index keeps its active version. */
-export async function failBuild(db: D1Database, build: BuildRecord, error: { code: string; message: string }, progress?: BuildRecord["progress"]): Promise<boolean> {
+/**
+ * The failure (or cancel) transition: the build ends in `state` and its version fails with it, in
+ * one batch; the index keeps its active version. Guarded by state, so only the first ending counts.
+ * Returns whether this call ended the build.
+ */
+export async function endBuild(
+  db: D1Database,
+  build: BuildRecord,
+  state: "failed" | "cancelled",
+  error: { code: string; message: string },
+  progress?: BuildRecord["progress"],
+): Promise<boolean> {
   const results = await db.batch([
     db
-      .prepare(`UPDATE builds SET state = 'failed', error = ?4, progress = ?5, updated_at = ?6 WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3 AND state NOT IN ${TERMINAL_SQL}`)
-      .bind(build.tenantId, build.indexId, build.id, JSON.stringify(error), JSON.stringify(progress ?? build.progress), nowIso()),
+      .prepare(`UPDATE builds SET state = ?4, error = ?5, progress = ?6, updated_at = ?7 WHERE tenant_id = ?1 AND index_id = ?2 AND id = ?3 AND state NOT IN ${TERMINAL_SQL}`)
+      .bind(build.tenantId, build.indexId, build.id, state, JSON.stringify(error), JSON.stringify(progress ?? build.progress), nowIso()),
     db
       .prepare("UPDATE index_versions SET state = 'failed' WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3 AND state = 'building'")
       .bind(build.tenantId, build.indexId, build.version),
   ]);
   return (results[0]?.meta.changes ?? 0) > 0;
+}
+
+export function failBuild(db: D1Database, build: BuildRecord, error: { code: string; message: string }, progress?: BuildRecord["progress"]): Promise<boolean> {
+  return endBuild(db, build, "failed", error, progress);
+}
+
+/**
+ * Fails the tenant's builds whose dispatch was never recorded: still `queued` with no worker job,
+ * and not touched since `staleBefore` (an ISO time). A dispatch either records its worker job or
+ * fails its row within a bounded time (builds/routes.ts); a row left behind means the recording
+ * itself failed (D1 error, the isolate died), and without this the index could never build again.
+ */
+export async function failStaleDispatches(db: D1Database, tenantId: string, staleBefore: string, error: { code: string; message: string }): Promise<number> {
+  const stale = "tenant_id = ?1 AND state = 'queued' AND worker_job_id IS NULL AND updated_at < ?2";
+  const results = await db.batch([
+    db
+      .prepare(`UPDATE index_versions SET state = 'failed' WHERE state = 'building' AND (tenant_id, index_id, version) IN (SELECT tenant_id, index_id, version FROM builds WHERE ${stale})`)
+      .bind(tenantId, staleBefore),
+    db.prepare(`UPDATE builds SET state = 'failed', error = ?3, updated_at = ?4 WHERE ${stale}`).bind(tenantId, staleBefore, JSON.stringify(error), nowIso()),
+  ]);
+  return results[1]?.meta.changes ?? 0;
 }

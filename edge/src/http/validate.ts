@@ -42,9 +42,19 @@ function isJsonContentType(header: string | null): boolean {
   return mediaType === "application/json" || (mediaType.startsWith("application/") && mediaType.endsWith("+json"));
 }
 
-/** At most `maxBytes` of the body (shared/http/capped-body.ts), or a 413. */
+/**
+ * How much of an oversized body without Content-Length the edge reads and discards before its 413,
+ * so the connection stays usable (shared/http/capped-body.ts explains why). Bodies are read only
+ * after authentication, so only a tenant's own key can make the edge drain.
+ */
+export const BODY_DRAIN_LIMIT_BYTES = 16 * 2 ** 20;
+
+/**
+ * At most `maxBytes` of the body (shared/http/capped-body.ts), or a 413: at once when Content-Length
+ * declares more, otherwise after draining the rest (up to BODY_DRAIN_LIMIT_BYTES).
+ */
 export function readBodyCapped(request: Request, maxBytes: number): Promise<Uint8Array> {
-  return readCappedBody(request, maxBytes, () => new ApiError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`));
+  return readCappedBody(request, maxBytes, () => new ApiError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`), { drainLimitBytes: BODY_DRAIN_LIMIT_BYTES });
 }
 
 export interface ReadJsonOptions {

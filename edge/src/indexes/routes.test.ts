@@ -64,7 +64,7 @@ describe("/v1/indexes", () => {
     expect([v1, v2]).toEqual([1, 2]);
     // Version 1 goes live the way a build does: its build succeeds (db/builds.ts completeBuild).
     await insertUpload(env.DB, { tenantId: tenant, id: "u1", indexId: "docs", files: [], expiresAt: new Date().toISOString() });
-    const inserted = await insertBuild(env.DB, { tenantId: tenant, id: "b0", indexId: "docs", version: 1, uploadId: "u1" });
+    const inserted = await insertBuild(env.DB, { tenantId: tenant, id: "b0", indexId: "docs", version: 1, uploadId: "u1" }, 2);
     if (!inserted.ok) throw new Error("inserting build b0 failed");
     expect(await completeBuild(env.DB, inserted.build, { docCount: 42, manifestKey: "m", shards: [{ id: "s0", bytes: 1, docCount: 42 }] }, {})).toBe(true);
     await failIndexVersion(env.DB, tenant, "docs", 2);

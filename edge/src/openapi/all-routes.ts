@@ -6,11 +6,13 @@ import { adminRouteDocs } from "../admin/routes.ts";
 import { indexRouteDocs } from "../indexes/routes.ts";
 import { pageRouteDocs } from "../page/routes.ts";
 import { healthRouteDocs } from "../health.ts";
+import { readinessRouteDocs } from "../readiness.ts";
 import { searchApiRouteDocs } from "./search-api-docs.ts";
 import type { RouteDoc } from "./route-doc.ts";
 
 export const openApiRouteDocs = (): RouteDoc[] => [
   ...healthRouteDocs,
+  ...readinessRouteDocs,
   ...openApiSelfDocs,
   ...pageRouteDocs,
   ...adminRouteDocs,

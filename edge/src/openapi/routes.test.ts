@@ -25,6 +25,7 @@ describe("GET /v1/openapi.json", () => {
     expect(listed).toEqual(
       expect.arrayContaining([
         "GET /healthz",
+        "GET /readyz",
         "GET /",
         "GET /v1/openapi.json",
         "POST /v1/admin/tenants",
@@ -38,6 +39,7 @@ describe("GET /v1/openapi.json", () => {
         "POST /v1/indexes/{id}/uploads",
         "POST /v1/indexes/{id}/builds",
         "GET /v1/indexes/{id}/builds/{buildId}",
+        "POST /v1/indexes/{id}/builds/{buildId}/cancel",
         "GET /v1/indexes/{id}/search",
         "POST /v1/indexes/{id}/search",
         "POST /v1/qnet",

@@ -43,9 +43,15 @@ const searchResponses = {
       "Hits, best first. With `stream: true` the answer streams as frames (Accept: application/x-ndjson, text/event-stream or application/msgpack); `Accept: application/msgpack` without streaming gives one msgpack `result` frame.",
     schema: searchResult,
   },
+  400: {
+    description:
+      "Invalid request; also `search_too_expensive` (entryPoints/ncandidates cost more than the tenant's SEARCH_CONCURRENCY_PER_TENANT units: the message names the bounds) and `answer_too_large` (ask for fewer hits or stored fields)",
+  },
   404: { description: "No such index" },
   409: { description: "The index has no built version yet" },
+  429: { description: "Over the key's request rate (`rate_limited`) or the tenant's searches in flight (`too_many_concurrent_searches`); see Retry-After" },
   502: { description: "A search worker refused the request" },
+  503: { description: "`workers_unavailable`: no GPU worker answered for any shard (some missing is a 200 with `partial: true`); see Retry-After" },
 } as const;
 
 const uploadResponse = z.object({
@@ -67,6 +73,9 @@ const buildView = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   workerReachable: z.literal(false).optional().describe("present when the worker could not be polled this time"),
+});
+const cancelledBuildView = buildView.extend({
+  workerStopped: z.boolean().nullable().describe("whether the GPU worker confirmed it stopped the job; null when no worker had taken it yet"),
 });
 
 const rerankResponse = z.object({
@@ -98,7 +107,22 @@ export const searchApiRouteDocs: RouteDoc[] = [
       202: { description: "The build, dispatched to a GPU worker", schema: buildView },
       404: { description: "No such index or upload" },
       409: { description: "A build of this index is already running" },
-      503: { description: "No GPU worker accepted the build; see Retry-After" },
+      429: { description: "`tenant_build_limit`: the tenant already holds MAX_BUILDS_PER_TENANT builds in progress; see Retry-After" },
+      502: { description: "A GPU worker refused the build (`upstream_rejected`); the build is failed" },
+      503: { description: "No GPU worker accepted the build (`workers_unavailable`), or it could not be recorded (`dispatch_failed`); the build is failed; see Retry-After" },
+    },
+  },
+  {
+    ...manage,
+    method: "post",
+    path: "/v1/indexes/{id}/builds/{buildId}/cancel",
+    summary: "Cancel a build: the GPU worker stops its job and the build ends `cancelled`",
+    description: "The build is cancelled even when its worker cannot be reached (`workerStopped: false`); its version is never activated.",
+    params: buildParams,
+    responses: {
+      200: { description: "The cancelled build", schema: cancelledBuildView },
+      404: { description: "No such build" },
+      409: { description: "`build_finished`: the build has already ended" },
     },
   },
   {

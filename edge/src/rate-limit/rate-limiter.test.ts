@@ -16,6 +16,22 @@ describe("RateLimiter (Durable Object)", () => {
   });
 });
 
+describe("ConcurrencyLimiter (Durable Object)", () => {
+  it("holds leases in units up to the limit, frees them on release, and expires lost ones", async () => {
+    const limiter = env.SEARCH_CONCURRENCY.get(env.SEARCH_CONCURRENCY.idFromName(`unit-${crypto.randomUUID()}`));
+    const t0 = 1_700_000_000_000;
+    const a = await limiter.acquire(2, 3, 1_000, t0);
+    expect(a).toMatchObject({ allowed: true, inUse: 2, limit: 3 });
+    expect(await limiter.acquire(2, 3, 1_000, t0)).toEqual({ allowed: false, inUse: 2, limit: 3 });
+    const b = await limiter.acquire(1, 3, 1_000, t0);
+    expect(b).toMatchObject({ allowed: true, inUse: 3 });
+    await limiter.release(a.leaseId!);
+    expect(await limiter.acquire(2, 3, 1_000, t0 + 1)).toMatchObject({ allowed: true, inUse: 3 });
+    // Nobody released these: past their lease they no longer count.
+    expect(await limiter.acquire(3, 3, 1_000, t0 + 1_001)).toMatchObject({ allowed: true, inUse: 3 });
+  });
+});
+
 describe("per-key rate limit", () => {
   it("429s with Retry-After past RATE_LIMIT_PER_MINUTE, per key", async () => {
     const app = createApp();

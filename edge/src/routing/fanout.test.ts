@@ -110,6 +110,13 @@ describe("fanOutSearch", () => {
     expect(pool.calls.length).toBeLessThanOrEqual(WORKERS.length);
   });
 
+  it("an answer over the frame limit is the client's 400, not a failover to the next workers", async () => {
+    const { pool, input } = setup({ shards: ["s0"], timeoutMs: 20_000 });
+    for (const w of WORKERS) pool.behaviour.set(w, "oversizedFrame");
+    await expect(fanOutSearch(input)).rejects.toMatchObject({ status: 400, code: "answer_too_large", message: expect.stringContaining("fewer hits (k)") });
+    expect(pool.calls).toHaveLength(1);
+  });
+
   it("a client abort cancels every upstream call", async () => {
     const { pool, input } = setup({ timeoutMs: 10_000 });
     for (const w of WORKERS) pool.behaviour.set(w, "hang");

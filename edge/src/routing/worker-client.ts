@@ -4,9 +4,9 @@
  * per-attempt signal, how a failed answer is classified, and how a worker's frames are decoded.
  * Routing (fanout.ts, owner-call.ts, builds) decides what to do with each outcome.
  */
-import { FrameDecoder } from "../../../shared/api/frames.ts";
+import { FrameDecoder, FrameTooLargeError } from "../../../shared/api/frames.ts";
 import { signRequest } from "../../../shared/api/signing.ts";
-import { WorkerRejectedError } from "../errors.ts";
+import { ApiError, WorkerRejectedError } from "../errors.ts";
 
 export type Fetcher = typeof fetch;
 
@@ -76,7 +76,8 @@ export interface AttemptOptions<T> {
 /**
  * One attempt at one worker: the signed call under its own timeout, then `read`. A worker that is
  * down, slow, answers 408/429/5xx or an answer `read` refuses gives `{ ok: false, reason }`, for the
- * caller to fail over on; a refusal of the request (WorkerRejectedError) and the parent's abort are thrown.
+ * caller to fail over on; a refusal of the request (WorkerRejectedError), an answer over the frame
+ * limit (a 400 `answer_too_large`) and the parent's abort are thrown.
  */
 export async function attemptWorker<T>(call: Omit<WorkerCallInput, "signal">, options: AttemptOptions<T>): Promise<AttemptOutcome<T>> {
   const attempt = attemptSignal(options.parent, options.timeoutMs);
@@ -87,6 +88,8 @@ export async function attemptWorker<T>(call: Omit<WorkerCallInput, "signal">, op
   } catch (error) {
     if (options.parent?.aborted) throw options.parent.reason;
     if (error instanceof WorkerRejectedError) throw error;
+    // Every worker would send the same oversized answer: asking the next one would only repeat the work.
+    if (error instanceof FrameTooLargeError) throw answerTooLarge(error.maxFrameBytes);
     return { ok: false, reason: attemptErrorReason(error, attempt.signal) };
   } finally {
     attempt.done();
@@ -118,6 +121,14 @@ function attemptErrorReason(error: unknown, attempt: AbortSignal): string {
 
 /** Largest frame accepted from a worker (a q-net is well under it), so a garbled stream cannot buffer without limit. */
 export const WORKER_FRAME_LIMIT_BYTES = 64 * 2 ** 20;
+
+/**
+ * An answer too large to pass on is the request's fault (k × stored fields), so it is the client's
+ * error, with what to change; the worker answers the same code when it bounds its own answers.
+ */
+export function answerTooLarge(maxBytes: number): ApiError {
+  return new ApiError(400, "answer_too_large", `the answer is larger than ${maxBytes / 2 ** 20} MiB; ask for fewer hits (k) or fewer or smaller stored fields`);
+}
 
 /** The decoder for a worker's frames (search results, rerank scores). */
 export function workerFrameDecoder(): FrameDecoder {

@@ -13,7 +13,7 @@ const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGN
 const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
 const SHARDS = ["s0", "s1", "s2", "s3", "s4"];
 
-function setup(options: { versions?: Record<string, number>; tenant?: () => string } = {}) {
+function setup(options: { versions?: Record<string, number>; tenant?: () => string; env?: Record<string, string> } = {}) {
   const pool = fakeWorkerPool(SECRET);
   const versions = options.versions ?? {};
   const catalog: SearchCatalog = async (_db, tenant, index) => {
@@ -24,7 +24,7 @@ function setup(options: { versions?: Record<string, number>; tenant?: () => stri
   const app = testApp(createSearchRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth(options.tenant ?? "acme") }));
   const call = async (path: string, init?: RequestInit) => {
     const ctx = createExecutionContext();
-    const response = await app.request(path, init, env, ctx);
+    const response = await app.request(path, init, { ...env, ...options.env }, ctx);
     const body = await response.arrayBuffer();
     await waitOnExecutionContext(ctx); // the cache write (waitUntil) has landed
     return { response, bytes: new Uint8Array(body), json: () => JSON.parse(new TextDecoder().decode(body)) };
@@ -138,12 +138,58 @@ describe("search route", () => {
     expect(frames.filter((f) => f.type === "progress")).toHaveLength(SHARDS.length);
   });
 
-  it("a stream whose workers all fail ends with a partial result, not silence", async () => {
+  it("a stream whose workers all fail ends with a workers_unavailable error frame, not silence or an empty result", async () => {
     const { call, pool } = setup();
     for (const w of WORKERS) pool.behaviour.set(w, "down");
     const nd = await call(`/v1/indexes/docs/search?q=x&stream=true`);
     const last = JSON.parse(new TextDecoder().decode(nd.bytes).trim().split("\n").at(-1)!);
-    expect(last).toMatchObject({ type: "result", partial: true, missingShards: SHARDS });
+    expect(last).toMatchObject({ type: "error", code: "workers_unavailable" });
+  });
+
+  it("no worker answering any shard is a 503 with Retry-After; some shards answered is a 200 partial", async () => {
+    const { call, pool } = setup();
+    for (const w of WORKERS) pool.behaviour.set(w, "down");
+    const none = await call(`/v1/indexes/docs/search?q=${encodeURIComponent(unique())}`);
+    expect(none.response.status).toBe(503);
+    expect(none.response.headers.get("retry-after")).toBe("2");
+    expect(none.json().error).toMatchObject({ code: "workers_unavailable" });
+    for (const w of WORKERS) pool.behaviour.set(w, "loseShards");
+    const some = await call(`/v1/indexes/docs/search?q=${encodeURIComponent(unique())}`);
+    expect(some.response.status).toBe(200);
+    expect(some.json().partial).toBe(true);
+    expect(some.json().missingShards.length).toBeGreaterThan(0);
+    expect(some.json().missingShards.length).toBeLessThan(SHARDS.length);
+  });
+
+  describe("per-tenant concurrency cap", () => {
+    it("429s with Retry-After while the tenant's searches in flight fill the cap, per tenant, and frees slots when they end", async () => {
+      let tenant = "acme";
+      const { call, pool } = setup({ tenant: () => tenant, env: { SEARCH_CONCURRENCY_PER_TENANT: "2", WORKER_TIMEOUT_MS: "400" } });
+      for (const w of WORKERS) pool.behaviour.set(w, "hang");
+      tenant = `capped-${crypto.randomUUID().slice(0, 8)}`;
+      const inFlight = [call(`/v1/indexes/docs/search?q=${unique()}`), call(`/v1/indexes/docs/search?q=${unique()}&stream=true`)];
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = await call(`/v1/indexes/docs/search?q=${unique()}`);
+      expect(refused.response.status).toBe(429);
+      expect(refused.response.headers.get("retry-after")).toBe("1");
+      expect(refused.json().error).toMatchObject({ code: "too_many_concurrent_searches" });
+      const other = tenant;
+      tenant = `other-${crypto.randomUUID().slice(0, 8)}`;
+      pool.behaviour.clear();
+      expect((await call(`/v1/indexes/docs/search?q=${unique()}`)).response.status).toBe(200);
+      tenant = other;
+      await Promise.all(inFlight);
+      expect((await call(`/v1/indexes/docs/search?q=${unique()}`)).response.status).toBe(200);
+    });
+
+    it("a search costing more than the whole cap is a 400 naming the bound, not clamped", async () => {
+      const { call } = setup({ tenant: () => `cost-${crypto.randomUUID().slice(0, 8)}`, env: { SEARCH_CONCURRENCY_PER_TENANT: "16" } });
+      const expensive = await call(`/v1/indexes/docs/search?q=x&entryPoints=1000000`);
+      expect(expensive.response.status).toBe(400);
+      expect(expensive.json().error.code).toBe("search_too_expensive");
+      expect(expensive.json().error.message).toContain("entryPoints <= 160000");
+      expect((await call(`/v1/indexes/docs/search?q=x&entryPoints=160000&ncandidates=1024`)).response.status).toBe(200);
+    });
   });
 
   it("cancelling the client request cancels the upstream fetches (whole and streamed answers)", async () => {
@@ -226,7 +272,7 @@ describe("result cache", () => {
 
   it("partial answers and streams are not cached", async () => {
     const { call, pool } = setup();
-    for (const w of WORKERS) pool.behaviour.set(w, "down");
+    for (const w of WORKERS) pool.behaviour.set(w, "loseShards");
     const path = `/v1/indexes/docs/search?q=${encodeURIComponent(unique())}`;
     expect((await call(path)).json().partial).toBe(true);
     pool.behaviour.clear();

@@ -1,6 +1,10 @@
 /**
  * GET|POST /v1/indexes/:id/search (mounted under /v1/indexes): validate → resolve the active version
- * (D1) → result cache → fan out to the GPU workers → render. Requires an API key with the "search" scope.
+ * (D1) → result cache → the tenant's concurrency cap → fan out to the GPU workers → render. Requires
+ * an API key with the "search" scope.
+ *
+ * Some shards unanswered: 200 with `partial: true` and `missingShards`. No shard answered at all: a
+ * 503 `workers_unavailable` with Retry-After (a final `error` frame in a stream), never an empty 200.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
@@ -9,9 +13,11 @@ import { indexId } from "../../../shared/api/worker-api.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { DEFAULT_RESULT_CACHE_TTL_SECONDS, type ResultCache, resultCache, resultCacheKey } from "../cache/result-cache.ts";
 import type { EdgeEnv } from "../env.ts";
-import { toApiError } from "../errors.ts";
+import { ApiError, toApiError } from "../errors.ts";
+import { waitUntil } from "../http/wait-until.ts";
 import { parseInput } from "../http/validate.ts";
-import { fanOutSearch, type FanoutInput } from "../routing/fanout.ts";
+import { type FanoutResult, fanOutSearch, type FanoutInput } from "../routing/fanout.ts";
+import { acquireSearchSlots } from "../rate-limit/search-slots.ts";
 import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
 import { workerPoolFromEnv } from "../routing/worker-pool.ts";
 import { type ActiveVersion, activeVersionOrThrow, d1SearchCatalog, type SearchCatalog } from "./catalog.ts";
@@ -53,7 +59,7 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
       timeoutMs: pool.timeoutMs,
       signal: c.req.raw.signal,
     };
-    if (request.stream) return streamed(format, fanout, active);
+    if (request.stream) return streamed(format, fanout, active, await acquireSearchSlots(c.env, tenant, params));
 
     const ttl = Number(c.env.RESULT_CACHE_TTL_SECONDS ?? DEFAULT_RESULT_CACHE_TTL_SECONDS);
     const wholeFormat = format === "msgpack" ? "msgpack" : "json";
@@ -65,7 +71,14 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     }
 
     // A failure (a worker refusing the query, the client gone) is mapped by app.onError (errors.ts).
-    const result = publicResult(await fanOutSearch(fanout), active.version);
+    const release = await acquireSearchSlots(c.env, tenant, params);
+    let searched: FanoutResult;
+    try {
+      searched = answeredByAWorker(await fanOutSearch(fanout), fanout.shards.length);
+    } finally {
+      waitUntil(c, release());
+    }
+    const result = publicResult(searched, active.version);
     const response = new Response(encodeWhole(wholeFormat, result), {
       headers: { "content-type": CONTENT_TYPES[wholeFormat], "x-index-version": String(result.version), "cache-control": "private, no-store" },
     });
@@ -77,12 +90,18 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
   return router;
 }
 
+/** A fan-out in which no shard was searched has no answer to give: 503, for the client to retry. */
+function answeredByAWorker(result: FanoutResult, shardCount: number): FanoutResult {
+  if (result.missingShards.length < shardCount) return result;
+  throw new ApiError(503, "workers_unavailable", `no GPU worker answered for any of the ${result.missingShards.length} shards; try again shortly`, { "retry-after": "2" });
+}
+
 /**
  * Progressive results: the status (200) is committed at once, so later failures arrive as a final
  * `error` frame. Cancelling the response body (client gone) aborts the fan-out and every upstream fetch.
  * Never cached: see cache/result-cache.ts.
  */
-function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput, active: ActiveVersion): Response {
+function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput, active: ActiveVersion, release: () => Promise<void>): Response {
   const upstream = new AbortController();
   const onClientAbort = () => upstream.abort(input.signal?.reason);
   input.signal?.addEventListener("abort", onClientAbort, { once: true });
@@ -93,6 +112,7 @@ function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput,
         if (!closed) controller.enqueue(encodeStreamFrame(format, frame));
       };
       void fanOutSearch({ ...input, signal: upstream.signal, onProgress: send })
+        .then((result) => answeredByAWorker(result, input.shards.length))
         .then(
           (result) => send(publicResult(result, active.version)),
           (error: unknown) => {
@@ -103,6 +123,7 @@ function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput,
           },
         )
         .finally(() => {
+          void release();
           input.signal?.removeEventListener("abort", onClientAbort);
           if (closed) return;
           closed = true;
@@ -132,12 +153,5 @@ function withHeaders(response: Response, headers: Record<string, string>): Respo
   return copy;
 }
 
-function waitUntil(c: Context, promise: Promise<unknown>): void {
-  try {
-    c.executionCtx.waitUntil(promise);
-  } catch {
-    // No ExecutionContext (app.request without one): the write still runs, just unawaited.
-  }
-}
 
 export const searchRoutes = createSearchRoutes();

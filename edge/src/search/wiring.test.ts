@@ -38,14 +38,14 @@ describe("search, uploads and builds as mounted in the app", () => {
     expect((await keyFetch(b.key, "/v1/indexes/docs/search?q=x")).status).toBe(404);
   });
 
-  it("with no reachable worker the answer is partial and names every shard", async () => {
+  it("with no reachable worker the answer is a 503 workers_unavailable with Retry-After, never an empty 200", async () => {
     const { tenant, key } = await tenantWithKey();
     await indexWithVersion(key, tenant, ["s0", "s1", "s2"]);
     const response = await keyFetch(key, "/v1/indexes/docs/search?q=hello");
-    expect(response.status).toBe(200);
-    expect(response.headers.get("x-cache")).toBe("MISS");
-    expect(await response.json()).toMatchObject({ hits: [], partial: true, missingShards: ["s0", "s1", "s2"], version: 1 });
-    // Partial answers are not cached: the next request tries the workers again.
-    expect((await keyFetch(key, "/v1/indexes/docs/search?q=hello")).headers.get("x-cache")).toBe("MISS");
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("2");
+    expect(await errorOf(response)).toMatchObject({ code: "workers_unavailable" });
+    // Nothing was cached: the next request tries the workers again.
+    expect((await keyFetch(key, "/v1/indexes/docs/search?q=hello")).status).toBe(503);
   });
 });

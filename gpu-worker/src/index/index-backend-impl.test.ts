@@ -85,12 +85,14 @@ describe("createIndexBackend", () => {
       builds: {
         start: (request) => (calls.push(`start ${request.index}`), status),
         get: (tenant, jobId) => (calls.push(`get ${tenant} ${jobId}`), status),
+        cancel: (tenant, jobId) => (calls.push(`cancel ${tenant} ${jobId}`), status),
         close: async () => void calls.push("close"),
       },
     });
     expect(backend.startBuild({ index: "docs" } as BuildRequest)).toBe(status);
     expect(backend.getBuild("acme", "j1")).toBe(status);
+    expect(backend.cancelBuild("acme", "j1")).toBe(status);
     await backend.close();
-    expect(calls).toEqual(["start docs", "get acme j1", "close"]);
+    expect(calls).toEqual(["start docs", "get acme j1", "cancel acme j1", "close"]);
   });
 });

@@ -21,6 +21,7 @@ import { searchIndex } from "./shard-search.ts";
 export interface BuildDelegate {
   start(request: BuildRequest): BuildStatus;
   get(tenant: string, jobId: string): BuildStatus | undefined;
+  cancel(tenant: string, jobId: string): BuildStatus | undefined;
   close?(): Promise<void>;
 }
 
@@ -112,6 +113,10 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
 
     getBuild(tenant: string, jobId: string): BuildStatus | undefined {
       return builds?.get(tenant, jobId);
+    },
+
+    cancelBuild(tenant: string, jobId: string): BuildStatus | undefined {
+      return builds?.cancel(tenant, jobId);
     },
 
     metrics(): Record<string, number> {

@@ -50,6 +50,8 @@ export interface IndexBackend {
   embeddingsById(tenant: string, index: string, version: number, ids: string[]): Promise<StoredEmbeddings>;
   startBuild(request: BuildRequest): BuildStatus;
   getBuild(tenant: string, jobId: string): BuildStatus | undefined;
+  /** Stops a queued or running job (see BuildManager.cancel); undefined when unknown to this tenant. */
+  cancelBuild(tenant: string, jobId: string): BuildStatus | undefined;
 }
 
 /** The log methods the index side uses (a pino logger has them). */

@@ -174,6 +174,12 @@ export function createService(deps: ServiceDeps): Service {
     return c.json(status);
   });
 
+  app.post("/v1/builds/:jobId/cancel", (c) => {
+    const status = backend.cancelBuild(c.get("tenant"), c.req.param("jobId"));
+    if (!status) throw new ApiError(404, "build_not_found", "no such build job for this tenant");
+    return c.json(status);
+  });
+
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).body(), 404));
 
   app.onError((err, c) => {

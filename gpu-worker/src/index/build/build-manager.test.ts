@@ -94,6 +94,26 @@ describe("BuildManager", () => {
     expect(manager.get("t1", ids[2])).toBeDefined();
   });
 
+  it("cancel() drops a queued job, aborts the running one, leaves finished ones, and is tenant-scoped", async () => {
+    const fake = fakeBuilds();
+    const manager = new BuildManager({ runtime, store, build: fake.build });
+    const running = manager.start(request("t1", "a"));
+    const queued = manager.start(request("t1", "b"));
+    await tick();
+    expect(manager.cancel("t2", running.jobId)).toBeUndefined();
+    expect(manager.cancel("t1", queued.jobId)).toMatchObject({ state: "failed", error: { code: "cancelled" } });
+    manager.cancel("t1", running.jobId);
+    await tick();
+    expect(manager.get("t1", running.jobId)).toMatchObject({ state: "failed", error: { code: "cancelled" } });
+    // The slot is free again, and the cancelled queued job never ran.
+    const next = manager.start(request("t1", "c"));
+    await tick();
+    expect(fake.started).toEqual(["t1/a", "t1/c"]);
+    fake.pending.get("t1/c")!.resolve();
+    await tick();
+    expect(manager.cancel("t1", next.jobId)).toMatchObject({ state: "succeeded" });
+  });
+
   it("close() aborts the running build and fails the queued ones", async () => {
     const fake = fakeBuilds();
     const manager = new BuildManager({ runtime, store, build: fake.build });

@@ -31,6 +31,8 @@ interface Job {
   status: BuildStatus;
   request: BuildRequest;
   abort: AbortController;
+  /** Set by cancel(): the abort that follows is a cancel, not a shutdown. */
+  cancelled?: boolean;
   finishedAtMs?: number;
 }
 
@@ -90,6 +92,26 @@ export class BuildManager {
     return job && job.status.tenant === tenant ? snapshot(job.status) : undefined;
   }
 
+  /**
+   * Cancels a tenant's job (the edge's POST /v1/indexes/:id/builds/:b/cancel): a queued job leaves the
+   * queue, a running one is aborted and ends `failed` with code `cancelled` once its build stops; a
+   * finished job is left as it is. Returns the status as it is now, or undefined like `get`.
+   */
+  cancel(tenant: string, jobId: string): BuildStatus | undefined {
+    const job = this.jobs.get(jobId);
+    if (!job || job.status.tenant !== tenant) return undefined;
+    const cancelled = { code: "cancelled", message: "the build was cancelled" };
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      this.finish(job, cancelled);
+    } else if (job === this.running) {
+      job.cancelled = true;
+      job.abort.abort(new DOMException(cancelled.message, "AbortError"));
+    }
+    return snapshot(job.status);
+  }
+
   /** Queued and running builds, running first. */
   active(): BuildStatus[] {
     return [...(this.running ? [this.running] : []), ...this.queue].map((j) => snapshot(j.status));
@@ -135,7 +157,7 @@ export class BuildManager {
         "index build succeeded",
       );
     } catch (error) {
-      const failure = describeFailure(error);
+      const failure = job.cancelled ? { code: "cancelled", message: "the build was cancelled" } : describeFailure(error);
       if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index build failed");
       else this.logger.warn({ ...log, code: failure.code, reason: failure.message }, "index build failed");
       this.finish(job, failure);
