@@ -157,7 +157,8 @@ const CORPUS: HostileRequest[] = [
   { name: "indexes: NUL in the path", as: "manager", method: "GET", path: "/v1/indexes/a%00b", status: 400 },
   { name: "indexes: non-ASCII in the path", as: "manager", method: "GET", path: "/v1/indexes/%C3%AFndex", status: 400 },
   { name: "indexes: invalid percent-encoding in the path", as: "manager", method: "GET", path: "/v1/indexes/%E0%A4%A", },
-  { name: "indexes: encoded dots in the path", as: "manager", method: "DELETE", path: "/v1/indexes/%2E%2E", status: 400 },
+  // fetch resolves the dots before sending (to /v1/), as most clients would.
+  { name: "indexes: encoded dots in the path", as: "manager", method: "DELETE", path: "/v1/indexes/%2E%2E" },
   { name: "search: NUL in the index id", as: "manager", method: "POST", path: "/v1/indexes/a%00b/search", json: { query: "x" }, status: 400 },
   { name: "admin: NUL in a tenant id", as: "admin", method: "POST", path: "/v1/admin/tenants", json: { id: "t\u0000", name: "x" }, status: 400 },
   { name: "admin: a non-ASCII tenant id", as: "admin", method: "POST", path: "/v1/admin/tenants", json: { id: "tênant", name: "x" }, status: 400 },
@@ -183,6 +184,7 @@ const CORPUS: HostileRequest[] = [
   { name: "GET on uploads", as: "manager", method: "GET", path: `/v1/indexes/${INDEX}/uploads`, status: 404 },
   { name: "DELETE on a build", as: "manager", method: "DELETE", path: `/v1/indexes/${INDEX}/builds/${BUILD_ID}`, status: 404 },
   { name: "POST on healthz", as: "none", method: "POST", path: "/healthz", json: {}, status: 404 },
+  { name: "POST on the search page", as: "none", method: "POST", path: "/", raw: "<html>", contentType: "text/html", status: 404 },
   { name: "POST on openapi.json", as: "none", method: "POST", path: "/v1/openapi.json", json: {}, status: 404 },
   { name: "PUT on the operator's tenants", as: "admin", method: "PUT", path: "/v1/admin/tenants", json: { id: "x", name: "x" }, status: 404 },
   { name: "an unknown route", as: "manager", method: "GET", path: "/v1/../../etc/passwd", status: 404 },
@@ -244,7 +246,7 @@ describe("hostile requests to every public route", () => {
       method: request.method,
       headers,
       ...(body === undefined ? {} : request.chunked ? { body: chunks(body), duplex: "half" } : { body }),
-      signal: AbortSignal.timeout(30_000),
+      signal: AbortSignal.timeout(15_000),
     } as RequestInit);
   }
 
@@ -263,15 +265,15 @@ describe("hostile requests to every public route", () => {
     expect(response.status, label).toBeLessThan(500);
     if (request.status !== undefined) expect(response.status, label).toBe(request.status);
     expect(response.headers.get("content-type") ?? "", label).toMatch(/^application\/json/);
-    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
-    expect(body.error?.code, label).toEqual(expect.any(String));
-    expect(body.error?.message, label).toEqual(expect.any(String));
+    const body = parseJson(text) as { error?: { code?: unknown; message?: unknown } } | undefined;
+    expect(body?.error?.code, label).toEqual(expect.any(String));
+    expect(body?.error?.message, label).toEqual(expect.any(String));
 
     const size = typeof request.raw === "string" ? request.raw.length : (request.raw?.length ?? 0);
     if (size >= OVERSIZED) {
       // The connection that carried an oversized body must not stall what follows (issue 11, item 11).
       const t0 = Date.now();
-      const health = await fetch(`${product.edgeUrl}/healthz`, { signal: AbortSignal.timeout(10_000) });
+      const health = await fetch(`${product.edgeUrl}/healthz`, { signal: AbortSignal.timeout(8_000) });
       expect(health.status).toBe(200);
       expect(Date.now() - t0).toBeLessThan(3_000);
     }
@@ -292,6 +294,14 @@ describe("hostile requests to every public route", () => {
     expect(qnet.status).toBe(200);
   }, 60_000);
 });
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The body as a stream of 64 KiB chunks: sent with Transfer-Encoding: chunked, no Content-Length. */
 function chunks(body: Uint8Array): ReadableStream<Uint8Array> {

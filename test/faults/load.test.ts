@@ -26,11 +26,12 @@ const CONCURRENT = 64;
 const QUEUE_MAX = 8;
 const CONCURRENCY = 2;
 /**
- * The worker's resident memory must stay under this while it is under load. The tiny model and a
- * 2,000-document index need a few hundred MB; unbounded queueing or per-request copies of the index
- * would show as growth with the number of requests.
+ * The worker's resident memory must stay under this while it is under load. With the tiny model and
+ * this 2,000-document index it holds about 235 MiB loaded, and about as much at the peak of the
+ * bursts (measured here); unbounded queueing or per-request copies of the index would show as growth
+ * with the number of requests.
  */
-const RSS_BOUND_BYTES = 1.5 * 2 ** 30;
+const RSS_BOUND_BYTES = 1 * 2 ** 30;
 /** Each burst must be answered within this: refusals are immediate, admitted searches are short. */
 const BURST_BOUND_MS = 60_000;
 
@@ -146,6 +147,7 @@ describe(`${CONCURRENT} concurrent searches against one worker (QUEUE_MAX ${QUEU
     for (const o of ok) expect(o.hits).toBe(10);
     for (const o of refused) {
       expect(Number(o.retryAfter), JSON.stringify(o)).toBeGreaterThanOrEqual(1);
+      expect(Number(o.retryAfter), JSON.stringify(o)).toBeLessThanOrEqual(60);
       expect(o.code).toEqual(expect.any(String));
     }
     // The admission limit was really reached, and the admitted searches were really served.

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type BuildState, PublicApi } from "../../infra/dev/public-api.ts";
 import { manifestKey } from "../../shared/index/keys.ts";
-import { ProductStack } from "../support/product-stack.ts";
+import { note, ProductStack } from "../support/product-stack.ts";
 import { s3TestClient, s3TestEnv } from "../support/s3.ts";
 import { readAnswer, type ReadAnswer } from "../support/search-answers.ts";
 import { TcpProxy } from "../support/tcp-proxy.ts";
@@ -157,7 +157,8 @@ describe("S3 faults through a proxy in front of radosgw", () => {
   }, 90_000);
 
   it("S3 unreachable during a build: the build fails with a code, nothing is published, a retry succeeds", async () => {
-    const upload = await api.upload(INDEX, [{ name: "docs-2.jsonl", body: corpus(2) }]);
+    // Larger than the others, so the build is certainly still running when S3 goes away.
+    const upload = await api.upload(INDEX, [{ name: "docs-2.jsonl", body: corpus(2, 1_500) }]);
     const started = await api.startBuild(INDEX, upload, BUILD_OPTIONS);
     expect(started.version).toBe(2);
     await proxy.down();
@@ -165,6 +166,7 @@ describe("S3 faults through a proxy in front of radosgw", () => {
     expect(failed.state).toBe("failed");
     expect(failed.error?.code).toEqual(expect.any(String));
     expect(failed.error?.message.length).toBeGreaterThan(0);
+    note(`build with S3 down: ${failed.error?.code}: ${failed.error?.message}`);
     // The loaded version still serves while S3 is down.
     await expectHealthy("orbit saffron");
     await proxy.restore();
