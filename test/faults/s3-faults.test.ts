@@ -153,6 +153,9 @@ describe("S3 faults through a proxy in front of radosgw", () => {
     await proxy.restore();
     expectClear503(outcome);
     await expectHealthy("harbour lichen");
+    // The shards it downloaded reach the cache folder, verified (written behind the answer, so not at once).
+    const deadline = Date.now() + 15_000;
+    while ((await expectOnlyVerifiedShardsCached()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await expectOnlyVerifiedShardsCached()).toBeGreaterThan(0);
   }, 90_000);
 
