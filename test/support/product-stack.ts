@@ -39,6 +39,8 @@ export interface ProductStackOptions {
   workerEnv?: Record<string, string>;
   signingSecret?: string;
   adminToken?: string;
+  /** Where the stack's processes reach S3 (a fault proxy in front of radosgw: test/support/tcp-proxy.ts); radosgw itself by default. */
+  s3Endpoint?: string;
 }
 
 export class ProductStack {
@@ -54,7 +56,8 @@ export class ProductStack {
     if (!VERBOSE) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const dir = await mkdtemp(join(tmpdir(), `${options.prefix}-`));
     try {
-      const [s3, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureDemoModel(join(dir, "model"), quietLines("model"))]);
+      const [radosgw, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureDemoModel(join(dir, "model"), quietLines("model"))]);
+      const s3 = options.s3Endpoint ? { ...radosgw, endpoint: options.s3Endpoint } : radosgw;
       const stackOptions: StackOptions = {
         dir,
         modelDir,
