@@ -33,6 +33,20 @@ async function bucketReadableWithoutList(): Promise<{ owner: S3Client; reader: S
 const file = (name: string, bytes = 5) => ({ name, key: `tenants/t/uploads/u/${name}`, bytes });
 
 describe("verifyUploadedFiles", () => {
+  it("answers 503 storage_unavailable with Retry-After when S3 does not answer, not a 500", async () => {
+    // Nothing listens on port 9 (discard): the HEAD fails with a network error, as when S3 is down.
+    const unreachable = new S3Client({
+      region: "us-east-1",
+      endpoint: "http://127.0.0.1:9",
+      forcePathStyle: true,
+      maxAttempts: 1,
+      credentials: { accessKeyId: "k", secretAccessKey: "s" },
+    });
+    const error = await verifyUploadedFiles(unreachable, "b", [file("a.jsonl")]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ status: 503, code: "storage_unavailable", headers: { "retry-after": "5" } });
+  });
+
   it("treats a 403 on HEAD (no ListBucket permission) as 'not uploaded', a 409, like a 404", async () => {
     const { owner, reader, bucket } = await bucketReadableWithoutList();
     try {

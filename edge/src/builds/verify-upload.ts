@@ -20,6 +20,17 @@ function isAbsentObject(error: unknown): boolean {
   return status === 404 || status === 403;
 }
 
+/**
+ * Any other failure — S3 unreachable, a timeout, a 5xx — says nothing about the upload: the client
+ * should retry, so it is a 503 with Retry-After rather than a 500. (Nothing is reserved yet: the check
+ * runs before the build row is inserted.) A 4xx other than 403/404 is a configuration fault: it stays a 500.
+ */
+function storageUnavailable(error: unknown): unknown {
+  const status = error instanceof S3ServiceException ? error.$metadata.httpStatusCode : undefined;
+  if (status !== undefined && status < 500) return error;
+  return new ApiError(503, "storage_unavailable", "object storage did not answer while checking the upload; retry shortly", { "retry-after": "5" });
+}
+
 export async function verifyUploadedFiles(client: S3Client, bucket: string, files: readonly StoredUploadFile[]): Promise<void> {
   const problems = (
     await Promise.all(
@@ -29,7 +40,7 @@ export async function verifyUploadedFiles(client: S3Client, bucket: string, file
           head = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: file.key, ...(file.sha256 ? { ChecksumMode: "ENABLED" as const } : {}) }));
         } catch (error) {
           if (isAbsentObject(error)) return `${file.name}: not uploaded`;
-          throw error;
+          throw storageUnavailable(error);
         }
         if (head.ContentLength !== file.bytes) return `${file.name}: ${head.ContentLength} bytes stored, ${file.bytes} declared`;
         // A single-part PUT's ETag is the hex MD5 of the body (the presigned PUT is single-part).
