@@ -5,11 +5,18 @@
  * cancelled as soon as it passes the cap: an oversized body is never buffered whole.
  *
  * Each side answers an oversized body in its own error type (its own code and message), so the
- * caller passes `tooLarge`; this module has no HTTP in it.
+ * caller passes `tooLarge`; this module has no HTTP in it. `onChunk` sees each chunk as it arrives
+ * (the worker hashes the body while it streams, and counts it against its budget of unverified
+ * bytes); if it throws, the stream is cancelled and the error thrown.
  */
 import { concatBytes } from "../bytes.ts";
 
-export async function readCappedBody(request: Request, maxBytes: number, tooLarge: () => Error): Promise<Uint8Array> {
+export async function readCappedBody(
+  request: Request,
+  maxBytes: number,
+  tooLarge: () => Error,
+  onChunk?: (chunk: Uint8Array) => void,
+): Promise<Uint8Array> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
   if (request.body === null) return new Uint8Array(0);
@@ -23,6 +30,12 @@ export async function readCappedBody(request: Request, maxBytes: number, tooLarg
     if (total > maxBytes) {
       await reader.cancel();
       throw tooLarge();
+    }
+    try {
+      onChunk?.(value);
+    } catch (error) {
+      await reader.cancel();
+      throw error;
     }
     chunks.push(value);
   }

@@ -35,10 +35,12 @@ const encoder = new TextEncoder();
 
 export async function callWorker(input: WorkerCallInput): Promise<Response> {
   const body = input.json === undefined ? undefined : encoder.encode(JSON.stringify(input.json));
-  const signature = await signRequest({ secret: input.secret, method: input.method, path: input.path, tenant: input.tenant, body });
+  const target = `${input.worker}${input.path}`;
+  // The host is signed, so a captured request is refused by every other worker.
+  const signature = await signRequest({ secret: input.secret, method: input.method, host: new URL(target).host, path: input.path, tenant: input.tenant, body });
   const headers: Record<string, string> = { ...signature, accept: input.accept ?? "application/json" };
   if (body) headers["content-type"] = "application/json";
-  return input.fetcher(`${input.worker}${input.path}`, {
+  return input.fetcher(target, {
     method: input.method,
     headers,
     body,

@@ -33,7 +33,12 @@ export interface WorkerPoolConfig {
   timeoutMs: number;
 }
 
-export const DEFAULT_WORKER_TIMEOUT_MS = 10_000;
+/**
+ * One attempt's limit at one worker (WORKER_TIMEOUT_MS overrides it). Longer than the worker's own
+ * request limit (REQUEST_TIMEOUT_MS, 20 s, gpu-worker/src/service/config.ts), so an expensive query
+ * ends as the worker's 504 instead of being cut here and run again on the next worker.
+ */
+export const DEFAULT_WORKER_TIMEOUT_MS = 25_000;
 
 /** The pool as a request needs it; a misconfiguration is a 503 to the client and a log line for the operator. */
 export function workerPoolFromEnv(env: WorkerBindings): WorkerPoolConfig {
