@@ -6,6 +6,7 @@
  */
 import { FrameDecoder } from "../../../shared/api/frames.ts";
 import { signRequest } from "../../../shared/api/signing.ts";
+import { WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { WorkerRejectedError } from "../errors.ts";
 
 export type Fetcher = typeof fetch;
@@ -118,8 +119,8 @@ function attemptErrorReason(error: unknown, attempt: AbortSignal): string {
   return (error as Error)?.message?.slice(0, 200) || name || "error";
 }
 
-/** Largest frame accepted from a worker (a q-net is well under it), so a garbled stream cannot buffer without limit. */
-export const WORKER_FRAME_LIMIT_BYTES = 64 * 2 ** 20;
+// Largest frame accepted from a worker (a q-net is well under it), so a garbled stream cannot buffer without limit.
+export { WORKER_FRAME_LIMIT_BYTES };
 
 /** The decoder for a worker's frames (search results, rerank scores). */
 export function workerFrameDecoder(): FrameDecoder {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RERANK_BODY_LIMIT_BYTES } from "../../../edge/src/query-model/request.ts";
-import { DEFAULT_WORKER_TIMEOUT_MS } from "../../../edge/src/routing/worker-pool.ts";
-import { WORKER_FRAME_LIMIT_BYTES } from "../../../edge/src/routing/worker-client.ts";
+import { DEFAULT_WORKER_TIMEOUT_MS, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { ConfigError, describeConfig, loadConfig } from "./config.ts";
 
 const BASE = { MODEL_DIR: "/models/h6", HYP_SIGNING_SECRETS: "k-new, k-old" };

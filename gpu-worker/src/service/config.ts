@@ -5,7 +5,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as z from "zod";
-import { ID_PATTERN } from "../../../shared/api/worker-api.ts";
+import { ID_PATTERN, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { type BuildLimits, DEFAULT_BUILD_LIMITS } from "../index/build/limits.ts";
 
 /** See REQUEST_TIMEOUT_MS. */
@@ -13,7 +13,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
 /** See MAX_BODY_BYTES: the edge's rerank body limit (edge/src/query-model/request.ts) plus 64 KiB. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 2 ** 20 + 64 * 1024;
 /** See MAX_ANSWER_BYTES: 4 MiB under the edge's frame limit (WORKER_FRAME_LIMIT_BYTES, 64 MiB). */
-export const DEFAULT_MAX_ANSWER_BYTES = 60 * 2 ** 20;
+export const DEFAULT_MAX_ANSWER_BYTES = WORKER_FRAME_LIMIT_BYTES - 4 * 2 ** 20;
 
 export interface PreloadIndex {
   tenant: string;

@@ -74,7 +74,6 @@ export async function openInput(store: BlobStore, key: string, meter: InputMeter
   const first = await iterator.next();
   const head = first.done ? new Uint8Array(0) : first.value;
   const isGzip = key.endsWith(".gz") || (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]);
-  let compressed = 0;
   async function* replay(): AsyncGenerator<Uint8Array> {
     try {
       if (!first.done) yield head;
@@ -90,25 +89,20 @@ export async function openInput(store: BlobStore, key: string, meter: InputMeter
     }
   }
   if (!isGzip) return { chunks: plain(), gzip: false };
-  async function* counted(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of replay()) {
-      compressed += chunk.length;
-      yield chunk;
-    }
-  }
   const gunzip = createGunzip();
   // pipeline destroys the gunzip stream with the error, which then surfaces to its reader.
-  pipeline(Readable.from(counted()), gunzip).catch(() => {});
-  return { chunks: gunzipped(gunzip, key, meter, () => compressed), gzip: true };
+  pipeline(Readable.from(replay()), gunzip).catch(() => {});
+  return { chunks: gunzipped(gunzip, key, meter), gzip: true };
 }
 
-async function* gunzipped(gunzip: AsyncIterable<Uint8Array> & { destroy(): void }, key: string, meter: InputMeter, compressed: () => number): AsyncGenerator<Uint8Array> {
+async function* gunzipped(gunzip: ReturnType<typeof createGunzip>, key: string, meter: InputMeter): AsyncGenerator<Uint8Array> {
   let decompressed = 0;
   try {
     for await (const chunk of gunzip) {
       decompressed += chunk.length;
       meter.count(key, chunk.length);
-      meter.checkRatio(key, compressed(), decompressed);
+      // bytesWritten: the compressed bytes gunzip has consumed, not those read ahead into its buffer.
+      meter.checkRatio(key, gunzip.bytesWritten, decompressed);
       yield chunk;
     }
   } catch (e) {
@@ -130,7 +124,8 @@ export interface TextLine {
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /**
- * UTF-8 lines ("\n" or "\r\n"), blank ones included (callers skip them but must count them).
+ * UTF-8 lines ("\n" or "\r\n"). Empty lines are counted (line numbers stay the file's) but not
+ * yielded: a flood of newlines costs one comparison per byte, not one yield per line.
  * Invalid UTF-8 and over-long lines are BuildInputErrors naming `key` and the line.
  */
 export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<TextLine> {
@@ -138,7 +133,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let line = 0;
-  const emit = (last: Uint8Array): TextLine => {
+  /** The line ending at `last`, or undefined for an empty one (counted all the same). */
+  const emit = (last: Uint8Array): TextLine | undefined => {
     line++;
     let bytes = last;
     if (pending.length > 0) {
@@ -153,6 +149,7 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
       pendingBytes = 0;
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+    if (bytes.length === 0) return undefined;
     try {
       return { text: decoder.decode(bytes), line };
     } catch {
@@ -164,7 +161,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
     let start = 0;
     for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
       if (pendingBytes + nl - start > maxLineBytes) throw tooLong();
-      yield emit(chunk.subarray(start, nl));
+      const next = emit(chunk.subarray(start, nl));
+      if (next) yield next;
       start = nl + 1;
     }
     if (start < chunk.length) {
@@ -174,5 +172,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
       pending.push(chunk.slice(start));
     }
   }
-  if (pendingBytes > 0) yield emit(new Uint8Array(0));
+  if (pendingBytes > 0) {
+    const last = emit(new Uint8Array(0));
+    if (last) yield last;
+  }
 }
