@@ -294,6 +294,22 @@ describe("worker service", () => {
     for (let i = 0; i < 2; i++) expect((await fetch(`${h.server.url}/v1/search`, { method: "POST", headers: searchHeaders, body: searchBody })).status).toBe(200);
   });
 
+  it("refuses an answer over MAX_ANSWER_BYTES with a 400 that says how to ask for less", async () => {
+    const small = await startHarness({ maxAnswerBytes: 200 });
+    try {
+      const refused = await errorOf(await call(small, "/v1/search", { body: search({ params: { k: 6 }, fields: ["text"] }) }));
+      expect(refused).toMatchObject({ status: 400, code: "answer_too_large", message: expect.stringContaining("ask for a smaller k or fewer fields") });
+      // As frames, after progress frames: the stream ends with an answer_too_large error frame (the edge passes it on as a 400).
+      const streamed = await frames(await call(small, "/v1/search", { body: search({ params: { k: 6 }, fields: ["text"] }), accept: "application/msgpack" }));
+      expect(streamed.at(-1)).toMatchObject({ type: "error", code: "answer_too_large" });
+      // Less is answered: fewer hits, or no fields.
+      expect((await call(small, "/v1/search", { body: search({ params: { k: 1 }, fields: ["text"] }) })).status).toBe(200);
+      expect((await call(small, "/v1/search", { body: search({ params: { k: 2 } }) })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
+  });
+
   it("answers bad input with precise 4xx errors", async () => {
     const bad = async (options: CallOptions) => errorOf(await call(h, "/v1/search", options));
     expect(await bad({ body: { tenant: "acme", index: "docs", version: 1 } })).toMatchObject({ status: 400, message: expect.stringMatching(/^query: /) });

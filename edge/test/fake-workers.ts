@@ -33,7 +33,7 @@ export function shardHits(shard: string, count = 5): Hit[] {
   return Array.from({ length: count }, (_, i) => ({ id: `${shard}-d${i}`, score: 100 - i * 10 - (h % 7) }));
 }
 
-function frames(...list: Frame[]): Response {
+export function frames(...list: Frame[]): Response {
   const parts = list.map(encodeFrame);
   const body = new ReadableStream<Uint8Array>({
     start(controller) {

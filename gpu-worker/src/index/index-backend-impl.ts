@@ -95,6 +95,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
         ...(input.shards ? { shards: input.shards } : {}),
         params: input.params,
         fields: input.fields,
+        ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
         qnet: input.qnet,
         signal: input.signal,
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),

@@ -164,7 +164,7 @@ export function createService(deps: ServiceDeps): Service {
 
   app.post("/v1/search", (c) => {
     const request = parseRequest(searchRequestSchema, c.req.header("content-type"), c.get("body"), c.get("tenant"));
-    return respond(c, (scope, emit) => runSearch({ batcher, runtime, backend, metrics }, request, scope, emit));
+    return respond(c, (scope, emit) => runSearch({ batcher, runtime, backend, metrics, maxAnswerBytes: settings.maxAnswerBytes }, request, scope, emit));
   });
 
   app.post("/v1/rerank", (c) => {
