@@ -110,7 +110,7 @@ try {
   const directSearch = async (query: string): Promise<number> => {
     const json = new TextEncoder().encode(JSON.stringify({ tenant: "bench", index: "docs", version, query, params: SEARCH }));
     const t0 = performance.now();
-    const headers = await signRequest({ secret: SECRET, method: "POST", path: "/v1/search", tenant: "bench", body: json });
+    const headers = await signRequest({ secret: SECRET, method: "POST", host: new URL(worker).host, path: "/v1/search", tenant: "bench", body: json });
     const response = await fetch(`${worker}/v1/search`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: json });
     const answer = (await response.json()) as { stats: Stats };
     const ms = performance.now() - t0;

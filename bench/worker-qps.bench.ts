@@ -66,7 +66,7 @@ try {
       const body = new TextEncoder().encode(
         JSON.stringify({ tenant: TENANT, index: "qps", version: 1, query: `tools for query number ${i} about graphs`, params: { k: 10 } }),
       );
-      const headers = await signRequest({ secret: SECRET, method: "POST", path: "/v1/search", tenant: TENANT, body });
+      const headers = await signRequest({ secret: SECRET, method: "POST", host: new URL(worker.url).host, path: "/v1/search", tenant: TENANT, body });
       const start = performance.now();
       const response = await fetch(`${worker.url}/v1/search`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
       if (response.status !== 200) throw new Error(`search answered ${response.status}: ${await response.text()}`);

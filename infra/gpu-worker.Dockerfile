@@ -112,8 +112,12 @@ RUN set -eux; \
 # GLIBC_TUNABLES: the value bin/launch.mjs sets, keeping glibc from returning onnxruntime's large buffers
 # to the OS after every call. HOST: gpu-worker/src/service/config.ts defaults to 127.0.0.1, which nothing
 # outside the container can reach. DEVICE=cuda fails loudly instead of falling back to the CPU.
+# NODE_OPTIONS: a JS heap of 16 GiB of the pod's 64 GiB limit (infra/k8s/30-gpu-worker-statefulset.yaml),
+# chosen, not V8's default guess: shard data, embeddings and onnxruntime live outside the heap; the heap
+# holds ids and stored fields, answers (MAX_ANSWER_BYTES) and a build's text (BUILD_TEXT_BYTES_IN_FLIGHT).
 ENV PATH=/opt/node/bin:$PATH \
     NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=16384 \
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184 \
     HOST=0.0.0.0 \
     PORT=8081 \

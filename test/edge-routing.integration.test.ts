@@ -70,7 +70,7 @@ describe("edge → GPU workers, real processes", () => {
       JSON.stringify({ tenant: "acme", index: "docs", version, shards, query, params: { k: 10, mode: "exact" } }),
     );
     const alive = workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
-    const headers = await signRequest({ secret: SECRET, method: "POST", path: "/v1/search", tenant: "acme", body });
+    const headers = await signRequest({ secret: SECRET, method: "POST", host: new URL(alive.url).host, path: "/v1/search", tenant: "acme", body });
     const response = await fetch(`${alive.url}/v1/search`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
     expect(response.status).toBe(200);
     return ((await response.json()) as SearchBody).hits;
@@ -163,7 +163,7 @@ describe("edge → GPU workers, real processes", () => {
   async function workerDirect(path: string, json: unknown): Promise<Response> {
     const body = new TextEncoder().encode(JSON.stringify(json));
     const alive = workers.find((w) => w.process.child.exitCode === null && w.process.child.signalCode === null)!;
-    const headers = await signRequest({ secret: SECRET, method: "POST", path, tenant: "acme", body });
+    const headers = await signRequest({ secret: SECRET, method: "POST", host: new URL(alive.url).host, path, tenant: "acme", body });
     return fetch(`${alive.url}${path}`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
   }
 

@@ -207,7 +207,7 @@ describe("runBuild", () => {
     const ok = (id: string) => JSON.stringify({ id, text: `text of ${id}` });
 
     const CASES: Array<{ name: string; input: { files: Record<string, Uint8Array>; inputs: BuildInput[] }; error: string }> = [
-      { name: "duplicate id (names both lines)", input: docsFile([ok("a"), ok("b"), "", ok("a")].join("\n")), error: `input ${UPLOADS}d.jsonl line 4: duplicate id "a" (first on line 1)` },
+      { name: "duplicate id (names both lines)", input: docsFile([ok("a"), ok("b"), "", ok("a")].join("\n")), error: `input ${UPLOADS}d.jsonl line 4: duplicate id (first on line 1): id "a"` },
       { name: "empty text", input: docsFile([ok("a"), JSON.stringify({ id: "b", text: "  " })].join("\n")), error: `input ${UPLOADS}d.jsonl line 2: "text" is empty` },
       { name: "over-long text", input: docsFile([ok("a"), JSON.stringify({ id: "b", text: "x".repeat(1_000_001) })].join("\n")), error: `input ${UPLOADS}d.jsonl line 2: "text" is 1000001 characters, over the 1000000 limit` },
       { name: "invalid JSON", input: docsFile([ok("a"), ok("b"), '{"id": "c", text}'].join("\n")), error: `input ${UPLOADS}d.jsonl line 3: invalid JSON` },
@@ -228,7 +228,7 @@ describe("runBuild", () => {
         for (const [file, body] of Object.entries(input.files)) await store.put(UPLOADS + file, body);
         const failure = await runBuild(request(input.inputs, { degree: 4 }), deps(store)).catch((e: unknown) => e);
         expect(failure).toBeInstanceOf(BuildInputError);
-        expect((failure as Error).message).toContain(error);
+        expect((failure as BuildInputError).tenantMessage).toContain(error);
         await expectNothingPublished(store);
       });
     }
@@ -367,7 +367,7 @@ describe("hypencoder index build (CLI)", () => {
     const bad = await hypencoder("index", "build", "--model", modelDir, "--docs", badPath, "--out", join(root, "cli-bad-index"));
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe("");
-    expect(bad.stderr.trim()).toBe('hypencoder index: input cli-bad.jsonl line 2: duplicate id "a" (first on line 1)');
+    expect(bad.stderr.trim()).toBe('hypencoder index: input cli-bad.jsonl line 2: duplicate id (first on line 1): id "a"');
     const usage = await hypencoder("index", "build", "--model", modelDir, "--docs", docsPath, "--out", out, "--dtype", "int8");
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^hypencoder index: --dtype: /);

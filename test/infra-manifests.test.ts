@@ -426,6 +426,14 @@ describe("infra/gpu-worker.Dockerfile", () => {
     expect(dockerfile).toContain('| sha256sum -c -');
   });
 
+  it("sets the JS heap limit deliberately, within the pod's memory limit", () => {
+    const heapMiB = Number(/NODE_OPTIONS=--max-old-space-size=(\d+)/.exec(runtime)?.[1]);
+    expect(heapMiB).toBeGreaterThanOrEqual(4096);
+    const statefulset = readFileSync(join(ROOT, "infra/k8s/30-gpu-worker-statefulset.yaml"), "utf8");
+    const limitGi = Number(/limits:[\s\S]*?memory: (\d+)Gi/.exec(statefulset)?.[1]);
+    expect(heapMiB / 1024).toBeLessThanOrEqual(limitGi / 2);
+  });
+
   it("installs production dependencies under the repository's install-script policy", () => {
     expect(dockerfile).toMatch(/^COPY package\.json package-lock\.json \.npmrc \.\/$/m);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);

@@ -36,7 +36,7 @@ const DOCS = Array.from({ length: 120 }, (_, i) => ({
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, tenant = TENANT): Promise<Response> {
   const bytes = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
-  const signed = await signRequest({ secret: SECRET, method, path, tenant, body: bytes });
+  const signed = await signRequest({ secret: SECRET, method, host: new URL(worker.url).host, path, tenant, body: bytes });
   return fetch(`${worker.url}${path}`, {
     method,
     headers: { ...signed, ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },

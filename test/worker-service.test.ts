@@ -4,6 +4,7 @@
  * q-net); end-to-end tests with the real index side live elsewhere.
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Packr } from "msgpackr/index-no-eval";
@@ -124,6 +125,8 @@ const DEFAULT_SETTINGS: ServiceSettings = {
   batchWaitMs: 2,
   requestTimeoutMs: 30_000,
   maxBodyBytes: 1 << 20,
+  maxPendingBodyBytes: 8 << 20,
+  maxAnswerBytes: 4 << 20,
 };
 
 async function startHarness(settings: Partial<ServiceSettings> = {}): Promise<Harness> {
@@ -144,6 +147,8 @@ interface CallOptions {
   tenant?: string;
   secret?: string;
   now?: number;
+  /** The host to sign for; the harness's own by default. */
+  host?: string;
   unsigned?: boolean;
   signal?: AbortSignal;
 }
@@ -166,7 +171,7 @@ async function call(h: Harness, path: string, options: CallOptions = {}): Promis
   if (!options.unsigned) {
     Object.assign(
       headers,
-      await signRequest({ secret: options.secret ?? SECRET, method, path, tenant: options.tenant ?? "acme", body, now: options.now }),
+      await signRequest({ secret: options.secret ?? SECRET, method, host: options.host ?? new URL(h.server.url).host, path, tenant: options.tenant ?? "acme", body, now: options.now }),
     );
   }
   return fetch(h.server.url + path, { method, headers, body, signal: options.signal });
@@ -237,6 +242,78 @@ describe("worker service", () => {
     expect(await errorOf(await call(h, "/v1/search", { body: search(), tenant: "other" }))).toMatchObject({ status: 403, code: "forbidden" });
     // A key from the rotation list still works.
     expect((await call(h, "/v1/search", { body: search(), secret: "old-secret" })).status).toBe(200);
+  });
+
+  it("refuses an unsigned request before reading its body: a declared 100 MiB body, 1 KiB sent, is a 401 at once", async () => {
+    // A cap above the declared size (the old 128 MiB default): the refusal must come from the order, not the cap.
+    const big = await startHarness({ maxBodyBytes: 128 << 20, maxPendingBodyBytes: 256 << 20 });
+    const { port } = big.server;
+    for (const framing of ["content-length: 104857600", "transfer-encoding: chunked"]) {
+      const socket = connect(port, "127.0.0.1");
+      const started = performance.now();
+      const answer = new Promise<string>((resolve, reject) => {
+        let text = "";
+        socket.on("data", (chunk) => {
+          text += chunk.toString("latin1");
+          if (text.includes("\r\n\r\n")) resolve(text);
+        });
+        socket.on("error", reject);
+        socket.on("close", () => resolve(text));
+      });
+      const kib = "x".repeat(1024);
+      const chunk = framing.startsWith("transfer") ? `400\r\n${kib}\r\n` : kib;
+      // The rest of the body never comes: a worker that waited for it would never answer.
+      socket.write(`POST /v1/search HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/json\r\n${framing}\r\n\r\n${chunk}`);
+      const head = await Promise.race([answer, new Promise<string>((resolve) => setTimeout(() => resolve("(no answer within 5 s)"), 5000))]);
+      socket.destroy();
+      expect(head.split("\r\n")[0], framing).toBe("HTTP/1.1 401 Unauthorized");
+      expect(performance.now() - started).toBeLessThan(2000);
+    }
+    // The budget of unverified body bytes was given back: a signed request still works.
+    expect(big.service.admission.pendingBodyBytes).toBe(0);
+    expect((await call(big, "/v1/search", { body: search() })).status).toBe(200);
+    await big.close();
+  });
+
+  it("refuses a request signed for another worker's host", async () => {
+    const other = await startHarness();
+    try {
+      // Signed for `other`, sent to `h`: a captured request cannot be replayed against another worker.
+      const response = await call(h, "/v1/search", { body: search(), host: new URL(other.server.url).host });
+      expect(await errorOf(response)).toMatchObject({ status: 401, message: "signature does not match" });
+      expect((await call(other, "/v1/search", { body: search() })).status).toBe(200);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("refuses the same signed build request the second time", async () => {
+    const body = new TextEncoder().encode(JSON.stringify({ tenant: "acme", index: "replayed", version: 1, inputs: [{ format: "jsonl", key: "in/a.jsonl" }] }));
+    const path = "/v1/builds";
+    const headers = { ...(await signRequest({ secret: SECRET, method: "POST", host: new URL(h.server.url).host, path, tenant: "acme", body })), "content-type": "application/json" };
+    const send = () => fetch(h.server.url + path, { method: "POST", headers, body });
+    expect((await send()).status).toBe(202);
+    expect(await errorOf(await send())).toMatchObject({ status: 401, code: "unauthorized", message: expect.stringContaining("already used") });
+    // Reads are not writes: the same signed search twice is answered twice.
+    const searchBody = new TextEncoder().encode(JSON.stringify(search()));
+    const searchHeaders = { ...(await signRequest({ secret: SECRET, method: "POST", host: new URL(h.server.url).host, path: "/v1/search", tenant: "acme", body: searchBody })), "content-type": "application/json" };
+    for (let i = 0; i < 2; i++) expect((await fetch(`${h.server.url}/v1/search`, { method: "POST", headers: searchHeaders, body: searchBody })).status).toBe(200);
+  });
+
+  it("refuses an answer over MAX_ANSWER_BYTES with a 400 that says how to ask for less", async () => {
+    const small = await startHarness({ maxAnswerBytes: 200 });
+    try {
+      const refused = await errorOf(await call(small, "/v1/search", { body: search({ params: { k: 6 }, fields: ["text"] }) }));
+      expect(refused).toMatchObject({ status: 400, code: "answer_too_large", message: expect.stringContaining("ask for a smaller k or fewer fields") });
+      // As frames, after progress frames: the stream ends with an answer_too_large error frame (the edge passes it on as a 400).
+      const streamed = await frames(await call(small, "/v1/search", { body: search({ params: { k: 6 }, fields: ["text"] }), accept: "application/msgpack" }));
+      expect(streamed.at(-1)).toMatchObject({ type: "error", code: "answer_too_large" });
+      // Less is answered: fewer hits, or no fields.
+      expect((await call(small, "/v1/search", { body: search({ params: { k: 1 }, fields: ["text"] }) })).status).toBe(200);
+      expect((await call(small, "/v1/search", { body: search({ params: { k: 2 } }) })).status).toBe(200);
+    } finally {
+      await small.close();
+    }
   });
 
   it("answers bad input with precise 4xx errors", async () => {

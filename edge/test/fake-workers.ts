@@ -47,7 +47,7 @@ export function shardHits(shard: string, count = 5): Hit[] {
   return Array.from({ length: count }, (_, i) => ({ id: `${shard}-d${i}`, score: 100 - i * 10 - (h % 7) }));
 }
 
-function frames(...list: Frame[]): Response {
+export function frames(...list: Frame[]): Response {
   const parts = list.map(encodeFrame);
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -68,7 +68,7 @@ export function fakeWorkerPool(secret: string): FakeWorkerPool {
     const url = new URL(request.url);
     const worker = url.origin;
     const bytes = new Uint8Array(await request.arrayBuffer());
-    const verified = await verifyRequest({ secrets: secret, method: request.method, path: url.pathname + url.search, headers: request.headers, body: bytes });
+    const verified = await verifyRequest({ secrets: secret, method: request.method, host: url.host, path: url.pathname + url.search, headers: request.headers, body: bytes });
     if (!verified.ok) return Response.json({ error: { code: "unauthorized", message: verified.reason } }, { status: 401 });
     const body = bytes.length > 0 ? (JSON.parse(new TextDecoder().decode(bytes)) as SearchRequest) : undefined;
     const signal = init?.signal ?? undefined;

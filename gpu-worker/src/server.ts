@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     cacheDir: config.shardCacheDir,
     cacheBudgetBytes: config.shardCacheBytes,
     preload: config.preload,
+    buildLimits: config.buildLimits,
     logger,
   });
   const service = createService({ runtime, backend, logger, settings: config });

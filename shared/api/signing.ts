@@ -5,8 +5,9 @@
  *
  * Canonical string (lines joined with "\n"):
  *
- *   HYP1-HMAC-SHA256
+ *   HYP2-HMAC-SHA256
  *   <METHOD, upper case>
+ *   <host the request is sent to, as URL.host gives it: lower case, port only when not the default>
  *   <path with query string, exactly as sent, e.g. /v1/search?x=1>
  *   <timestamp: unix seconds, decimal>
  *   <tenant id>
@@ -14,7 +15,14 @@
  *
  * The signature is the lowercase hex HMAC of that string. Because the body hash is signed, the body
  * cannot be swapped; because the timestamp is signed and checked against a window, a captured request
- * can only be replayed within that window.
+ * can only be replayed within that window, and because the host is signed, only against the worker it
+ * was meant for (the worker also refuses a second use of a signature on routes that write: its replay
+ * cache, gpu-worker/src/service/replay-cache.ts).
+ *
+ * Verification has two steps, so that a worker reads no body byte of an unauthenticated request:
+ * `checkSignedHeaders` (the window, the tenant, the header formats) and `verifySignature` (the HMAC,
+ * over the *declared* body hash) need only the headers; the body is then hashed while it streams in
+ * and compared with the declared hash. `verifyRequest` does all of it for a body already in memory.
  */
 import { ID_PATTERN } from "./worker-api.ts";
 
@@ -25,7 +33,7 @@ export const SIGNATURE_HEADERS = {
   signature: "x-hyp-signature",
 } as const;
 
-export const SIGNATURE_SCHEME = "HYP1-HMAC-SHA256";
+export const SIGNATURE_SCHEME = "HYP2-HMAC-SHA256";
 export const DEFAULT_WINDOW_SECONDS = 60;
 
 export type SignatureHeaders = Record<(typeof SIGNATURE_HEADERS)[keyof typeof SIGNATURE_HEADERS], string>;
@@ -33,6 +41,8 @@ export type SignatureHeaders = Record<(typeof SIGNATURE_HEADERS)[keyof typeof SI
 export interface SignRequestInput {
   secret: string;
   method: string;
+  /** The target's host (URL.host: host name, and port when not the default), as the worker will see it. */
+  host: string;
   /** Path plus query string, as the worker will see it. */
   path: string;
   tenant: string;
@@ -45,6 +55,8 @@ export interface VerifyRequestInput {
   /** One secret, or several during key rotation: a signature by any of them is accepted. */
   secrets: string | readonly string[];
   method: string;
+  /** The host the request arrived for (URL.host). */
+  host: string;
   path: string;
   /** Header lookup: a Headers object, or a plain map with lower-case names. */
   headers: Headers | Record<string, string | undefined>;
@@ -76,8 +88,8 @@ export async function sha256Hex(body: Uint8Array): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>));
 }
 
-export function canonicalString(method: string, path: string, timestamp: string, tenant: string, bodySha256: string): string {
-  return [SIGNATURE_SCHEME, method.toUpperCase(), path, timestamp, tenant, bodySha256].join("\n");
+export function canonicalString(method: string, host: string, path: string, timestamp: string, tenant: string, bodySha256: string): string {
+  return [SIGNATURE_SCHEME, method.toUpperCase(), host.toLowerCase(), path, timestamp, tenant, bodySha256].join("\n");
 }
 
 async function hmac(secret: string, message: string): Promise<Uint8Array> {
@@ -101,7 +113,7 @@ export async function signRequest(input: SignRequestInput): Promise<SignatureHea
   if (!ID_PATTERN.test(input.tenant)) throw new Error(`tenant id must match ${ID_PATTERN.source}`);
   const timestamp = String(Math.floor(input.now ?? Date.now() / 1000));
   const bodySha256 = await sha256Hex(input.body ?? EMPTY);
-  const signature = await hmac(input.secret, canonicalString(input.method, input.path, timestamp, input.tenant, bodySha256));
+  const signature = await hmac(input.secret, canonicalString(input.method, input.host, input.path, timestamp, input.tenant, bodySha256));
   return {
     [SIGNATURE_HEADERS.timestamp]: timestamp,
     [SIGNATURE_HEADERS.tenant]: input.tenant,
@@ -115,40 +127,78 @@ function headerGetter(headers: VerifyRequestInput["headers"]): (name: string) =>
   return (name) => (headers as Record<string, string | undefined>)[name];
 }
 
-/** Checks a signed request; the reason on failure is safe to return to the caller (it holds no secret). */
-export async function verifyRequest(input: VerifyRequestInput): Promise<VerifyResult> {
-  const secrets = (typeof input.secrets === "string" ? [input.secrets] : input.secrets).filter((s) => s.length > 0);
-  if (secrets.length === 0) return { ok: false, reason: "no signing secret is configured" };
-  const get = headerGetter(input.headers);
+/** The signature headers, checked for format, window and tenant (no secret needed, no body read). */
+export interface SignedHeaders {
+  timestamp: string;
+  tenant: string;
+  contentSha256: string;
+  signature: string;
+}
+
+export type HeaderCheck = { ok: true; signed: SignedHeaders } | { ok: false; reason: string };
+
+/**
+ * The first step: every signature header present and well-formed, the timestamp within the window.
+ * Reasons are safe to return to the caller.
+ */
+export function checkSignedHeaders(
+  headers: VerifyRequestInput["headers"],
+  options: { now?: number; windowSeconds?: number } = {},
+): HeaderCheck {
+  const get = headerGetter(headers);
   const values: Partial<Record<keyof typeof SIGNATURE_HEADERS, string>> = {};
   for (const [field, name] of Object.entries(SIGNATURE_HEADERS) as Array<[keyof typeof SIGNATURE_HEADERS, string]>) {
     const value = get(name);
     if (value === undefined || value === "") return { ok: false, reason: `missing header ${name}` };
     values[field] = value;
   }
-  const { timestamp, tenant, contentSha256, signature } = values as Required<typeof values>;
-
-  if (!TIMESTAMP.test(timestamp)) return { ok: false, reason: `${SIGNATURE_HEADERS.timestamp} must be unix seconds` };
-  const now = input.now ?? Date.now() / 1000;
-  const window = input.windowSeconds ?? DEFAULT_WINDOW_SECONDS;
-  const skew = Number(timestamp) - now;
+  const signed = values as SignedHeaders;
+  if (!TIMESTAMP.test(signed.timestamp)) return { ok: false, reason: `${SIGNATURE_HEADERS.timestamp} must be unix seconds` };
+  const now = options.now ?? Date.now() / 1000;
+  const window = options.windowSeconds ?? DEFAULT_WINDOW_SECONDS;
+  const skew = Number(signed.timestamp) - now;
   if (skew < -window) return { ok: false, reason: `request expired: signed more than ${window} s ago` };
   if (skew > window) return { ok: false, reason: `request timestamp is more than ${window} s in the future` };
+  if (!ID_PATTERN.test(signed.tenant)) return { ok: false, reason: `${SIGNATURE_HEADERS.tenant} must match ${ID_PATTERN.source}` };
+  if (!HEX_SHA256.test(signed.contentSha256)) return { ok: false, reason: `${SIGNATURE_HEADERS.contentSha256} must be 64 lowercase hex digits` };
+  if (!HEX_SHA256.test(signed.signature)) return { ok: false, reason: `${SIGNATURE_HEADERS.signature} must be 64 lowercase hex digits` };
+  return { ok: true, signed };
+}
 
-  if (!ID_PATTERN.test(tenant)) return { ok: false, reason: `${SIGNATURE_HEADERS.tenant} must match ${ID_PATTERN.source}` };
-  if (!HEX_SHA256.test(contentSha256)) return { ok: false, reason: `${SIGNATURE_HEADERS.contentSha256} must be 64 lowercase hex digits` };
-  if (!HEX_SHA256.test(signature)) return { ok: false, reason: `${SIGNATURE_HEADERS.signature} must be 64 lowercase hex digits` };
-  // The body hash is not secret, but checking it separately gives a precise reason for a mangled body.
-  if ((await sha256Hex(input.body ?? EMPTY)) !== contentSha256) {
-    return { ok: false, reason: `body does not match ${SIGNATURE_HEADERS.contentSha256}` };
-  }
-
-  const message = canonicalString(input.method, input.path, timestamp, tenant, contentSha256);
+/**
+ * The second step: the HMAC over the request line and the declared body hash, by any of `secrets`.
+ * It proves who sent the headers; the body itself must still be checked against `contentSha256`.
+ */
+export async function verifySignature(input: {
+  secrets: string | readonly string[];
+  method: string;
+  host: string;
+  path: string;
+  signed: SignedHeaders;
+}): Promise<boolean> {
+  const secrets = (typeof input.secrets === "string" ? [input.secrets] : input.secrets).filter((s) => s.length > 0);
+  const { timestamp, tenant, contentSha256, signature } = input.signed;
+  const message = canonicalString(input.method, input.host, input.path, timestamp, tenant, contentSha256);
   const given = fromHex(signature);
   let match = false;
   // Try every secret (no early exit), so timing does not reveal which key of a rotation matched.
   for (const secret of secrets) {
     if (timingSafeEqual(await hmac(secret, message), given)) match = true;
   }
-  return match ? { ok: true, tenant } : { ok: false, reason: "signature does not match" };
+  return match;
+}
+
+/** Checks a signed request whose body is in memory; the reason on failure is safe to return to the caller (it holds no secret). */
+export async function verifyRequest(input: VerifyRequestInput): Promise<VerifyResult> {
+  const secrets = (typeof input.secrets === "string" ? [input.secrets] : input.secrets).filter((s) => s.length > 0);
+  if (secrets.length === 0) return { ok: false, reason: "no signing secret is configured" };
+  const checked = checkSignedHeaders(input.headers, input);
+  if (!checked.ok) return checked;
+  const { signed } = checked;
+  // The body hash is not secret, but checking it separately gives a precise reason for a mangled body.
+  if ((await sha256Hex(input.body ?? EMPTY)) !== signed.contentSha256) {
+    return { ok: false, reason: `body does not match ${SIGNATURE_HEADERS.contentSha256}` };
+  }
+  const match = await verifySignature({ secrets, method: input.method, host: input.host, path: input.path, signed });
+  return match ? { ok: true, tenant: signed.tenant } : { ok: false, reason: "signature does not match" };
 }

@@ -18,6 +18,23 @@ export const tenantId = id("tenant id");
 export const indexId = id("index id");
 
 /** Limits shared by the edge's validation and the worker's. */
+/**
+ * The edge's limit for one attempt at a worker (its WORKER_TIMEOUT_MS default). The worker's own
+ * request limit (REQUEST_TIMEOUT_MS, gpu-worker/src/service/config.ts) is shorter, so an expensive
+ * query ends as the worker's 504 instead of being cut by the edge and run again on the next worker.
+ */
+export const DEFAULT_WORKER_TIMEOUT_MS = 25_000;
+
+/** The largest frame (or JSON answer) the edge accepts from a worker; the worker keeps its answers below it (MAX_ANSWER_BYTES). */
+export const WORKER_FRAME_LIMIT_BYTES = 64 * 2 ** 20;
+
+/**
+ * Error frames that refuse the request itself, with the status the client gets: a stream that has
+ * already sent progress cannot change its HTTP status, so the code says it. The edge passes these
+ * through (no failover); any other error frame is that worker's failure.
+ */
+export const REJECTION_FRAME_STATUS: Readonly<Record<string, number>> = { answer_too_large: 400 };
+
 export const LIMITS = {
   queryChars: 2_000,
   kMax: 1_000,

@@ -5,7 +5,9 @@
  * cancelled as soon as it passes the cap: an oversized body is never buffered whole.
  *
  * Each side answers an oversized body in its own error type (its own code and message), so the
- * caller passes `tooLarge`; this module has no HTTP in it.
+ * caller passes `tooLarge`; this module has no HTTP in it. `onChunk` sees each chunk as it arrives
+ * (the worker hashes the body while it streams, and counts it against its budget of unverified
+ * bytes); if it throws, the stream is cancelled and the error thrown.
  *
  * Draining (`drainLimitBytes`): cancelling a request body mid-read leaves the connection with
  * unread bytes, and under `wrangler dev` the client's writes are then reset and the next request
@@ -19,6 +21,8 @@ import { concatBytes } from "../bytes.ts";
 export interface CappedBodyOptions {
   /** Bytes past `maxBytes` read and discarded before answering (default 0: cancel at once). */
   drainLimitBytes?: number;
+  /** Sees each chunk within the cap as it arrives; a throw cancels the stream and is rethrown. */
+  onChunk?: (chunk: Uint8Array) => void;
 }
 
 export async function readCappedBody(request: Request, maxBytes: number, tooLarge: () => Error, options: CappedBodyOptions = {}): Promise<Uint8Array> {
@@ -35,6 +39,12 @@ export async function readCappedBody(request: Request, maxBytes: number, tooLarg
     if (total > maxBytes) {
       await drain(reader, maxBytes + (options.drainLimitBytes ?? 0) - total);
       throw tooLarge();
+    }
+    try {
+      options.onChunk?.(value);
+    } catch (error) {
+      await reader.cancel();
+      throw error;
     }
     chunks.push(value);
   }

@@ -42,7 +42,7 @@ let worker: RunningWorker;
 
 async function call(method: string, path: string, body?: unknown): Promise<Response> {
   const bytes = body === undefined ? new Uint8Array() : new TextEncoder().encode(JSON.stringify(body));
-  const signed = await signRequest({ secret: SECRET, method, path, tenant: TENANT, body: bytes });
+  const signed = await signRequest({ secret: SECRET, method, host: new URL(worker.url).host, path, tenant: TENANT, body: bytes });
   return fetch(`${worker.url}${path}`, {
     method,
     headers: { ...signed, ...(body === undefined ? {} : { "content-type": "application/json" }) },

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { searchParamsSchema, type SearchRequest } from "../../../shared/api/worker-api.ts";
 import { WorkerRejectedError } from "../errors.ts";
 import { fanOutSearch, type FanoutInput } from "./fanout.ts";
-import { fakeWorkerPool, shardHits } from "../../test/fake-workers.ts";
+import { type FakeCall, fakeWorkerPool, frames, shardHits } from "../../test/fake-workers.ts";
 import { mergeTopK } from "./merge.ts";
 import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
 
@@ -115,6 +115,24 @@ describe("fanOutSearch", () => {
     for (const w of WORKERS) pool.behaviour.set(w, "oversizedFrame");
     await expect(fanOutSearch(input)).rejects.toMatchObject({ status: 400, code: "answer_too_large", message: expect.stringContaining("fewer hits (k)") });
     expect(pool.calls).toHaveLength(1);
+  });
+
+  it("passes a worker's answer_too_large through as the client's error, without running the query elsewhere", async () => {
+    const message = "the answer would be larger than the worker's limit of 62914560 bytes (passed at hit 61 of k = 1000); ask for a smaller k or fewer fields";
+    // As a 400 before any frame, or as an error frame after progress frames (the status was already sent).
+    const answers = [
+      () => Response.json({ error: { code: "answer_too_large", message } }, { status: 400 }),
+      (call: FakeCall) => frames({ type: "progress", shard: (call.body as SearchRequest).shards![0]!, iteration: 1, hits: [] }, { type: "error", code: "answer_too_large", message }),
+    ];
+    for (const answer of answers) {
+      const { pool, input } = setup();
+      pool.routes.set("POST /v1/search", answer);
+      await expect(fanOutSearch(input)).rejects.toMatchObject({ name: "WorkerRejectedError", status: 400, code: "answer_too_large", message });
+      // Never a failover: no shard was sent to a second owner.
+      const perShard = new Map<string, number>();
+      for (const call of pool.calls) for (const shard of (call.body as SearchRequest).shards ?? []) perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+      expect(Math.max(...perShard.values())).toBe(1);
+    }
   });
 
   it("a client abort cancels every upstream call", async () => {

@@ -10,7 +10,8 @@
  * silently incomplete. A client abort cancels every upstream fetch and rejects with its reason.
  */
 import type { ProgressFrame, ResultFrame } from "../../../shared/api/frames.ts";
-import { MSGPACK_FRAMES_CONTENT_TYPE, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
+import { MSGPACK_FRAMES_CONTENT_TYPE, REJECTION_FRAME_STATUS, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
+import { WorkerRejectedError } from "../errors.ts";
 import { mergeStats, mergeTopK } from "./merge.ts";
 import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
 import { type AttemptOutcome, attemptWorker, type Fetcher, workerFrameDecoder } from "./worker-client.ts";
@@ -149,7 +150,12 @@ async function readResult(response: Response, onProgress: FanoutInput["onProgres
       if (done) break;
       for (const frame of decoder.push(value)) {
         if (frame.type === "progress") onProgress?.(frame);
-        else if (frame.type === "error") throw new Error(`error frame ${frame.code}`);
+        else if (frame.type === "error") {
+          // A refusal of the request (answer_too_large) would be refused by every worker: the client's error, not a failover.
+          const status = REJECTION_FRAME_STATUS[frame.code];
+          if (status !== undefined) throw new WorkerRejectedError(status, frame.code, frame.message);
+          throw new Error(`error frame ${frame.code}`);
+        }
         else if (frame.type === "result") return frame;
       }
     }

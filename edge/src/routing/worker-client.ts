@@ -6,6 +6,7 @@
  */
 import { FrameDecoder, FrameTooLargeError } from "../../../shared/api/frames.ts";
 import { signRequest } from "../../../shared/api/signing.ts";
+import { WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { ApiError, WorkerRejectedError } from "../errors.ts";
 
 export type Fetcher = typeof fetch;
@@ -35,10 +36,12 @@ const encoder = new TextEncoder();
 
 export async function callWorker(input: WorkerCallInput): Promise<Response> {
   const body = input.json === undefined ? undefined : encoder.encode(JSON.stringify(input.json));
-  const signature = await signRequest({ secret: input.secret, method: input.method, path: input.path, tenant: input.tenant, body });
+  const target = `${input.worker}${input.path}`;
+  // The host is signed, so a captured request is refused by every other worker.
+  const signature = await signRequest({ secret: input.secret, method: input.method, host: new URL(target).host, path: input.path, tenant: input.tenant, body });
   const headers: Record<string, string> = { ...signature, accept: input.accept ?? "application/json" };
   if (body) headers["content-type"] = "application/json";
-  return input.fetcher(`${input.worker}${input.path}`, {
+  return input.fetcher(target, {
     method: input.method,
     headers,
     body,
@@ -119,8 +122,8 @@ function attemptErrorReason(error: unknown, attempt: AbortSignal): string {
   return (error as Error)?.message?.slice(0, 200) || name || "error";
 }
 
-/** Largest frame accepted from a worker (a q-net is well under it), so a garbled stream cannot buffer without limit. */
-export const WORKER_FRAME_LIMIT_BYTES = 64 * 2 ** 20;
+// Largest frame accepted from a worker (a q-net is well under it), so a garbled stream cannot buffer without limit.
+export { WORKER_FRAME_LIMIT_BYTES };
 
 /**
  * An answer too large to pass on is the request's fault (k × stored fields), so it is the client's

@@ -3,6 +3,7 @@
  * a Kubernetes StatefulSet's (http://gpu-0.gpu:8081,http://gpu-1.gpu:8081). Stable names matter:
  * rendezvous placement hashes the URL, so renaming a worker moves its shards.
  */
+import { DEFAULT_WORKER_TIMEOUT_MS } from "../../../shared/api/worker-api.ts";
 import type { WorkerBindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 
@@ -33,7 +34,8 @@ export interface WorkerPoolConfig {
   timeoutMs: number;
 }
 
-export const DEFAULT_WORKER_TIMEOUT_MS = 10_000;
+// One attempt's limit at one worker, unless WORKER_TIMEOUT_MS says otherwise: longer than the worker's own.
+export { DEFAULT_WORKER_TIMEOUT_MS };
 
 /** The pool as a request needs it; a misconfiguration is a 503 to the client and a log line for the operator. */
 export function workerPoolFromEnv(env: WorkerBindings): WorkerPoolConfig {

@@ -2,6 +2,7 @@
  * `hypencoder` — the command-line face of the model runtime (and, later, of index build and search).
  * Errors print one line (plus usage for usage errors) and exit non-zero.
  */
+import { BuildInputError } from "../index/build/errors.ts";
 import { InputError } from "../io/jsonl.ts";
 import { UsageError } from "./args.ts";
 import { embedCommand } from "./commands/embed.ts";
@@ -52,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
     await command(rest);
     return 0;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // The CLI's user owns the input, so a bad line's quoted detail is shown.
+    const message = error instanceof BuildInputError ? error.tenantMessage : error instanceof Error ? error.message : String(error);
     process.stderr.write(`hypencoder ${name}: ${message}\n`);
     return error instanceof UsageError ? 2 : 1;
   }

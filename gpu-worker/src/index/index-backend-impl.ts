@@ -10,6 +10,7 @@ import type { BlobStore } from "../store/blob-store.ts";
 import { openStore } from "../store/open-store.ts";
 import { BuildManager } from "./build/build-manager.ts";
 import { BuildsUnavailableError } from "./build/errors.ts";
+import type { BuildLimits } from "./build/limits.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
 import type { IndexBackend, IndexLogger, IndexSearchInput, IndexSearchResult, StoredEmbeddings } from "./index-backend.ts";
 import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "./index-registry.ts";
@@ -38,6 +39,8 @@ export interface IndexBackendOptions {
   logger: IndexLogger;
   /** The index builder; by default a BuildManager writing to the index store (none without a store). */
   builds?: BuildDelegate;
+  /** Limits of each build by the default builder (BUILD_* settings). */
+  buildLimits?: Partial<BuildLimits>;
   /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */
   batchRows?: number;
 }
@@ -75,7 +78,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   }
 
   // Builds write new versions into the same store; the registry finds them on their first query.
-  const builds: BuildDelegate | undefined = options.builds ?? (store ? new BuildManager({ runtime: options.runtime, store, logger }) : undefined);
+  const builds: BuildDelegate | undefined = options.builds ?? (store ? new BuildManager({ runtime: options.runtime, store, logger, limits: options.buildLimits }) : undefined);
 
   const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
     if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
@@ -93,6 +96,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
         ...(input.shards ? { shards: input.shards } : {}),
         params: input.params,
         fields: input.fields,
+        ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
         qnet: input.qnet,
         signal: input.signal,
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),

@@ -25,6 +25,8 @@ export interface IndexSearchInput {
   qnet: PreparedQNet;
   signal: AbortSignal;
   onProgress?: (progress: ShardProgress) => void;
+  /** The largest answer, in bytes (MAX_ANSWER_BYTES): past it, AnswerTooLargeError. */
+  maxAnswerBytes?: number;
 }
 
 export interface IndexSearchResult {

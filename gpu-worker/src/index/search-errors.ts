@@ -35,3 +35,8 @@ export class IndexUnavailableError extends Error {
     super(cause instanceof Error ? `${summary}: ${cause.message}` : summary, { cause });
   }
 }
+
+/** The answer would pass the worker's size limit (MAX_ANSWER_BYTES); the message says how to ask for less. */
+export class AnswerTooLargeError extends RangeError {
+  override name = "AnswerTooLargeError";
+}

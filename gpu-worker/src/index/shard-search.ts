@@ -7,6 +7,7 @@
  * `missingShards` and the answer is partial; only when no shard at all can be opened is it an error.
  * Errors while searching an opened shard (scoring, cancellation) fail the whole search.
  */
+import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
 import type { Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
@@ -24,6 +25,8 @@ export interface SearchIndexOptions {
   params: SearchParams;
   /** Stored fields to attach to each hit; each must be one of the manifest's fields. */
   fields?: readonly string[];
+  /** The answer's size limit (AnswerBudget); unbounded when omitted. */
+  maxAnswerBytes?: number;
   qnet: Pick<PreparedQNet, "score">;
   signal?: AbortSignal;
   onProgress?: (progress: ShardProgress) => void;
@@ -63,7 +66,7 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
     options.params.k,
   );
   return {
-    hits: merged.map((hit) => toApiHit(index, byPosition.get(hit.shard)!, hit, fields)),
+    hits: assembleHits(merged, (hit) => toApiHit(index, byPosition.get(hit.shard)!, hit, fields), options),
     docsScored: results.reduce((sum, r) => sum + r.docsScored, 0),
     iterations: results.reduce((most, r) => Math.max(most, r.iterations), 0),
     shardsSearched: available.length,
@@ -121,6 +124,16 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
  */
 export function shardSeed(seed: number, position: number): number {
   return (seed + Math.imul(position, 0x9e3779b9)) >>> 0;
+}
+
+/** The API hits, counted against the answer's size limit one by one as their fields are decoded. */
+function assembleHits(merged: readonly RowHit[], toHit: (hit: RowHit) => Hit, options: { maxAnswerBytes?: number; params: { k: number } }): Hit[] {
+  const budget = new AnswerBudget(options.maxAnswerBytes ?? Infinity, options.params.k);
+  return merged.map((row) => {
+    const hit = toHit(row);
+    budget.add(hit);
+    return hit;
+  });
 }
 
 function toApiHit(index: LoadedIndex, shard: DecodedShard, hit: RowHit, fields: readonly string[]): Hit {

@@ -43,4 +43,14 @@ describe("Admission", () => {
     held.release();
     expect((await waiting).queuedMs).toBeGreaterThanOrEqual(15);
   });
+
+  it("bounds the bytes of bodies being read, across requests", () => {
+    const admission = new Admission({ limit: 2, concurrency: 1, bodyBytesLimit: 100 });
+    admission.reserveBodyBytes(60);
+    expect(() => admission.reserveBodyBytes(41)).toThrow(expect.objectContaining({ status: 503, code: "overloaded" }));
+    admission.reserveBodyBytes(40);
+    admission.releaseBodyBytes(60);
+    expect(admission.pendingBodyBytes).toBe(40);
+    admission.reserveBodyBytes(60);
+  });
 });

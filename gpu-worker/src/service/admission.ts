@@ -3,6 +3,10 @@
  * a FIFO line, and when `limit` requests are running or waiting the next one is refused at once
  * (503 + Retry-After). Nothing is ever buffered without a bound: a saturated worker says so quickly
  * and the edge can retry elsewhere.
+ *
+ * Request bodies count too, before any work is admitted: the bytes of bodies still streaming in (not
+ * yet checked against their signed hash) share one budget, `bodyBytesLimit`, so many slow or
+ * abandoned uploads cannot pile up memory either.
  */
 import { ApiError } from "./errors.ts";
 
@@ -11,6 +15,8 @@ export interface AdmissionOptions {
   limit: number;
   /** Requests running at once. */
   concurrency: number;
+  /** Bytes of request bodies being read at once, across requests; unbounded when omitted. */
+  bodyBytesLimit?: number;
 }
 
 /** A held slot; `release` is idempotent. */
@@ -30,6 +36,7 @@ export class Admission {
   private readonly waiting: Waiter[] = [];
   /** Smoothed time a permit is held, for Retry-After. */
   private holdMs = 100;
+  private bodyBytes = 0;
 
   constructor(private readonly options: AdmissionOptions) {
     if (options.concurrency < 1 || options.limit < options.concurrency) {
@@ -39,6 +46,25 @@ export class Admission {
 
   get stats(): { running: number; waiting: number; limit: number } {
     return { running: this.running, waiting: this.waiting.length, limit: this.options.limit };
+  }
+
+  /** Bytes of bodies being read now. */
+  get pendingBodyBytes(): number {
+    return this.bodyBytes;
+  }
+
+  /** Counts `bytes` more of a body being read; throws a 503 ApiError when the budget is spent. */
+  reserveBodyBytes(bytes: number): void {
+    const limit = this.options.bodyBytesLimit ?? Infinity;
+    if (this.bodyBytes + bytes > limit) {
+      throw new ApiError(503, "overloaded", `the worker is reading its limit of request bodies (${limit} bytes); retry shortly`, { "retry-after": "1" });
+    }
+    this.bodyBytes += bytes;
+  }
+
+  /** Gives back bytes counted by reserveBodyBytes (the body was read, or the request failed). */
+  releaseBodyBytes(bytes: number): void {
+    this.bodyBytes = Math.max(0, this.bodyBytes - bytes);
   }
 
   /** Seconds until a slot is likely free: the line ahead times the smoothed hold time. */

@@ -13,10 +13,11 @@ import {
   rerankRequestSchema,
   searchRequestSchema,
 } from "../../../shared/api/worker-api.ts";
+import { DEFAULT_WINDOW_SECONDS } from "../../../shared/api/signing.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import { Admission } from "./admission.ts";
-import { signatureAuth } from "./auth.ts";
+import { refuseReplays, signatureAuth } from "./auth.ts";
 import type { WorkerConfig } from "./config.ts";
 import type { ServiceEnv } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
@@ -25,6 +26,7 @@ import type { IndexBackend } from "../index/index-backend.ts";
 import type { Logger } from "./logger.ts";
 import { ServiceMetrics } from "./metrics.ts";
 import { QueryBatcher } from "./query-batcher.ts";
+import { ReplayCache } from "./replay-cache.ts";
 import { runRerank } from "./rerank.ts";
 import { parseRequest } from "./request-body.ts";
 import { type RequestScope, runAdmitted } from "./request-scope.ts";
@@ -34,8 +36,20 @@ export type ServiceRuntime = Pick<HypencoderRuntime, "encodeQueries" | "prepareQ
 
 export type ServiceSettings = Pick<
   WorkerConfig,
-  "signingSecrets" | "insecureDev" | "queueMax" | "concurrency" | "batchMax" | "batchWaitMs" | "requestTimeoutMs" | "maxBodyBytes"
+  | "signingSecrets"
+  | "insecureDev"
+  | "queueMax"
+  | "concurrency"
+  | "batchMax"
+  | "batchWaitMs"
+  | "requestTimeoutMs"
+  | "maxBodyBytes"
+  | "maxPendingBodyBytes"
+  | "maxAnswerBytes"
 >;
+
+/** Signatures remembered for the replay check of builds: far more than a worker can accept in one window. */
+const REPLAY_CACHE_ENTRIES = 10_000;
 
 export interface ServiceDeps {
   runtime: ServiceRuntime;
@@ -77,7 +91,8 @@ function wantsFrames(c: Context): boolean {
 export function createService(deps: ServiceDeps): Service {
   const { runtime, backend, logger, settings } = deps;
   const metrics = deps.metrics ?? new ServiceMetrics();
-  const admission = new Admission({ limit: settings.queueMax, concurrency: settings.concurrency });
+  const admission = new Admission({ limit: settings.queueMax, concurrency: settings.concurrency, bodyBytesLimit: settings.maxPendingBodyBytes });
+  const replays = new ReplayCache({ maxEntries: REPLAY_CACHE_ENTRIES, windowSeconds: DEFAULT_WINDOW_SECONDS });
   const batcher = new QueryBatcher(runtime, {
     batchMax: settings.batchMax,
     waitMs: settings.batchWaitMs,
@@ -90,6 +105,7 @@ export function createService(deps: ServiceDeps): Service {
   metrics.gauge("hyp_worker_queue_running", "Admitted requests doing work", () => admission.stats.running);
   metrics.gauge("hyp_worker_queue_waiting", "Admitted requests waiting for a slot", () => admission.stats.waiting);
   metrics.gauge("hyp_worker_queue_limit", "Running plus waiting requests allowed", () => admission.stats.limit);
+  metrics.gauge("hyp_worker_body_bytes_pending", "Bytes of request bodies being read and not yet verified", () => admission.pendingBodyBytes);
   metrics.gauge("hyp_worker_encode_pending", "Queries waiting for the query encoder", () => batcher.pending);
 
   let draining = false;
@@ -120,7 +136,7 @@ export function createService(deps: ServiceDeps): Service {
     if (draining) throw new ApiError(503, "shutting_down", "the worker is shutting down", { "retry-after": "1", connection: "close" });
     await next();
   });
-  app.use("/v1/*", signatureAuth({ secrets: settings.signingSecrets, insecureDev: settings.insecureDev, maxBodyBytes: settings.maxBodyBytes }));
+  app.use("/v1/*", signatureAuth({ secrets: settings.signingSecrets, insecureDev: settings.insecureDev, maxBodyBytes: settings.maxBodyBytes, admission }));
 
   const scopeFor = (c: Context<ServiceEnv>, cancelSignal?: AbortSignal) => ({
     admission,
@@ -148,7 +164,7 @@ export function createService(deps: ServiceDeps): Service {
 
   app.post("/v1/search", (c) => {
     const request = parseRequest(searchRequestSchema, c.req.header("content-type"), c.get("body"), c.get("tenant"));
-    return respond(c, (scope, emit) => runSearch({ batcher, runtime, backend, metrics }, request, scope, emit));
+    return respond(c, (scope, emit) => runSearch({ batcher, runtime, backend, metrics, maxAnswerBytes: settings.maxAnswerBytes }, request, scope, emit));
   });
 
   app.post("/v1/rerank", (c) => {
@@ -162,7 +178,8 @@ export function createService(deps: ServiceDeps): Service {
     return c.body(encodeQNet(qnet, { dtype: request.dtype }) as Uint8Array<ArrayBuffer>, 200, { "content-type": MSGPACK_FRAMES_CONTENT_TYPE });
   });
 
-  app.post("/v1/builds", (c) => {
+  // The one route that writes: a captured build request cannot be sent again within its window.
+  app.post("/v1/builds", refuseReplays(replays), (c) => {
     const request = parseRequest(buildRequestSchema, c.req.header("content-type"), c.get("body"), c.get("tenant"));
     return c.json(backend.startBuild(request), 202);
   });

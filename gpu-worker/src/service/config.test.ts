@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { RERANK_BODY_LIMIT_BYTES } from "../../../edge/src/query-model/request.ts";
+import { DEFAULT_WORKER_TIMEOUT_MS, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { ConfigError, describeConfig, loadConfig } from "./config.ts";
 
 const BASE = { MODEL_DIR: "/models/h6", HYP_SIGNING_SECRETS: "k-new, k-old" };
@@ -13,10 +15,41 @@ describe("loadConfig", () => {
       queueMax: 64,
       batchMax: 16,
       batchWaitMs: 2,
-      requestTimeoutMs: 30_000,
+      requestTimeoutMs: 20_000,
       preload: [],
       insecureDev: false,
+      maxBodyBytes: 8 * 2 ** 20 + 64 * 1024,
+      maxPendingBodyBytes: 128 * 2 ** 20,
+      maxAnswerBytes: 60 * 2 ** 20,
+      buildLimits: { maxInputBytes: 64 * 2 ** 30, maxGzipRatio: 200, timeoutMs: 12 * 3600_000, textBytesInFlight: 256 * 2 ** 20 },
     });
+  });
+
+  it("sizes its limits to the edge: bodies it sends fit, and the worker gives up before the edge does", () => {
+    const config = loadConfig(BASE);
+    expect(config.maxBodyBytes).toBeGreaterThan(RERANK_BODY_LIMIT_BYTES);
+    expect(config.maxAnswerBytes).toBeLessThan(WORKER_FRAME_LIMIT_BYTES);
+    expect(config.requestTimeoutMs).toBeLessThan(DEFAULT_WORKER_TIMEOUT_MS);
+  });
+
+  it("reads the body, answer and build limits", () => {
+    const config = loadConfig({
+      ...BASE,
+      MAX_BODY_BYTES: "2048",
+      MAX_PENDING_BODY_BYTES: "4096",
+      MAX_ANSWER_BYTES: "8192",
+      BUILD_MAX_INPUT_BYTES: "1000000",
+      BUILD_MAX_GZIP_RATIO: "50",
+      BUILD_TIMEOUT_MS: "60000",
+      BUILD_TEXT_BYTES_IN_FLIGHT: "65536",
+    });
+    expect(config).toMatchObject({
+      maxBodyBytes: 2048,
+      maxPendingBodyBytes: 4096,
+      maxAnswerBytes: 8192,
+      buildLimits: { maxInputBytes: 1_000_000, maxGzipRatio: 50, timeoutMs: 60_000, textBytesInFlight: 65_536 },
+    });
+    expect(() => loadConfig({ ...BASE, MAX_BODY_BYTES: "8192", MAX_PENDING_BODY_BYTES: "4096" })).toThrow(/MAX_PENDING_BODY_BYTES/);
   });
 
   it("parses numbers, flags and the preload list", () => {

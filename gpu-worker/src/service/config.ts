@@ -5,7 +5,15 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as z from "zod";
-import { ID_PATTERN } from "../../../shared/api/worker-api.ts";
+import { ID_PATTERN, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
+import { type BuildLimits, DEFAULT_BUILD_LIMITS } from "../index/build/limits.ts";
+
+/** See REQUEST_TIMEOUT_MS. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
+/** See MAX_BODY_BYTES: the edge's rerank body limit (edge/src/query-model/request.ts) plus 64 KiB. */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 2 ** 20 + 64 * 1024;
+/** See MAX_ANSWER_BYTES: 4 MiB under the edge's frame limit (WORKER_FRAME_LIMIT_BYTES, 64 MiB). */
+export const DEFAULT_MAX_ANSWER_BYTES = WORKER_FRAME_LIMIT_BYTES - 4 * 2 ** 20;
 
 export interface PreloadIndex {
   tenant: string;
@@ -53,10 +61,23 @@ const envSchema = z.object({
   CONCURRENCY: int(1, 10_000).optional(),
   BATCH_MAX: int(1, 1024).default(16),
   BATCH_WAIT_MS: z.coerce.number().min(0).max(1000).default(2),
-  REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(30_000),
+  /** A search, rerank or q-net request's limit; shorter than the edge's per-attempt limit (edge/src/routing/worker-pool.ts, 25 s), so the worker gives up first and its 504 is not re-run elsewhere. */
+  REQUEST_TIMEOUT_MS: int(1, 3_600_000).default(DEFAULT_REQUEST_TIMEOUT_MS),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(25_000),
-  /** Requests with a larger body get 413. Rerank texts can be large (1000 × 100k chars in the schema). */
-  MAX_BODY_BYTES: int(1024, 2 ** 31).default(128 * 2 ** 20),
+  /** Requests with a larger body get 413. What the edge sends at most: an 8 MiB rerank body plus the tenant and version it adds. */
+  MAX_BODY_BYTES: int(1024, 2 ** 31).default(DEFAULT_MAX_BODY_BYTES),
+  /** Bytes of request bodies being read at once, not yet checked against their signed hash; beyond it, 503. */
+  MAX_PENDING_BODY_BYTES: int(1024, 2 ** 40).default(128 * 2 ** 20),
+  /** The largest answer (JSON body or result frame); a bigger one is a 400 answer_too_large. Below the edge's 64 MiB frame limit. */
+  MAX_ANSWER_BYTES: int(1024, 2 ** 31).default(DEFAULT_MAX_ANSWER_BYTES),
+  /** A build's decompressed input bytes, over all its inputs (blank lines included); beyond it, input_too_large. */
+  BUILD_MAX_INPUT_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_BUILD_LIMITS.maxInputBytes),
+  /** Decompressed bytes per compressed byte of a gzip input, checked as it streams; beyond it, input_too_large. */
+  BUILD_MAX_GZIP_RATIO: int(1, 1_000_000).default(DEFAULT_BUILD_LIMITS.maxGzipRatio),
+  /** A build's wall time, both passes; beyond it, build_timeout. */
+  BUILD_TIMEOUT_MS: int(1000, 30 * 24 * 3_600_000).default(DEFAULT_BUILD_LIMITS.timeoutMs),
+  /** Bytes of document text a build holds at once (read ahead, waiting to be encoded). */
+  BUILD_TEXT_BYTES_IN_FLIGHT: int(1024, 2 ** 40).default(DEFAULT_BUILD_LIMITS.textBytesInFlight),
   SHARD_CACHE_DIR: z.string().min(1).default(join(tmpdir(), "hypencoder-shard-cache")),
   SHARD_CACHE_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(20 * 2 ** 30),
   /** Where index versions live: s3://bucket/prefix, or a local directory. */
@@ -83,6 +104,9 @@ export interface WorkerConfig {
   requestTimeoutMs: number;
   shutdownGraceMs: number;
   maxBodyBytes: number;
+  maxPendingBodyBytes: number;
+  maxAnswerBytes: number;
+  buildLimits: BuildLimits;
   shardCacheDir: string;
   shardCacheBytes: number;
   indexStore?: string;
@@ -115,6 +139,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const concurrency = e.CONCURRENCY ?? Math.min(32, e.QUEUE_MAX);
   if (concurrency > e.QUEUE_MAX) throw new ConfigError(`CONCURRENCY (${concurrency}) must not exceed QUEUE_MAX (${e.QUEUE_MAX})`);
+  if (e.MAX_PENDING_BODY_BYTES < e.MAX_BODY_BYTES) {
+    throw new ConfigError(`MAX_PENDING_BODY_BYTES (${e.MAX_PENDING_BODY_BYTES}) must be at least MAX_BODY_BYTES (${e.MAX_BODY_BYTES})`);
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -129,6 +156,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    maxPendingBodyBytes: e.MAX_PENDING_BODY_BYTES,
+    maxAnswerBytes: e.MAX_ANSWER_BYTES,
+    buildLimits: {
+      maxInputBytes: e.BUILD_MAX_INPUT_BYTES,
+      maxGzipRatio: e.BUILD_MAX_GZIP_RATIO,
+      timeoutMs: e.BUILD_TIMEOUT_MS,
+      textBytesInFlight: e.BUILD_TEXT_BYTES_IN_FLIGHT,
+    },
     shardCacheDir: e.SHARD_CACHE_DIR,
     shardCacheBytes: e.SHARD_CACHE_BYTES,
     indexStore: e.INDEX_STORE,

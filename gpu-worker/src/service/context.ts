@@ -3,6 +3,8 @@ export interface ServiceVariables {
   requestId: string;
   /** The tenant the request was signed for (set by auth). */
   tenant: string;
+  /** The verified signature (unset in insecure dev mode), for the replay check of routes that write. */
+  signature?: { value: string; timestamp: number };
   /** The raw body, read once by auth (the signature covers these exact bytes). */
   body: Uint8Array;
 }

@@ -11,7 +11,7 @@
  */
 import { ZodError } from "zod";
 import { BuildConflictError, BuildQueueFullError, BuildsClosedError, BuildsUnavailableError } from "../index/build/errors.ts";
-import { IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
+import { AnswerTooLargeError, IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
 import { describeZodError } from "../io/zod-issues.ts";
 import { ModelLimitError } from "../model/runtime/errors.ts";
 
@@ -71,6 +71,7 @@ export const ERROR_STATUSES: readonly ErrorStatus[] = [
   // Request validation: the schema, then what only the index or the model can check.
   status(ZodError, (e) => new ApiError(400, "invalid_request", describeZodError(e))),
   status(SearchRequestError, invalidRequest),
+  status(AnswerTooLargeError, (e) => new ApiError(400, "answer_too_large", e.message)),
   status(ModelLimitError, invalidRequest),
   status(IndexNotFoundError, (e) => new ApiError(404, "index_not_found", e.message)),
   status(BuildConflictError, (e) => new ApiError(409, "build_conflict", e.message)),

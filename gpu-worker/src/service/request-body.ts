@@ -13,9 +13,12 @@ import { ApiError, describeZodError } from "./errors.ts";
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
-/** Reads the whole body (shared/http/capped-body.ts), refusing (413) as soon as it passes `maxBytes`. */
-export function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  return readCappedBody(request, maxBytes, () => new ApiError(413, "body_too_large", `request body is larger than ${maxBytes} bytes`));
+/**
+ * Reads the whole body (shared/http/capped-body.ts), refusing (413) as soon as it passes `maxBytes`;
+ * `onChunk` sees each chunk (auth.ts hashes and counts them).
+ */
+export function readBody(request: Request, maxBytes: number, onChunk?: (chunk: Uint8Array) => void): Promise<Uint8Array> {
+  return readCappedBody(request, maxBytes, () => new ApiError(413, "body_too_large", `request body is larger than ${maxBytes} bytes`), { onChunk });
 }
 
 /** Decodes by Content-Type: application/json (the default for the edge) or application/msgpack. */

@@ -7,6 +7,7 @@ import type { SearchRequest } from "../../../shared/api/worker-api.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
+import { checkAnswerSize } from "../index/answer-budget.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
@@ -17,6 +18,8 @@ export interface SearchDeps {
   runtime: Pick<HypencoderRuntime, "prepareQNet">;
   backend: IndexBackend;
   metrics: ServiceMetrics;
+  /** The largest answer (MAX_ANSWER_BYTES), below the edge's frame limit. */
+  maxAnswerBytes: number;
 }
 
 /** `emit` is given only for frame responses: it receives the q-net (if asked for) and progress. */
@@ -42,11 +45,14 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
       fields: request.fields,
       qnet: prepared,
       signal,
+      maxAnswerBytes: deps.maxAnswerBytes,
       onProgress: emit && ((p) => emit({ type: "progress", shard: p.shard, iteration: p.iteration, hits: p.hits }, { droppable: true })),
     });
   } finally {
     await prepared.release();
   }
+  // The index side counts as it assembles; checked here too, for any backend.
+  checkAnswerSize(result.hits, deps.maxAnswerBytes, request.params.k);
   const searchMs = performance.now() - searchStart;
   deps.metrics.searchSeconds.observe(searchMs / 1000);
   return {

@@ -8,7 +8,8 @@ import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-ap
 import { tenantPrefix } from "../../../../shared/index/keys.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
 import type { IndexLogger } from "../index-backend.ts";
-import { BuildConflictError, BuildInputError, BuildQueueFullError, BuildsClosedError } from "./errors.ts";
+import { BuildConflictError, BuildInputError, BuildLimitError, BuildQueueFullError, BuildsClosedError } from "./errors.ts";
+import type { BuildLimits } from "./limits.ts";
 import { runBuild, type BuildDeps, type BuildUpdate } from "./run-build.ts";
 
 
@@ -23,6 +24,8 @@ export interface BuildManagerOptions {
   /** ...and for at most this long. */
   finishedTtlMs?: number;
   logger?: IndexLogger;
+  /** Input, time and memory limits of each build (limits.ts); the defaults where omitted. */
+  limits?: Partial<BuildLimits>;
   /** Replaces runBuild (tests). */
   build?: typeof runBuild;
 }
@@ -148,6 +151,7 @@ export class BuildManager {
         signal: job.abort.signal,
         onProgress: (update) => applyUpdate(job.status, update),
         onWarning: (message) => this.logger.warn(log, message),
+        limits: this.options.limits,
       });
       job.status.state = "succeeded";
       job.status.finishedAt = new Date().toISOString();
@@ -159,7 +163,8 @@ export class BuildManager {
     } catch (error) {
       const failure = job.cancelled ? { code: "cancelled", message: "the build was cancelled" } : describeFailure(error);
       if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index build failed");
-      else this.logger.warn({ ...log, code: failure.code, reason: failure.message }, "index build failed");
+      // The log gets the code and the position (the error's message); the tenant's message may quote the input.
+      else this.logger.warn({ ...log, code: failure.code, reason: (error as Error).message }, "index build failed");
       this.finish(job, failure);
     }
   }
@@ -183,9 +188,10 @@ export class BuildManager {
   }
 }
 
-/** What a tenant may see about a failure: input and conflict messages as they are, the rest generic. */
+/** What a tenant may see about a failure: input (with its quoted detail), limit and conflict messages, the rest generic. */
 export function describeFailure(error: unknown): { code: string; message: string } {
-  if (error instanceof BuildInputError) return { code: "invalid_input", message: error.message };
+  if (error instanceof BuildInputError) return { code: "invalid_input", message: error.tenantMessage };
+  if (error instanceof BuildLimitError) return { code: error.code, message: error.message };
   if (error instanceof BuildConflictError) return { code: "build_conflict", message: error.message };
   if ((error as { name?: string } | undefined)?.name === "AbortError") return { code: "aborted", message: "the build was cancelled" };
   return { code: "internal", message: "internal error while building the index" };

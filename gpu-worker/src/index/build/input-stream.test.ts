@@ -24,11 +24,11 @@ const storeOf = (objects: Record<string, Uint8Array>) =>
   }) as unknown as BlobStore;
 
 describe("readLines", () => {
-  it("splits on \\n and \\r\\n across chunk boundaries, counting blank lines, with or without a final newline", async () => {
-    const text = 'a\r\n\nb é 北京\nlast';
+  it("splits on \\n and \\r\\n across chunk boundaries, counting (not yielding) empty lines, with or without a final newline", async () => {
+    const text = 'a\r\n\n\r\nb é 北京\n \nlast';
     for (const size of [1, 2, 3, 100]) {
       const lines = await collect(readLines(chunked(enc(text), size), "k"));
-      expect(lines).toEqual([{ text: "a", line: 1 }, { text: "", line: 2 }, { text: "b é 北京", line: 3 }, { text: "last", line: 4 }]);
+      expect(lines).toEqual([{ text: "a", line: 1 }, { text: "b é 北京", line: 4 }, { text: " ", line: 5 }, { text: "last", line: 6 }]);
     }
   });
 

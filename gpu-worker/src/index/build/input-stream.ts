@@ -3,12 +3,18 @@
  * gzip-compressed (a `.gz` key, or the gzip magic bytes, since uploads are not always named well),
  * and splits text inputs into lines with a hard cap on line length, so one runaway line cannot
  * exhaust the worker's memory.
+ *
+ * Every byte is counted as it streams (an InputMeter per reading pass): blank lines and a gzip of
+ * newlines cost what they decompress to, the build's abort signal is checked on every chunk (not per
+ * document, which a flood of blank lines never produces), and the decompressed total and a gzip's
+ * decompression ratio are capped (BuildLimitError input_too_large).
  */
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { isNotFound, type BlobStore } from "../../store/blob-store.ts";
-import { BuildInputError } from "./errors.ts";
+import { BuildInputError, BuildLimitError } from "./errors.ts";
+import { type BuildLimits, RATIO_GRACE_BYTES } from "./limits.ts";
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 
@@ -18,8 +24,44 @@ export interface OpenedInput {
   gzip: boolean;
 }
 
-/** The object's bytes, decompressed if gzip. A missing object is a BuildInputError naming the key. */
-export async function openInput(store: BlobStore, key: string): Promise<OpenedInput> {
+/** Counts the decompressed bytes of one reading pass over a build's inputs, against its limits. */
+export class InputMeter {
+  /** Decompressed bytes read so far, over every input. */
+  bytes = 0;
+
+  constructor(
+    private readonly limits: Pick<BuildLimits, "maxInputBytes" | "maxGzipRatio">,
+    /** Called on every chunk: throws when the build was aborted or ran out of time. */
+    private readonly checkAborted: () => void = () => {},
+  ) {}
+
+  /** Adds a chunk of `key`'s bytes; throws when the total passes the cap or the build was aborted. */
+  count(key: string, bytes: number): void {
+    this.checkAborted();
+    this.bytes += bytes;
+    if (this.bytes > this.limits.maxInputBytes) {
+      throw new BuildLimitError("input_too_large", `input ${key}: the build's inputs are larger than ${this.limits.maxInputBytes} bytes (decompressed)`);
+    }
+  }
+
+  /** Refuses a gzip input that has decompressed to more than maxGzipRatio times its compressed bytes so far. */
+  checkRatio(key: string, compressed: number, decompressed: number): void {
+    if (decompressed > RATIO_GRACE_BYTES && decompressed > this.limits.maxGzipRatio * compressed) {
+      throw new BuildLimitError(
+        "input_too_large",
+        `input ${key}: decompresses to more than ${this.limits.maxGzipRatio} times its compressed size; upload it uncompressed or split it`,
+      );
+    }
+  }
+}
+
+const UNMETERED = new InputMeter({ maxInputBytes: Infinity, maxGzipRatio: Infinity });
+
+/**
+ * The object's bytes, decompressed if gzip, each chunk counted by `meter`. A missing object is a
+ * BuildInputError naming the key.
+ */
+export async function openInput(store: BlobStore, key: string, meter: InputMeter = UNMETERED): Promise<OpenedInput> {
   let raw: Readable;
   try {
     raw = await store.getStream(key);
@@ -40,20 +82,35 @@ export async function openInput(store: BlobStore, key: string): Promise<OpenedIn
       raw.destroy();
     }
   }
-  if (!isGzip) return { chunks: replay(), gzip: false };
+  async function* plain(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of replay()) {
+      meter.count(key, chunk.length);
+      yield chunk;
+    }
+  }
+  if (!isGzip) return { chunks: plain(), gzip: false };
   const gunzip = createGunzip();
   // pipeline destroys the gunzip stream with the error, which then surfaces to its reader.
   pipeline(Readable.from(replay()), gunzip).catch(() => {});
-  return { chunks: gzipErrorsNamed(gunzip, key), gzip: true };
+  return { chunks: gunzipped(gunzip, key, meter), gzip: true };
 }
 
-async function* gzipErrorsNamed(gunzip: AsyncIterable<Uint8Array>, key: string): AsyncGenerator<Uint8Array> {
+async function* gunzipped(gunzip: ReturnType<typeof createGunzip>, key: string, meter: InputMeter): AsyncGenerator<Uint8Array> {
+  let decompressed = 0;
   try {
-    yield* gunzip;
+    for await (const chunk of gunzip) {
+      decompressed += chunk.length;
+      meter.count(key, chunk.length);
+      // bytesWritten: the compressed bytes gunzip has consumed, not those read ahead into its buffer.
+      meter.checkRatio(key, gunzip.bytesWritten, decompressed);
+      yield chunk;
+    }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === "string" && code.startsWith("Z_")) throw new BuildInputError(`input ${key}: not valid gzip (${(e as Error).message})`);
     throw e;
+  } finally {
+    gunzip.destroy();
   }
 }
 
@@ -67,7 +124,8 @@ export interface TextLine {
 export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 /**
- * UTF-8 lines ("\n" or "\r\n"), blank ones included (callers skip them but must count them).
+ * UTF-8 lines ("\n" or "\r\n"). Empty lines are counted (line numbers stay the file's) but not
+ * yielded: a flood of newlines costs one comparison per byte, not one yield per line.
  * Invalid UTF-8 and over-long lines are BuildInputErrors naming `key` and the line.
  */
 export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<TextLine> {
@@ -75,7 +133,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let line = 0;
-  const emit = (last: Uint8Array): TextLine => {
+  /** The line ending at `last`, or undefined for an empty one (counted all the same). */
+  const emit = (last: Uint8Array): TextLine | undefined => {
     line++;
     let bytes = last;
     if (pending.length > 0) {
@@ -90,6 +149,7 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
       pendingBytes = 0;
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1);
+    if (bytes.length === 0) return undefined;
     try {
       return { text: decoder.decode(bytes), line };
     } catch {
@@ -101,7 +161,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
     let start = 0;
     for (let nl = chunk.indexOf(0x0a, start); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
       if (pendingBytes + nl - start > maxLineBytes) throw tooLong();
-      yield emit(chunk.subarray(start, nl));
+      const next = emit(chunk.subarray(start, nl));
+      if (next) yield next;
       start = nl + 1;
     }
     if (start < chunk.length) {
@@ -111,5 +172,8 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, key: string,
       pending.push(chunk.slice(start));
     }
   }
-  if (pendingBytes > 0) yield emit(new Uint8Array(0));
+  if (pendingBytes > 0) {
+    const last = emit(new Uint8Array(0));
+    if (last) yield last;
+  }
 }

@@ -2,7 +2,14 @@
  * One index build: inputs in the store → validated documents → per shard: embeddings (encoded in
  * batches, or prebuilt), a kNN graph, the shard object → and last the manifest, which is what makes
  * the version exist. Shards are built and written one at a time, so memory is bounded by the shard
- * size, not the corpus.
+ * size, not the corpus; and texts are encoded as they stream in, in batches of at most ENCODE_CHUNK
+ * documents and `textBytesInFlight` bytes, then dropped: a shard holds its ids, stored fields and
+ * embeddings, never its texts (a shard of 100,000 unstored 1M-character texts costs no more text
+ * memory than one batch).
+ *
+ * Limits (limits.ts): every input byte is counted as it streams, against the decompressed total and
+ * gzip's ratio (input_too_large); the whole build has a wall time (build_timeout); the abort signal
+ * and the time are checked on every chunk read and every encoding batch.
  *
  * The inputs are read twice. The first pass ("reading") only validates and counts, and plans the
  * shard boundaries, so a bad line 9,000,000 fails the job in seconds rather than after hours of
@@ -30,8 +37,10 @@ import { AlreadyExistsError, type BlobStore } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
 import { buildKnnGraph, reachableFraction } from "./knn-graph.ts";
 import { kmeansEntryRows } from "./entry-points.ts";
-import { readDocuments, type SourceDocument } from "./documents.ts";
-import { BuildConflictError, BuildInputError } from "./errors.ts";
+import { readDocuments } from "./documents.ts";
+import { BuildConflictError, BuildInputError, BuildLimitError } from "./errors.ts";
+import { InputMeter } from "./input-stream.ts";
+import { type BuildLimits, DEFAULT_BUILD_LIMITS } from "./limits.ts";
 import { ShardPlanner } from "./shard-plan.ts";
 
 /** A change to a build's status: the new state and/or progress counters (absolute values). */
@@ -56,9 +65,11 @@ export interface BuildDeps {
   onWarning?: (message: string) => void;
   /** Names this attempt's shard folder; random when omitted. */
   attemptId?: string;
+  /** DEFAULT_BUILD_LIMITS where omitted. */
+  limits?: Partial<BuildLimits>;
 }
 
-/** Texts per embedDocuments call: the granularity of cancellation and of docsEncoded. */
+/** Texts per embedDocuments call at most: the granularity of cancellation and of docsEncoded. */
 const ENCODE_CHUNK = 256;
 /**
  * Random entry rows for the connectivity check. Far fewer than search's 10,000 on purpose: with that
@@ -75,6 +86,12 @@ interface Plan {
   degree: number;
 }
 
+interface ShardInProgress {
+  ids: string[];
+  fields: Array<Record<string, unknown>>;
+  embeddings: Float32Array;
+}
+
 export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promise<IndexManifest> {
   // Defaults and limits as the API applies them, also for callers that built the object by hand.
   const request = buildRequestSchema.parse(rawRequest);
@@ -84,7 +101,13 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
   const manifestKey = `${prefix}${MANIFEST_FILE}`;
   const report = deps.onProgress ?? (() => {});
   const warn = deps.onWarning ?? ((m: string) => console.warn(m));
-  const checkAborted = () => deps.signal?.throwIfAborted();
+  const limits: BuildLimits = { ...DEFAULT_BUILD_LIMITS, ...deps.limits };
+  const deadline = performance.now() + limits.timeoutMs;
+  const checkAborted = () => {
+    deps.signal?.throwIfAborted();
+    if (performance.now() > deadline) throw new BuildLimitError("build_timeout", `the build did not finish within its time limit (${limits.timeoutMs} ms)`);
+  };
+  const meter = () => new InputMeter(limits, checkAborted);
   const attempt = deps.attemptId ?? randomBytes(4).toString("hex");
   const dim = runtime.manifest.embeddingDim;
   const storeFields = [...new Set(request.storeFields)];
@@ -100,7 +123,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
 
   const readOptions = { storeFields, embeddingDim: dim };
   report({ state: "reading" });
-  const plan = await validateAndPlan(inputStore, request, readOptions, report, checkAborted);
+  const plan = await validateAndPlan(inputStore, request, { ...readOptions, meter: meter() }, report, checkAborted);
   const docsTotal = plan.counts.reduce((a, b) => a + b, 0);
 
   const written: string[] = [];
@@ -111,32 +134,32 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
     let docsEncoded = 0;
     let bytesWritten = 0;
     let docStart = 0;
-    let batch: SourceDocument[] = [];
+    /** The shard being filled: its documents' ids and fields as they arrive, and their embeddings. */
+    let shard: ShardInProgress | undefined;
+    /** Texts read and not yet encoded: at most ENCODE_CHUNK of them and about textBytesInFlight bytes. */
+    let texts: Array<{ row: number; text: string }> = [];
+    let textBytes = 0;
 
-    const finishShard = async () => {
-      const index = shards.length;
-      const n = batch.length;
-      const docs = batch;
-      batch = [];
-
-      report({ state: "encoding" });
-      const embeddings = new Float32Array(n * dim);
-      const toEncode: number[] = [];
-      docs.forEach((d, i) => (d.embedding ? embeddings.set(d.embedding, i * dim) : toEncode.push(i)));
-      docsEncoded += n - toEncode.length;
+    const encodeTexts = async () => {
+      if (texts.length === 0) return;
+      checkAborted();
+      const batch = texts;
+      texts = [];
+      textBytes = 0;
+      const base = docsEncoded;
+      const encoded = await runtime.embedDocuments(
+        batch.map((t) => t.text),
+        { maxLength, onProgress: (done) => report({ progress: { docsEncoded: base + done } }) },
+      );
+      batch.forEach(({ row }, j) => shard!.embeddings.set(encoded.subarray(j * dim, (j + 1) * dim), row * dim));
+      docsEncoded += batch.length;
       report({ progress: { docsEncoded } });
-      for (let start = 0; start < toEncode.length; start += ENCODE_CHUNK) {
-        checkAborted();
-        const rows = toEncode.slice(start, start + ENCODE_CHUNK);
-        const base = docsEncoded;
-        const encoded = await runtime.embedDocuments(
-          rows.map((i) => docs[i].text!),
-          { maxLength, onProgress: (done) => report({ progress: { docsEncoded: base + done } }) },
-        );
-        rows.forEach((row, j) => embeddings.set(encoded.subarray(j * dim, (j + 1) * dim), row * dim));
-        docsEncoded += rows.length;
-        report({ progress: { docsEncoded } });
-      }
+    };
+
+    const finishShard = async (done: ShardInProgress) => {
+      const index = shards.length;
+      const n = done.ids.length;
+      const { embeddings } = done;
       // Build the graph over exactly the values search will read back.
       if (request.dtype === "float16") halfToFloat32Array(float32ArrayToHalf(embeddings), embeddings);
 
@@ -160,8 +183,8 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       report({ state: "writing" });
       const bytes = encodeShard(
         {
-          ids: docs.map((d) => d.id),
-          fields: docs.map((d) => d.fields),
+          ids: done.ids,
+          fields: done.fields,
           embeddings,
           dim,
           dtype: request.dtype,
@@ -181,16 +204,33 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       report({ progress: { bytesWritten } });
     };
 
-    report({ state: "encoding" });
-    for await (const doc of readDocuments(inputStore, request.inputs, { ...readOptions, withEmbeddings: true })) {
+    for await (const doc of readDocuments(inputStore, request.inputs, { ...readOptions, withEmbeddings: true, meter: meter() })) {
       if (shards.length >= plan.counts.length) throw inputChanged();
-      batch.push(doc);
-      if (batch.length === plan.counts[shards.length]) {
-        await finishShard();
-        checkAborted();
+      const count = plan.counts[shards.length]!;
+      if (!shard) {
+        shard = { ids: [], fields: [], embeddings: new Float32Array(count * dim) };
+        report({ state: "encoding" });
+      }
+      const row = shard.ids.length;
+      shard.ids.push(doc.id);
+      shard.fields.push(doc.fields);
+      if (doc.embedding) {
+        shard.embeddings.set(doc.embedding, row * dim);
+        docsEncoded++;
+      } else {
+        texts.push({ row, text: doc.text! });
+        textBytes += Buffer.byteLength(doc.text!, "utf8");
+        if (texts.length >= ENCODE_CHUNK || textBytes >= limits.textBytesInFlight) await encodeTexts();
+      }
+      if (shard.ids.length === count) {
+        await encodeTexts();
+        report({ progress: { docsEncoded } });
+        const done = shard;
+        shard = undefined;
+        await finishShard(done);
       }
     }
-    if (batch.length > 0 || shards.length !== plan.counts.length) throw inputChanged();
+    if (shard || shards.length !== plan.counts.length) throw inputChanged();
 
     const manifest: IndexManifest = {
       format: "hypencoder.index",
@@ -244,7 +284,7 @@ async function deleteUnreferencedShards(store: BlobStore, prefix: string, manife
 async function validateAndPlan(
   store: BlobStore,
   request: BuildRequest,
-  readOptions: { storeFields: string[]; embeddingDim: number },
+  readOptions: { storeFields: string[]; embeddingDim: number; meter: InputMeter },
   report: (u: BuildUpdate) => void,
   checkAborted: () => void,
 ): Promise<Plan> {
@@ -258,7 +298,7 @@ async function validateAndPlan(
       const input = Math.floor(earlier / 2 ** 32);
       const line = earlier % 2 ** 32;
       const first = input === doc.input ? `line ${line}` : `${inputKeyOf(request, input)} line ${line}`;
-      throw new BuildInputError(`input ${doc.key} line ${doc.line}: duplicate id ${JSON.stringify(doc.id)} (first on ${first})`);
+      throw new BuildInputError(`input ${doc.key} line ${doc.line}: duplicate id (first on ${first})`, `id ${JSON.stringify(doc.id.slice(0, 100))}`);
     }
     firstSeen.set(doc.id, doc.input * 2 ** 32 + doc.line);
     planner.add(doc);
