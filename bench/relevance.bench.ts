@@ -12,7 +12,7 @@
  *   conjunction; every package carrying all its tags is relevant: nDCG@10, P@10 (and recall@100).
  *
  * The collection is every package of the corpus, and a document's text is its long description
- * WITHOUT the synopsis (test/support/debian-corpus.ts `descriptionOnly`): the known-item query is the
+ * WITHOUT the synopsis (infra/dev/corpus/debian-corpus.ts `descriptionOnly`): the known-item query is the
  * synopsis, so leaving it in would make that task exact string matching. Both query sets search the
  * same collection.
  *
@@ -42,7 +42,7 @@ import { MODEL_MANIFEST_FILE } from "../gpu-worker/src/model/model-manifest.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import { LocalStore } from "../gpu-worker/src/store/local-store.ts";
-import { type DebianPackage, descriptionOnly, hasLongDescription, readDebianCorpus } from "../test/support/debian-corpus.ts";
+import { type DebianPackage, descriptionOnly, hasLongDescription, readDebianCorpus } from "../infra/dev/corpus/debian-corpus.ts";
 import { mean, ndcgAt, precisionAt, recallAt, reciprocalRank, topIds } from "../test/support/relevance-metrics.ts";
 import { BiEncoder, innerProducts } from "./relevance/bi-encoder.ts";
 import { Bm25Index } from "./relevance/bm25.ts";

@@ -12,10 +12,10 @@ import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { createS3Client } from "../../gpu-worker/src/store/s3-store.ts";
+import { seedDemo } from "./demo-index.ts";
 import { ensureDemoModel } from "./demo-model.ts";
 import { type EmbeddedS3, startEmbeddedS3 } from "./embedded-s3.ts";
 import { stopAll } from "./processes.ts";
-import { ApiRequestError, PublicApi } from "./public-api.ts";
 import { type S3Settings, startStack } from "./stack.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -23,17 +23,15 @@ const DEV_DIR = resolve(process.env.HYPENCODER_DEV_DIR ?? join(ROOT, ".dev"));
 const EDGE_PORT = Number(process.env.EDGE_PORT ?? 8787);
 const WORKER_PORT = Number(process.env.WORKER_PORT ?? 8081);
 const S3RVER_PORT = Number(process.env.S3RVER_PORT ?? 4569);
-const CORPUS = join(ROOT, "infra/dev/corpus/debian-packages.jsonl.gz");
-const DEMO = { tenant: "demo", index: "debian" };
+const DEMO_INDEX = "debian";
+/** Shown on start; each returns sensible packages from the demo index (checked by hand, README). */
+const EXAMPLE_QUERIES = ["command line text editor", "photo editing", "password manager", "flashcards for learning a language"];
 
 const log = (message: string) => process.stderr.write(`[dev] ${message}\n`);
 
 interface DevSecrets {
   signingSecret: string;
   adminToken: string;
-}
-interface DemoState {
-  apiKey: string;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {
@@ -84,39 +82,6 @@ function required(name: string): string {
   return value;
 }
 
-/** The demo tenant, key and index; built once, then reused from .dev/demo.json. */
-async function seedDemo(edgeUrl: string, adminToken: string): Promise<DemoState> {
-  const path = join(DEV_DIR, "demo.json");
-  const saved = await readJson<DemoState>(path);
-  if (saved) {
-    const response = await new PublicApi(edgeUrl, saved.apiKey).request("GET", `/v1/indexes/${DEMO.index}`);
-    if (response.ok && ((await response.json()) as { activeVersion?: number }).activeVersion) return saved;
-  }
-  const admin = PublicApi.admin(edgeUrl, adminToken);
-  await admin.createTenant(DEMO.tenant, "Demo tenant").catch(ignoreConflict);
-  const apiKey = await admin.createKey(DEMO.tenant, ["search", "manage"]);
-  await writeFile(path, JSON.stringify({ apiKey } satisfies DemoState), { mode: 0o600 });
-  const api = new PublicApi(edgeUrl, apiKey);
-  await api.createIndex(DEMO.index).catch(ignoreConflict);
-  log("uploading the demo corpus (3,000 Debian package descriptions) through a presigned URL");
-  const uploadId = await api.upload(DEMO.index, [{ name: "debian-packages.jsonl.gz", body: await readFile(CORPUS) }]);
-  const build = await api.startBuild(DEMO.index, uploadId, { storeFields: ["text", "title"], degree: 32 });
-  let lastLine = "";
-  const done = await api.waitForBuild(DEMO.index, build.id, {
-    onProgress: (b) => {
-      const p = b.progress ?? {};
-      const line = `build ${b.state}: ${p.docsEncoded ?? 0}/${p.docsTotal ?? "?"} docs encoded, graph ${p.graphPercent ?? 0}%, ${p.bytesWritten ?? 0} bytes written`;
-      if (line !== lastLine) log((lastLine = line));
-    },
-  });
-  if (done.state !== "succeeded") throw new Error(`demo build failed: ${done.error?.message ?? done.state}`);
-  return { apiKey };
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof ApiRequestError && error.status === 409)) throw error;
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
   await mkdir(DEV_DIR, { recursive: true });
@@ -134,11 +99,15 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
   try {
-    const modelDir = await ensureDemoModel(DEV_DIR, log);
-    log("model: the tiny random test checkpoint — its scores are random (README: Models)");
+    const model = await ensureDemoModel(DEV_DIR, log);
+    log(
+      model.trained
+        ? `model: ${model.manifest.source.baseModelName} (models/debian-mini, ${model.manifest.modelId.slice(0, 12)})`
+        : "model: the tiny random test checkpoint — its scores are random (README: Models)",
+    );
     const stack = await startStack({
       dir: DEV_DIR,
-      modelDir,
+      modelDir: model.dir,
       s3: storage.settings,
       workers: 1,
       workerPorts: [WORKER_PORT],
@@ -147,21 +116,25 @@ async function main(): Promise<void> {
       adminToken: secrets.adminToken,
       workerEnv: { LOG_LEVEL: "info" },
     });
-    const demo = await seedDemo(stack.edge.url, secrets.adminToken);
+    const demo = await seedDemo({ edgeUrl: stack.edge.url, adminToken: secrets.adminToken, devDir: DEV_DIR, modelId: model.manifest.modelId, log });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    log(`ready in ${seconds}s`);
+    log(`ready in ${seconds}s, the demo index holding ${demo.docs.toLocaleString("en-US")} packages`);
+    const apiKey = demo.state.apiKey;
+    const query = (q: string) => encodeURIComponent(q).replace(/%20/g, "+");
     process.stdout.write(
       [
         "",
-        `Search page:  ${stack.edge.url}/   (API key: ${demo.apiKey}, index: ${DEMO.index})`,
+        `Search page:  ${stack.edge.url}/   (API key: ${apiKey}, index: ${DEMO_INDEX})`,
         "Try:",
-        `  curl -s -H 'Authorization: Bearer ${demo.apiKey}' '${stack.edge.url}/v1/indexes/${DEMO.index}/search?q=command+line+text+editor&k=5&fields=title'`,
+        `  curl -s -H 'Authorization: Bearer ${apiKey}' '${stack.edge.url}/v1/indexes/${DEMO_INDEX}/search?q=${query(EXAMPLE_QUERIES[0]!)}&k=5&fields=title'`,
+        `  or, on the page: ${EXAMPLE_QUERIES.map((q) => JSON.stringify(q)).join(", ")}`,
         `OpenAPI:      ${stack.edge.url}/v1/openapi.json`,
         `Admin token:  in ${join(DEV_DIR, "secrets.json")}`,
         "Ctrl-C stops everything.",
         "",
       ].join("\n"),
     );
+    void demo.fullCorpus?.();
     await Promise.race([...stack.workers.map((w) => w.process.exited), stack.edge.process.exited]);
     log("a process of the stack exited; stopping the rest");
     await shutdown(1);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
+import { ensureTinyModel } from "../../infra/dev/demo-model.ts";
 import { stopAll } from "../../infra/dev/processes.ts";
 import { PublicApi } from "../../infra/dev/public-api.ts";
 import { startStack } from "../../infra/dev/stack.ts";
@@ -46,7 +46,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "hyp-page-"));
   const stack = await startStack({
     dir,
-    modelDir: await ensureDemoModel(join(dir, "model"), () => {}),
+    modelDir: await ensureTinyModel(join(dir, "model"), () => {}),
     s3: await testS3Settings("page"),
     workers: 1,
     signingSecret: "page-test-signing-secret",

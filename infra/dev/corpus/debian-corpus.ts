@@ -1,14 +1,14 @@
 /**
  * The Debian corpus (`infra/dev/corpus/debian-main.jsonl.gz`, written by generate-debian-corpus.ts):
  * every bookworm-main package with its synopsis, long description, Debtags and train/dev/test split.
- * The relevance benchmark and the model-card test read it through here, so both see the same
- * documents and the same known-item text.
+ * The dev stack's demo index, the relevance benchmark and the model-card test all read it through
+ * here, so they see the same documents and the same known-item text.
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { readJsonl } from "../../gpu-worker/src/io/jsonl.ts";
+import { readJsonl } from "../../../gpu-worker/src/io/jsonl.ts";
 
-export const DEBIAN_CORPUS = fileURLToPath(new URL("../../infra/dev/corpus/debian-main.jsonl.gz", import.meta.url));
+export const DEBIAN_CORPUS = fileURLToPath(new URL("./debian-main.jsonl.gz", import.meta.url));
 
 const packageLine = z.object({
   id: z.string().min(1),
@@ -50,4 +50,14 @@ export function descriptionOnly(doc: Pick<DebianPackage, "text" | "title">): str
 /** Whether a package can be a known-item query: it has a long description distinct from its synopsis. */
 export function hasLongDescription(doc: Pick<DebianPackage, "text" | "title">): boolean {
   return descriptionOnly(doc) !== doc.title;
+}
+
+/**
+ * The demo's first, quick part: the programs that Debtags call applications or utilities (about 3,100
+ * packages), which is what a person searching for software wants to find first; libraries, data and
+ * documentation packages come with the full corpus.
+ */
+export function isDemoPreview(doc: Pick<DebianPackage, "metadata">): boolean {
+  const tags = doc.metadata.tags;
+  return tags.includes("role::program") && (tags.includes("scope::application") || tags.includes("scope::utility"));
 }
