@@ -10,6 +10,8 @@
  *   query, and that package is the one relevant document: MRR@10, recall@10 and recall@100;
  * - tag queries: bench/relevance/tag-queries.json, hand-written queries each defined by a Debtag
  *   conjunction; every package carrying all its tags is relevant: nDCG@10, P@10 (and recall@100).
+ *   The trainer also learns from Debtag-derived queries of train-split packages, so these are judged
+ *   twice: on every package, and on test-split packages only (others skipped in each top 100).
  *
  * The collection is every package of the corpus, and a document's text is its long description
  * WITHOUT the synopsis (infra/dev/corpus/debian-corpus.ts `descriptionOnly`): the known-item query is the
@@ -312,6 +314,15 @@ function perQuery(answers: Answers, queries: Query[], metric: Metric, deepest: n
   return queries.map((q, i) => metric.of(answers.rankings[i]!, q.relevant, metric.k));
 }
 
+/**
+ * The answers with only the documents in `keep` left in each ranking (a condensed list: documents
+ * that are not judged are skipped, not counted as misses). The ranks they leave stay filled by the
+ * next kept documents, so a system answering `deepest` documents can fill fewer positions.
+ */
+function condensed(answers: Answers, keep: Set<string>): Answers {
+  return { ...answers, rankings: answers.rankings.map((r) => r.filter((id) => keep.has(id))) };
+}
+
 function table(title: string, queries: Query[], metrics: Metric[], systems: { name: string; answers: Answers; deepest: number }[]) {
   const rows = systems.map((s) => ({ ...s, scores: metrics.map((m) => perQuery(s.answers, queries, m, s.deepest)) }));
   out(`## ${title} (${queries.length} queries)`);
@@ -376,6 +387,23 @@ const systemsFor = (set: "known" | "tags") => [
 ];
 const known = table("Known-item: synopsis → its package", sets.known, KNOWN_METRICS, systemsFor("known"));
 const tags = table("Tag queries: relevant = carries every tag", sets.tags, TAG_METRICS, systemsFor("tags"));
+
+// The trainer also learns from Debtag-derived queries of train-split packages, so the tag queries
+// are judged a second time on test-split packages only, from each system's top 100.
+const testIds = new Set(corpus.filter((d) => d.metadata.split === "test").map((d) => d.id));
+const testJudged = sets.tags
+  .map((q, i) => ({ q: { text: q.text, relevant: new Set([...q.relevant].filter((id) => testIds.has(id))) }, i }))
+  .filter(({ q }) => q.relevant.size > 0);
+const pick = (answers: Answers): Answers => {
+  const kept = condensed(answers, testIds);
+  return { rankings: testJudged.map(({ i }) => kept.rankings[i]!), ms: testJudged.map(({ i }) => kept.ms[i]!), ...(kept.docsScored ? { docsScored: testJudged.map(({ i }) => kept.docsScored![i]!) } : {}) };
+};
+table(
+  "Tag queries judged on test-split packages only (other packages skipped in each top 100)",
+  testJudged.map(({ q }) => q),
+  TAG_METRICS.filter((m) => m.k <= 10),
+  systemsFor("tags").filter((s) => s.deepest === DEEP).map((s) => ({ ...s, answers: pick(s.answers) })),
+);
 
 const [, knownBi, knownExact, knownApprox] = known;
 const [, tagsBi, tagsExact] = tags;
