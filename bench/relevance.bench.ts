@@ -20,8 +20,8 @@
  *
  * Systems, in one run:
  * - BM25+ from MiniSearch (bench/relevance/bm25.ts);
- * - the same-backbone bi-encoder: its BERT through our ONNX document-encoder graph, [CLS] inner
- *   products over all documents (bench/relevance/bi-encoder.ts);
+ * - the same-backbone bi-encoder: its BERT through our ONNX document-encoder graph, inner products
+ *   of the pooled vectors (its config's pooling) over all documents (bench/relevance/bi-encoder.ts);
  * - the Hypencoder, imported with `hypencoder import`, over an index built by the service's build
  *   pipeline (runBuild, build defaults) and searched by the service's searchIndex: `exact` (every
  *   document scored) and `approx` at the service's search defaults (SEARCH_DEFAULTS), with docs scored.
@@ -42,6 +42,7 @@ import { searchIndex } from "../gpu-worker/src/index/shard-search.ts";
 import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
 import { MODEL_MANIFEST_FILE } from "../gpu-worker/src/model/model-manifest.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
+import type { Pooling } from "../gpu-worker/src/model/types.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import { LocalStore } from "../gpu-worker/src/store/local-store.ts";
 import { type DebianPackage, descriptionOnly, hasLongDescription, readDebianCorpus } from "../infra/dev/corpus/debian-corpus.ts";
@@ -159,7 +160,7 @@ async function cachedFloat32(path: string, make: () => Promise<Float32Array>): P
   }
 }
 
-async function biEncoder(checkpoint: string, docs: { id: string; text: string }[], docMaxLength: number, sets: QuerySets): Promise<SystemAnswers & { key: string }> {
+async function biEncoder(checkpoint: string, docs: { id: string; text: string }[], docMaxLength: number, sets: QuerySets): Promise<SystemAnswers & { key: string; pooling: Pooling }> {
   const key = await checkpointKey(checkpoint);
   const encoder = await BiEncoder.load(checkpoint, join(CACHE, `bi-encoder-${key}`));
   const dim = encoder.dims.hiddenSize;
@@ -187,7 +188,7 @@ async function biEncoder(checkpoint: string, docs: { id: string; text: string }[
       });
       return { rankings, ms: times, docsScored: queries.map(() => docs.length) };
     };
-    return { known: await answer(sets.known), tags: await answer(sets.tags), key };
+    return { known: await answer(sets.known), tags: await answer(sets.tags), key, pooling: encoder.pooling };
   } finally {
     await encoder.close();
   }
@@ -376,7 +377,7 @@ out(`known-item queries: ${sets.known.length} synopses of test-split packages (s
 out(`Hypencoder: ${args.model} (checkpoint ${hyp.key}, model ${hyp.manifest.modelId.slice(0, 12)}): BERT ${hyp.manifest.bert.numLayers}×${hyp.manifest.bert.hiddenSize}, q-net dims [${hyp.manifest.qnet.dims.join(",")}]; docs ≤ ${docMaxLength} tokens, queries ≤ ${QUERY_MAX_LENGTH}`);
 out(`  index: build defaults (degree ${hyp.index.manifest.graph.degree}, ${hyp.index.manifest.dtype} embeddings, reachable ${hyp.index.manifest.graph.reachableFraction}); approx = SEARCH_DEFAULTS ${JSON.stringify({ ...SEARCH_DEFAULTS })}`);
 out(`  query encoding ${hyp.encodeMsPerQuery.toFixed(1)} ms/query (batched), not in the ms/query column`);
-out(`bi-encoder: ${args["bi-encoder"]} (checkpoint ${bi.key}): [CLS] inner product, exhaustive; BM25: MiniSearch BM25+ (k1 1.2, b 0.7, δ 0.5), OR of the query's words`);
+out(`bi-encoder: ${args["bi-encoder"]} (checkpoint ${bi.key}): inner product of ${bi.pooling === "cls" ? "[CLS]" : "mean-pooled"} vectors, exhaustive; BM25: MiniSearch BM25+ (k1 1.2, b 0.7, δ 0.5), OR of the query's words`);
 out();
 
 const systemsFor = (set: "known" | "tags") => [

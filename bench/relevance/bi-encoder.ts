@@ -1,10 +1,11 @@
 /**
  * The same-backbone bi-encoder baseline on our serving path: its HF BertModel checkpoint goes through
- * the checkpoint reader, the ONNX document-encoder graph ([CLS] pooling) and the BERT tokenizer that
- * the Hypencoder uses, and runs on onnxruntime-node. Queries and documents share the one encoder;
- * relevance is the inner product of their [CLS] vectors.
+ * the checkpoint reader, the ONNX document-encoder graph and the BERT tokenizer that the Hypencoder
+ * uses, and runs on onnxruntime-node. Queries and documents share the one encoder; relevance is the
+ * inner product of their pooled vectors: [CLS], or the mask-weighted mean when config.json says
+ * `"pooling_type": "mean"` (as the Hypencoder's document side does).
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -15,13 +16,14 @@ import { buildDocEncoderGraph } from "../../gpu-worker/src/model/onnx/doc-encode
 import { saveModel } from "../../gpu-worker/src/model/onnx/save.ts";
 import { createSession } from "../../gpu-worker/src/model/runtime/execution-provider.ts";
 import { BertTokenizer } from "../../gpu-worker/src/model/tokenizer/tokenizer.ts";
-import { type BertDims, GRAPH_IO, type TensorMap } from "../../gpu-worker/src/model/types.ts";
+import { type BertDims, GRAPH_IO, type Pooling, type TensorMap } from "../../gpu-worker/src/model/types.ts";
 
 const WORD_EMBEDDINGS = "embeddings.word_embeddings.weight";
 
 export class BiEncoder {
   private constructor(
     readonly dims: BertDims,
+    readonly pooling: Pooling,
     private readonly session: ort.InferenceSession,
     private readonly tokenizer: BertTokenizer,
   ) {}
@@ -44,12 +46,13 @@ export class BiEncoder {
     }
     for (const name of bert.keys()) if (!expected.has(name)) throw new Error(`${source}: unexpected tensor ${name}`);
     await mkdir(graphDir, { recursive: true });
-    const saved = await saveModel(buildDocEncoderGraph(dims, bert, "cls"), graphDir, "bi_encoder.onnx");
+    const pooling = await readPooling(configPath);
+    const saved = await saveModel(buildDocEncoderGraph(dims, bert, pooling), graphDir, "bi_encoder.onnx");
     const { session } = await createSession(saved.modelPath, "cpu", availableParallelism());
-    return new BiEncoder(dims, session, await BertTokenizer.fromDirectory(checkpointDir));
+    return new BiEncoder(dims, pooling, session, await BertTokenizer.fromDirectory(checkpointDir));
   }
 
-  /** [CLS] vectors as one row-major Float32Array, texts batched by similar length (as the runtime does). */
+  /** Pooled vectors as one row-major Float32Array, texts batched by similar length (as the runtime does). */
   async encode(texts: readonly string[], maxLength: number, onProgress?: (done: number, total: number) => void): Promise<Float32Array> {
     const H = this.dims.hiddenSize;
     const limit = Math.min(maxLength, this.dims.maxPositions);
@@ -92,6 +95,12 @@ function stripBertPrefix(tensors: TensorMap, source: string): TensorMap {
     if (!isIgnoredBertTensor(local)) bert.set(local, t);
   }
   return bert;
+}
+
+async function readPooling(configPath: string): Promise<Pooling> {
+  const pooling = (JSON.parse(await readFile(configPath, "utf8")) as { pooling_type?: unknown }).pooling_type ?? "cls";
+  if (pooling !== "cls" && pooling !== "mean") throw new Error(`${configPath}: pooling_type ${JSON.stringify(pooling)} is not "cls" or "mean"`);
+  return pooling;
 }
 
 /** Inner products of one query vector with every row of `docs`. */
