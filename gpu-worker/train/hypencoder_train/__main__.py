@@ -1,0 +1,19 @@
+"""python3 -m hypencoder_train {train,score,to-torch-bin} ...  (see README.md)"""
+import argparse
+
+from .score import add_score_arguments, add_torch_bin_arguments, score, to_torch_bin
+from .train import add_arguments, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="hypencoder_train")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_arguments(sub.add_parser("train", help="train a Hypencoder or bi-encoder and export it in the HF layout"))
+    add_score_arguments(sub.add_parser("score", help="score every (query, document) pair with an exported model"))
+    add_torch_bin_arguments(sub.add_parser("to-torch-bin", help="copy an exported checkpoint with a torch.save pytorch_model.bin"))
+    args = parser.parse_args()
+    {"train": run, "score": score, "to-torch-bin": to_torch_bin}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
