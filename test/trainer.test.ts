@@ -70,23 +70,34 @@ describe("training smoke test", () => {
   });
 });
 
-describe("committed model fidelity (models/debian-mini)", () => {
-  it("PyTorch and the ONNX path give the same scores, within 1e-4 relative, on 300 test-split pairs", { timeout: 110_000 }, async () => {
+describe("committed model (models/debian-mini)", () => {
+  it("scores like PyTorch within 1e-4 relative and reproduces its model card's known-item MRR@10", { timeout: 110_000 }, async () => {
     const modelDir = join(root, "debian-mini");
     await hypencoderCli("import", "models/debian-mini", "--out", modelDir);
-    // 20 queries × 15 documents from the test split, spread over the corpus (every n-th package).
+    // The model card's fixed subset: every n-th of the test split's packages, 200 of them, each one's
+    // synopsis the query and the 200 full texts the collection (gpu-worker/train evaluate --subset 200).
     const test = readDebianCorpus().filter((d) => d.metadata.split === "test");
-    const step = Math.floor(test.length / 35);
-    const picked = test.filter((_, i) => i % step === 0).slice(0, 35);
-    const queries = picked.slice(0, 20).map((d) => ({ id: d.id, text: d.title }));
-    const docs = picked.slice(20, 35);
-    const docsPath = join(root, "fidelity-docs.jsonl");
-    const queriesPath = join(root, "fidelity-queries.jsonl");
+    const step = Math.floor(test.length / 200);
+    const docs = Array.from({ length: 200 }, (_, i) => test[i * step]!);
+    const queries = docs.map((d) => ({ id: d.id, text: d.title }));
+    const docsPath = join(root, "subset-docs.jsonl");
+    const queriesPath = join(root, "subset-queries.jsonl");
     writeIdText(docsPath, docs);
     writeIdText(queriesPath, queries);
     const onnx = pairScores(await hypencoderCli("score", "--model", modelDir, "--queries", queriesPath, "--docs", docsPath));
     const torch = pairScores(await trainer("score", "--model", "models/debian-mini", "--queries", queriesPath, "--docs", docsPath));
-    expect(torch.size).toBe(300);
+    expect(torch.size).toBe(40_000);
     expect(maxRelativeDifference(onnx, torch)).toBeLessThan(1e-4);
+
+    let reciprocalRanks = 0;
+    for (const q of queries) {
+      const ranked = docs.map((d) => ({ id: d.id, score: onnx.get(`${q.id}\0${d.id}`)! })).sort((a, b) => b.score - a.score);
+      const rank = ranked.findIndex((r) => r.id === q.id);
+      if (rank < 10) reciprocalRanks += 1 / (rank + 1);
+    }
+    const card = await readFile("models/debian-mini/README.md", "utf8");
+    const recorded = /Fixed-subset known-item MRR@10[^:]*: ([0-9.]+)/.exec(card)?.[1];
+    expect(recorded, "the model card records the fixed-subset MRR@10").toBeDefined();
+    expect(reciprocalRanks / queries.length).toBeCloseTo(Number(recorded), 3);
   });
 });
