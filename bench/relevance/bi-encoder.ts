@@ -37,7 +37,7 @@ export class BiEncoder {
     const dims = resolveBertDims(inferBertShapeDims(bert, source), {
       modelName: "bi-encoder",
       baseConfig: await readBaseConfig(configPath),
-      baseConfigPath: configPath,
+      baseConfigSource: configPath,
     });
     const expected = bertTensorShapes(dims);
     for (const [name, shape] of expected) {

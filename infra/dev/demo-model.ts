@@ -21,6 +21,8 @@ export interface DemoModel {
   manifest: ModelManifest;
   /** false: the tiny random checkpoint (no trained checkpoint found). */
   trained: boolean;
+  /** The checkpoint directory imported (trained models only). */
+  checkpoint?: string;
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
@@ -37,7 +39,8 @@ export async function ensureTinyModel(devDir: string, log: (message: string) => 
 }
 
 /**
- * The dev stack's model: `checkpoint` (default models/debian-mini) imported into
+ * The dev stack's model: `checkpoint` (default models/debian-mini; `npm run dev` takes another from
+ * HYPENCODER_DEV_CHECKPOINT) imported into
  * `<devDir>/trained-model`, re-imported whenever the checkpoint's files change (the manifest records
  * their sha256), or the tiny random checkpoint when there is no trained one.
  */
@@ -50,12 +53,12 @@ export async function ensureDemoModel(devDir: string, log: (message: string) => 
   const dir = join(devDir, "trained-model");
   if (await exists(join(dir, MODEL_MANIFEST_FILE))) {
     const manifest = await readModelManifest(dir);
-    if (await sameSourceFiles(checkpoint, manifest)) return { dir, manifest, trained: true };
+    if (await sameSourceFiles(checkpoint, manifest)) return { dir, manifest, trained: true, checkpoint };
     log(`${checkpoint} changed since it was imported: importing it again`);
   }
   log(`importing ${checkpoint}`);
   const manifest = await importCheckpoint(checkpoint, dir, { force: true, onProgress: log });
-  return { dir, manifest, trained: true };
+  return { dir, manifest, trained: true, checkpoint };
 }
 
 /** Whether the checkpoint's config and weights are byte for byte the ones the model was imported from. */

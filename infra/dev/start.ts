@@ -99,10 +99,10 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown(0));
   process.on("SIGTERM", () => void shutdown(0));
   try {
-    const model = await ensureDemoModel(DEV_DIR, log);
+    const model = await ensureDemoModel(DEV_DIR, log, process.env.HYPENCODER_DEV_CHECKPOINT ? resolve(process.env.HYPENCODER_DEV_CHECKPOINT) : undefined);
     log(
       model.trained
-        ? `model: ${model.manifest.source.baseModelName} (models/debian-mini, ${model.manifest.modelId.slice(0, 12)})`
+        ? `model: ${model.manifest.source.baseModelName} (${model.checkpoint}, model id ${model.manifest.modelId.slice(0, 12)})`
         : "model: the tiny random test checkpoint — its scores are random (README: Models)",
     );
     const stack = await startStack({
