@@ -107,7 +107,7 @@ def write_tokenizer(out: str, vocab: List[str], max_length: int) -> None:
     _json(os.path.join(out, "tokenizer_config.json"), {"do_lower_case": True, "model_max_length": max_length, "tokenizer_class": "BertTokenizer"})
 
 
-def hypencoder_config(bert: BertConfig, qnet: QNetConfig) -> dict:
+def hypencoder_config(bert: BertConfig, qnet: QNetConfig, pooling: str) -> dict:
     """A HypencoderDualEncoder config.json like the published ones, plus `base_encoder_config`."""
     return {
         "architectures": ["HypencoderDualEncoder"],
@@ -128,7 +128,7 @@ def hypencoder_config(bert: BertConfig, qnet: QNetConfig) -> dict:
             "embedding_representation": None,
             "freeze_transformer": False,
         },
-        "passage_encoder_kwargs": {"model_name_or_path": BASE_MODEL_NAME, "pooling_type": "cls", "freeze_transformer": False},
+        "passage_encoder_kwargs": {"model_name_or_path": BASE_MODEL_NAME, "pooling_type": pooling, "freeze_transformer": False},
         "base_encoder_config": bert.hf_json(),
         "torch_dtype": "float32",
     }
@@ -140,9 +140,10 @@ def export(model: DualEncoder, vocab: List[str], out: str, training: Optional[di
     state = model.hf_state_dict()
     write_safetensors(os.path.join(out, "model.safetensors"), state)
     if model.qnet is not None:
-        _json(os.path.join(out, "config.json"), hypencoder_config(model.bert_config, model.qnet))
+        _json(os.path.join(out, "config.json"), hypencoder_config(model.bert_config, model.qnet, model.pooling))
     else:
-        _json(os.path.join(out, "config.json"), model.bert_config.hf_json())
+        # A plain HF BertConfig, plus how the bi-encoder pools (HF ignores unknown keys).
+        _json(os.path.join(out, "config.json"), {**model.bert_config.hf_json(), "pooling_type": model.pooling})
     write_tokenizer(out, vocab, model.bert_config.max_position_embeddings)
     if training is not None:
         _json(os.path.join(out, "training.json"), training)
@@ -159,10 +160,12 @@ def load(path: str) -> tuple:
         bert = BertConfig(**{k: v for k, v in config["base_encoder_config"].items() if k in fields})
         conv = config["query_encoder_kwargs"]["converter_kwargs"]
         qnet = QNetConfig(**{k: v for k, v in conv.items() if k in QNetConfig.__dataclass_fields__})
+        pooling = config["passage_encoder_kwargs"]["pooling_type"]
     else:
         bert = BertConfig(**{k: v for k, v in config.items() if k in fields})
         qnet = None
-    model = DualEncoder(bert, qnet)
+        pooling = config.get("pooling_type", "cls")
+    model = DualEncoder(bert, qnet, pooling)
     state = read_safetensors(os.path.join(path, "model.safetensors"))
     bert_prefix = "query_encoder.transformer." if qnet else ""
     model.bert.load_state_dict({k[len(bert_prefix):]: v for k, v in state.items() if k.startswith(bert_prefix) and (qnet is None or k.startswith(bert_prefix))}, strict=True)

@@ -255,17 +255,31 @@ class HypencoderEncoder(nn.Module):
 
 
 class DualEncoder(nn.Module):
-    """A shared-encoder retriever: the Hypencoder (`qnet` given) or the [CLS] inner-product bi-encoder."""
+    """A shared-encoder retriever: the Hypencoder (`qnet` given) or the inner-product bi-encoder.
 
-    def __init__(self, bert_config: BertConfig, qnet: Optional[QNetConfig] = None):
+    `pooling` makes the document embedding (and the bi-encoder's query embedding) from the last
+    hidden states: "cls" takes [CLS], "mean" averages the unmasked tokens ([CLS] and [SEP] included,
+    as the ONNX document encoder does). Trained from scratch here, [CLS] pooling collapsed to
+    chance-level loss for hundreds of steps while mean pooling learned at once (gpu-worker/train/README.md)."""
+
+    def __init__(self, bert_config: BertConfig, qnet: Optional[QNetConfig] = None, pooling: str = "mean"):
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"unknown pooling {pooling}")
         self.bert_config = bert_config
         self.qnet = qnet
+        self.pooling = pooling
         self.bert = BertModel(bert_config)
         self.head = Hyperhead(bert_config.hidden_size, qnet) if qnet else None
 
+    def pool(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return states[:, 0]
+        m = mask.unsqueeze(-1).to(states.dtype)
+        return (states * m).sum(1) / m.sum(1)
+
     def encode_docs(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.bert(ids, mask)[:, 0]  # [CLS] pooling
+        return self.pool(self.bert(ids, mask), mask)
 
     def score_matrix(self, q_ids, q_mask, docs: torch.Tensor) -> torch.Tensor:
         """[Q, D] scores of queries against document embeddings."""
@@ -273,7 +287,7 @@ class DualEncoder(nn.Module):
 
     def score_states(self, states, q_mask, docs: torch.Tensor) -> torch.Tensor:
         if self.head is None:
-            return states[:, 0] @ docs.T
+            return self.pool(states, q_mask) @ docs.T
         weights, biases = self.head(states, q_mask)
         return qnet_scores(self.qnet, weights, biases, docs)
 

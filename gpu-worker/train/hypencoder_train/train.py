@@ -93,7 +93,7 @@ def run(args) -> dict:
         intermediate_size=args.intermediate or 4 * args.hidden, max_position_embeddings=args.doc_max_length,
     )
     qnet = QNetConfig([args.hidden] * (args.qnet_hidden_layers + 1) + [1]) if args.kind == "hypencoder" else None
-    model = DualEncoder(bert_config, qnet)
+    model = DualEncoder(bert_config, qnet, args.pooling)
     if args.init_bert:
         source, _ = load(args.init_bert)
         model.bert.load_state_dict(source.bert.state_dict())
@@ -139,9 +139,9 @@ def run(args) -> dict:
         target = torch.arange(len(batch))
         loss = F.cross_entropy(scores * args.scale, target)
         if model.head is not None and args.aux_dot_weight > 0:
-            # The [CLS] inner product on the same backbone: an easy signal that trains the shared BERT
+            # The pooled inner product on the same backbone: an easy signal that trains the shared BERT
             # while the hyperhead is still learning to produce useful q-nets. Not part of the export.
-            dot = (q_states[:, 0] @ doc_vectors.T).masked_fill(also, float("-inf"))
+            dot = (model.pool(q_states, q_mask) @ doc_vectors.T).masked_fill(also, float("-inf"))
             loss = loss + args.aux_dot_weight * F.cross_entropy(dot, target)
         if teacher is not None:
             with torch.no_grad():
@@ -205,6 +205,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher", help="an exported checkpoint whose in-batch scores are distilled")
     p.add_argument("--teacher-temperature", type=float, default=1.0)
     p.add_argument("--distil-weight", type=float, default=1.0)
+    p.add_argument("--pooling", choices=["mean", "cls"], default="mean", help="document (and bi-encoder query) embedding")
     p.add_argument("--aux-dot-weight", type=float, default=0.0, help="Hypencoder: weight of an auxiliary [CLS]-dot loss")
     p.add_argument("--eval-minutes", type=float, default=5)
     p.add_argument("--eval-docs", type=int, default=100000)
