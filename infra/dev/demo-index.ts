@@ -73,7 +73,7 @@ export async function seedDemo(options: DemoOptions): Promise<SeededDemo> {
     log(`building the full corpus (${corpus.length.toLocaleString("en-US")} packages) in the background; searches keep using the preview until it is done`);
     const started = Date.now();
     try {
-      const done = await build(api, corpus, (line) => log(`full corpus: ${line}`), 3 * 3_600_000);
+      const done = await withRetries(() => build(api, corpus, (line) => log(`full corpus: ${line}`), 3 * 3_600_000), log);
       if (done.state !== "succeeded") {
         log(`full-corpus build failed (${done.error?.message ?? done.state}); the preview stays active, and the next start tries again`);
         return;
@@ -85,7 +85,7 @@ export async function seedDemo(options: DemoOptions): Promise<SeededDemo> {
       if (error instanceof ApiRequestError && error.code === "build_in_progress") {
         log("a full-corpus build is still recorded as running (from before a restart); the next start tries again");
       } else {
-        log(`full-corpus build failed: ${(error as Error).message}`);
+        log(`full-corpus build failed: ${describe(error)}`);
       }
     }
   };
@@ -108,6 +108,29 @@ async function build(api: PublicApi, docs: DebianPackage[], log: (line: string) 
       if (line !== lastLine) log((lastLine = line));
     },
   });
+}
+
+const RETRIES = 3;
+
+/**
+ * Retries on network errors (fetch's TypeError), which the busy local stack gives now and then while
+ * it is still encoding; an answer from the API (ApiRequestError) is final.
+ */
+async function withRetries<T>(run: () => Promise<T>, log: (message: string) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof ApiRequestError || attempt === RETRIES) throw error;
+      log(`full corpus: ${describe(error)}; trying again in 5 s`);
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  const cause = (error as { cause?: { message?: string } }).cause?.message;
+  return `${(error as Error).message}${cause ? ` (${cause})` : ""}`;
 }
 
 async function readState(path: string): Promise<DemoState | undefined> {

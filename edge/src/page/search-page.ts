@@ -174,7 +174,11 @@ function renderStats(result, iterationsSeen) {
     stat("ms in total", String(Math.round(ms.total || 0))),
   ];
   if (s.shardsSearched > 1) items.push(stat("shards", String(s.shardsSearched)));
-  if (result.version) items.push(stat("index version", String(result.version)));
+  if (result.version) {
+    const version = element("li", "", "index version ");
+    version.append(element("b", "", String(result.version)));
+    items.push(version);
+  }
   $("stats").replaceChildren(...items);
   $("stats").hidden = false;
 }
