@@ -25,7 +25,7 @@ const WORKER_PORT = Number(process.env.WORKER_PORT ?? 8081);
 const S3RVER_PORT = Number(process.env.S3RVER_PORT ?? 4569);
 const DEMO_INDEX = "debian";
 /** Shown on start; each returns sensible packages from the demo index (checked by hand, README). */
-const EXAMPLE_QUERIES = ["command line text editor", "photo editing", "password manager", "music player", "web browser"];
+const EXAMPLE_QUERIES = ["command line text editor", "photo editing", "password manager", "music player"];
 
 const log = (message: string) => process.stderr.write(`[dev] ${message}\n`);
 
