@@ -16,6 +16,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "graph-search-1m": { file: "bench/graph-search.bench.ts", args: ["--n", "1000000", "--queries", "20", "--cache", "bench/.cache"] },
   "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
+  // Needs models/debian-mini and models/debian-mini-biencoder; the first run encodes the corpus once per model (cached in bench/.cache).
+  relevance: { file: "bench/relevance.bench.ts", args: ["--known-items", "500"] },
   edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 

@@ -13,10 +13,10 @@ import { readFile, writeFile, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { createS3Client } from "../../gpu-worker/src/store/s3-store.ts";
+import { seedDemo } from "./demo-index.ts";
 import { ensureDemoModel } from "./demo-model.ts";
 import { type EmbeddedS3, startEmbeddedS3 } from "./embedded-s3.ts";
 import { stopAll } from "./processes.ts";
-import { ApiRequestError, PublicApi } from "./public-api.ts";
 import { restartEdge, restartWorker, type S3Settings, startStack } from "./stack.ts";
 import { DEFAULT_CRASH_WINDOW_MS, DEFAULT_MAX_CRASHES, Supervisor } from "./supervisor.ts";
 
@@ -25,8 +25,9 @@ const DEV_DIR = resolve(process.env.HYPENCODER_DEV_DIR ?? join(ROOT, ".dev"));
 const EDGE_PORT = Number(process.env.EDGE_PORT ?? 8787);
 const WORKER_PORT = Number(process.env.WORKER_PORT ?? 8081);
 const S3RVER_PORT = Number(process.env.S3RVER_PORT ?? 4569);
-const CORPUS = join(ROOT, "infra/dev/corpus/debian-packages.jsonl.gz");
-const DEMO = { tenant: "demo", index: "debian" };
+const DEMO_INDEX = "debian";
+/** Shown on start; each returns sensible packages from the demo index (checked by hand, README). */
+const EXAMPLE_QUERIES = ["command line text editor", "photo editing", "password manager", "music player"];
 const MAX_CRASHES = Number(process.env.DEV_MAX_CRASHES ?? DEFAULT_MAX_CRASHES);
 const CRASH_WINDOW_MS = process.env.DEV_CRASH_WINDOW_S ? Number(process.env.DEV_CRASH_WINDOW_S) * 1000 : DEFAULT_CRASH_WINDOW_MS;
 
@@ -35,9 +36,6 @@ const log = (message: string) => process.stderr.write(`[dev] ${message}\n`);
 interface DevSecrets {
   signingSecret: string;
   adminToken: string;
-}
-interface DemoState {
-  apiKey: string;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {
@@ -88,39 +86,6 @@ function required(name: string): string {
   return value;
 }
 
-/** The demo tenant, key and index; built once, then reused from .dev/demo.json. */
-async function seedDemo(edgeUrl: string, adminToken: string): Promise<DemoState> {
-  const path = join(DEV_DIR, "demo.json");
-  const saved = await readJson<DemoState>(path);
-  if (saved) {
-    const response = await new PublicApi(edgeUrl, saved.apiKey).request("GET", `/v1/indexes/${DEMO.index}`);
-    if (response.ok && ((await response.json()) as { activeVersion?: number }).activeVersion) return saved;
-  }
-  const admin = PublicApi.admin(edgeUrl, adminToken);
-  await admin.createTenant(DEMO.tenant, "Demo tenant").catch(ignoreConflict);
-  const apiKey = await admin.createKey(DEMO.tenant, ["search", "manage"]);
-  await writeFile(path, JSON.stringify({ apiKey } satisfies DemoState), { mode: 0o600 });
-  const api = new PublicApi(edgeUrl, apiKey);
-  await api.createIndex(DEMO.index).catch(ignoreConflict);
-  log("uploading the demo corpus (3,000 Debian package descriptions) through a presigned URL");
-  const uploadId = await api.upload(DEMO.index, [{ name: "debian-packages.jsonl.gz", body: await readFile(CORPUS) }]);
-  const build = await api.startBuild(DEMO.index, uploadId, { storeFields: ["text", "title"], degree: 32 });
-  let lastLine = "";
-  const done = await api.waitForBuild(DEMO.index, build.id, {
-    onProgress: (b) => {
-      const p = b.progress ?? {};
-      const line = `build ${b.state}: ${p.docsEncoded ?? 0}/${p.docsTotal ?? "?"} docs encoded, graph ${p.graphPercent ?? 0}%, ${p.bytesWritten ?? 0} bytes written`;
-      if (line !== lastLine) log((lastLine = line));
-    },
-  });
-  if (done.state !== "succeeded") throw new Error(`demo build failed: ${done.error?.message ?? done.state}`);
-  return { apiKey };
-}
-
-function ignoreConflict(error: unknown): void {
-  if (!(error instanceof ApiRequestError && error.status === 409)) throw error;
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
   await mkdir(DEV_DIR, { recursive: true });
@@ -140,11 +105,15 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void shutdown(0, "SIGINT (Ctrl-C)"));
   process.on("SIGTERM", () => void shutdown(0, "SIGTERM"));
   try {
-    const modelDir = await ensureDemoModel(DEV_DIR, log);
-    log("model: the tiny random test checkpoint — its scores are random (README: Models)");
+    const model = await ensureDemoModel(DEV_DIR, log, process.env.HYPENCODER_DEV_CHECKPOINT ? resolve(process.env.HYPENCODER_DEV_CHECKPOINT) : undefined);
+    log(
+      model.trained
+        ? `model: ${model.manifest.source.baseModelName} (${model.checkpoint}, model id ${model.manifest.modelId.slice(0, 12)})`
+        : "model: the tiny random test checkpoint — its scores are random (README: Models)",
+    );
     const stack = await startStack({
       dir: DEV_DIR,
-      modelDir,
+      modelDir: model.dir,
       s3: storage.settings,
       workers: 1,
       workerPorts: [WORKER_PORT],
@@ -158,21 +127,26 @@ async function main(): Promise<void> {
     );
     supervisor.watch("edge", stack.edge.process, async () => (await restartEdge(stack)).process);
     void supervisor.gaveUp.then((reason) => shutdown(1, reason));
-    const demo = await seedDemo(stack.edge.url, secrets.adminToken);
+    const demo = await seedDemo({ edgeUrl: stack.edge.url, adminToken: secrets.adminToken, devDir: DEV_DIR, modelId: model.manifest.modelId, log });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    log(`ready in ${seconds}s`);
+    log(`ready in ${seconds}s, the demo index holding ${demo.docs.toLocaleString("en-US")} packages`);
+    const apiKey = demo.state.apiKey;
+    const query = (q: string) => encodeURIComponent(q).replace(/%20/g, "+");
     process.stdout.write(
       [
         "",
-        `Search page:  ${stack.edge.url}/   (API key: ${demo.apiKey}, index: ${DEMO.index})`,
+        `Search page:  ${stack.edge.url}/   (API key: ${apiKey}, index: ${DEMO_INDEX})`,
         "Try:",
-        `  curl -s -H 'Authorization: Bearer ${demo.apiKey}' '${stack.edge.url}/v1/indexes/${DEMO.index}/search?q=command+line+text+editor&k=5&fields=title'`,
+        `  curl -s -H 'Authorization: Bearer ${apiKey}' '${stack.edge.url}/v1/indexes/${DEMO_INDEX}/search?q=${query(EXAMPLE_QUERIES[0]!)}&k=5&fields=title'`,
+        `  or, on the page: ${EXAMPLE_QUERIES.map((q) => JSON.stringify(q)).join(", ")}`,
         `OpenAPI:      ${stack.edge.url}/v1/openapi.json`,
         `Admin token:  in ${join(DEV_DIR, "secrets.json")}`,
         "Ctrl-C stops everything.",
         "",
       ].join("\n"),
     );
+    // The rest of the corpus builds in the background; the supervisor keeps the stack up meanwhile.
+    void demo.fullCorpus?.();
   } catch (error) {
     await shutdown(1, `failed: ${(error as Error).message}`);
   }

@@ -2,8 +2,10 @@
  * The edge's search page (GET /) as a person uses it, in headless Chromium (Debian's `chromium`,
  * driven by playwright-core) against the real stack: the edge under `wrangler dev`, a GPU worker
  * process and radosgw. The page must ask for a key, show the API's error for a bad one, list the
- * tenant's indexes for a good one, and render hits for a query — with no script errors or CSP
- * violations.
+ * tenant's indexes for a good one, and for a query render the streamed search progress one line per
+ * progress frame, the hits (name, synopsis, snippet with the query's words marked) and the stats
+ * (docs scored, iterations, timing) — with no script errors or CSP violations. Structure only:
+ * the model is the tiny random checkpoint, so which packages come first is not checked.
  */
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
+import { readDebianCorpus } from "../../infra/dev/corpus/debian-corpus.ts";
+import { ensureTinyModel } from "../../infra/dev/demo-model.ts";
 import { stopAll } from "../../infra/dev/processes.ts";
 import { PublicApi } from "../../infra/dev/public-api.ts";
 import { startStack } from "../../infra/dev/stack.ts";
@@ -28,25 +31,25 @@ const CHROMIUM_FLAGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
-const DOCS = [
-  { id: "vim", text: "Vi IMproved, a highly configurable text editor", title: "text editor" },
-  { id: "curl", text: "command line tool for transferring data with URL syntax", title: "URL transfers" },
-  { id: "gimp", text: "GNU Image Manipulation Program", title: "image editor" },
-];
+/** Enough documents that a graph search from a few entry points takes several steps. */
+const DOC_COUNT = 400;
 
 let dir: string;
 let edgeUrl: string;
 let apiKey: string;
 let browser: BrowserContext;
 let page: Page;
+let titles: Map<string, string>;
 const problems: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`);
   dir = await mkdtemp(join(tmpdir(), "hyp-page-"));
+  const docs = (await readDebianCorpus()).filter((_, i) => i % 150 === 0).slice(0, DOC_COUNT);
+  titles = new Map(docs.map((d) => [d.id, d.title]));
   const stack = await startStack({
     dir,
-    modelDir: await ensureDemoModel(join(dir, "model"), () => {}),
+    modelDir: await ensureTinyModel(join(dir, "model"), () => {}),
     s3: await testS3Settings("page"),
     workers: 1,
     signingSecret: "page-test-signing-secret",
@@ -59,9 +62,9 @@ beforeAll(async () => {
   apiKey = await admin.createKey("pagetest", ["search", "manage"]);
   const api = new PublicApi(edgeUrl, apiKey);
   await api.createIndex("packages");
-  const body = new TextEncoder().encode(DOCS.map((d) => JSON.stringify(d)).join("\n"));
+  const body = new TextEncoder().encode(docs.map((d) => JSON.stringify({ id: d.id, title: d.title, text: d.text })).join("\n"));
   const uploadId = await api.upload("packages", [{ name: "docs.jsonl", body }]);
-  const build = await api.startBuild("packages", uploadId, { storeFields: ["text", "title"] });
+  const build = await api.startBuild("packages", uploadId, { storeFields: ["text", "title"], degree: 8, entryRows: 0 });
   expect((await api.waitForBuild("packages", build.id)).state).toBe("succeeded");
 
   browser = await chromium.launchPersistentContext(join(dir, "chromium-profile"), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
@@ -90,12 +93,27 @@ async function textOf(locator: Locator, expected: RegExp | string): Promise<stri
   throw new Error(`expected ${String(expected)}, the page shows ${JSON.stringify(last)}`);
 }
 
+/** Submits a query and waits for its results (the status line names the query once they are shown). */
+async function searchFor(query: string, options: { mode?: "approx" | "exact"; entryPoints?: number } = {}): Promise<void> {
+  await page.locator("#mode").selectOption(options.mode ?? "approx");
+  await page.locator("#entryPoints").fill(options.entryPoints ? String(options.entryPoints) : "");
+  await page.locator("#query").fill(query);
+  await page.locator("#search button[type=submit]").click();
+  await textOf(page.locator("#status"), new RegExp(`Results for "${query}"`));
+}
+
+async function statValue(label: string): Promise<number> {
+  const item = page.locator("#stats li", { hasText: label }).first();
+  return Number((await item.locator("b").textContent())!.replace(/,/g, ""));
+}
+
 describe("search page in headless Chromium", () => {
   it("renders the form", async () => {
     expect(await page.title()).toBe("Hypencoder Search");
-    for (const selector of ["#key", "#load", "#index", "#query", "#search button[type=submit]"]) {
+    for (const selector of ["#key", "#load", "#index", "#query", "#k", "#mode", "#entryPoints", "#fields", "#search button[type=submit]"]) {
       expect(await page.locator(selector).isVisible(), selector).toBe(true);
     }
+    expect(await page.locator("#progress").isVisible()).toBe(false);
   });
 
   it("asks for a key, then shows the API's error for a bad one", async () => {
@@ -106,16 +124,49 @@ describe("search page in headless Chromium", () => {
     await textOf(page.locator("#error"), "unauthorized: invalid API key");
   });
 
-  it("lists the tenant's indexes and renders hits for a query", async () => {
+  it("lists the tenant's indexes", async () => {
     await page.locator("#key").fill(apiKey);
     await page.locator("#load").click();
-    await textOf(page.locator("#index"), /packages/);
-    await page.locator("#query").fill("text editor");
-    await page.locator("#search button[type=submit]").click();
-    await page.locator("#hits li").first().waitFor({ state: "visible", timeout: 20_000 });
-    const shown = await page.locator("#hits li").allTextContents();
-    expect(shown).toHaveLength(DOCS.length);
-    for (const doc of DOCS) expect(shown.some((text) => text.includes(doc.id))).toBe(true);
+    await textOf(page.locator("#index"), new RegExp(`packages \\(ready, ${DOC_COUNT} docs\\)`));
+  });
+
+  it("renders hits with name, synopsis and a snippet, the query's words marked", async () => {
+    await searchFor("text editor", { mode: "exact" });
+    const hits = page.locator("#hits li.hit");
+    expect(await hits.count()).toBe(10);
+    for (let i = 0; i < 10; i++) {
+      const hit = hits.nth(i);
+      const name = (await hit.locator(".name").textContent())!;
+      // The synopsis is the stored title, the snippet the text after it.
+      expect(await hit.locator(".synopsis").textContent()).toBe(titles.get(name));
+      const snippet = (await hit.locator(".snippet").textContent())!;
+      expect(snippet.length).toBeGreaterThan(0);
+      expect(snippet.length).toBeLessThanOrEqual(262);
+      expect(snippet.startsWith(titles.get(name)!)).toBe(false);
+      expect(Number(await hit.locator(".score").textContent())).not.toBeNaN();
+    }
+    const marks = await page.locator("#hits mark").allTextContents();
+    for (const mark of marks) expect(["text", "editor"]).toContain(mark.toLowerCase());
+    // Exact search scores every document in one step.
+    expect(await statValue("docs scored")).toBe(DOC_COUNT);
+    expect(await statValue("iteration")).toBe(1);
+    expect(await page.locator("#progress-list li").count()).toBe(1);
+  });
+
+  it("shows the graph search's progress frames one line per iteration, then the stats", async () => {
+    await searchFor("network monitoring tool", { entryPoints: 4 });
+    const iterations = await statValue("iterations");
+    expect(iterations).toBeGreaterThan(1);
+    const lines = await page.locator("#progress-list li").allTextContents();
+    expect(lines).toHaveLength(iterations);
+    lines.forEach((line, i) => expect(line).toMatch(new RegExp(`^iteration ${i + 1}: best -?\\d+\\.\\d{3} · \\S+.*\\(\\d+/10 of the final results\\)$`)));
+    // The last progress frame is the final top list.
+    expect(lines.at(-1)).toMatch(/\(10\/10 of the final results\)$/);
+    const docsScored = await statValue("docs scored");
+    expect(docsScored).toBeGreaterThan(4);
+    expect(docsScored).toBeLessThanOrEqual(DOC_COUNT);
+    for (const label of ["ms encoding the query", "ms searching", "ms in total"]) expect(await statValue(label)).toBeGreaterThanOrEqual(0);
+    expect(await page.locator("#progress").isVisible()).toBe(true);
     expect(problems).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
+import { ensureTinyModel } from "../../infra/dev/demo-model.ts";
 import { freePort, stopAll } from "../../infra/dev/processes.ts";
 import { type RunningWorker, startWorker } from "../../infra/dev/stack.ts";
 import { signRequest } from "../../shared/api/signing.ts";
@@ -71,7 +71,7 @@ async function workerRssBytes(): Promise<{ bytes: number; source: string }> {
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "faults-load-"));
-  const [s3, modelDir] = await Promise.all([testS3Settings("faults-load"), ensureDemoModel(join(root, "model"), quietLines("model"))]);
+  const [s3, modelDir] = await Promise.all([testS3Settings("faults-load"), ensureTinyModel(join(root, "model"), quietLines("model"))]);
   const key = `${uploadPrefix(TENANT, "upload-1")}docs.jsonl`;
   const client = await s3TestClient();
   try {

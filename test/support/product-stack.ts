@@ -1,6 +1,6 @@
 /**
  * The whole product as real local processes, for tests that drive it from outside: a fresh radosgw
- * bucket (test/support/s3.ts), the tiny demo model (infra/dev/demo-model.ts) and `startStack`
+ * bucket (test/support/s3.ts), the tiny random model (infra/dev/demo-model.ts) and `startStack`
  * (infra/dev/stack.ts: N GPU worker processes + the edge under `wrangler dev` with local D1), all in
  * one temporary directory. Adds what such tests need around startStack: restarting one worker on its
  * port, restarting the whole stack on the same state, and quiet output.
@@ -13,7 +13,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureDemoModel } from "../../infra/dev/demo-model.ts";
+import { ensureTinyModel } from "../../infra/dev/demo-model.ts";
 import { stopAll } from "../../infra/dev/processes.ts";
 import { PublicApi } from "../../infra/dev/public-api.ts";
 import { restartWorker, type RunningStack, type RunningWorker, type S3Settings, type StackOptions, startStack } from "../../infra/dev/stack.ts";
@@ -56,7 +56,7 @@ export class ProductStack {
     if (!VERBOSE) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const dir = await mkdtemp(join(tmpdir(), `${options.prefix}-`));
     try {
-      const [radosgw, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureDemoModel(join(dir, "model"), quietLines("model"))]);
+      const [radosgw, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureTinyModel(join(dir, "model"), quietLines("model"))]);
       const s3 = options.s3Endpoint ? { ...radosgw, endpoint: options.s3Endpoint } : radosgw;
       const stackOptions: StackOptions = {
         dir,

@@ -1,29 +1,36 @@
 /**
- * Generates the dev stack's demo corpus from Debian's package descriptions, so the demo searches real
- * English text without any download at run time. The package list gives section and version; the
- * long descriptions live in the archive's Translation-en file, joined by Description-md5.
+ * Generates the Debian corpora from bookworm main's package list and its English long descriptions, so
+ * the demo, the trainer and the relevance benchmark read real English text without any download at run
+ * time. The package list gives section, version, source and Debtags; the long descriptions live in the
+ * archive's Translation-en file, joined by Description-md5.
  *
- *   apt-get update -o Acquire::Languages=en && apt-cache dumpavail > /tmp/dumpavail.txt
- *   /usr/lib/apt/apt-helper cat-file /var/lib/apt/lists/*_bookworm_main_i18n_Translation-en.lz4 > /tmp/translation-en.txt
- *   node bin/run-ts.mjs infra/dev/corpus/generate-debian-corpus.ts /tmp/dumpavail.txt /tmp/translation-en.txt 3000
+ *   apt-get update -o Acquire::Languages=en
+ *   /usr/lib/apt/apt-helper cat-file /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4 > /tmp/bookworm-main-Packages.txt
+ *   /usr/lib/apt/apt-helper cat-file /var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_i18n_Translation-en.lz4 > /tmp/bookworm-main-Translation-en.txt
+ *   node bin/run-ts.mjs infra/dev/corpus/generate-debian-corpus.ts /tmp/bookworm-main-Packages.txt /tmp/bookworm-main-Translation-en.txt
  *
- * Only packages from Debian's "main" section are used: their descriptions are part of DFSG-free
- * packages (see LICENSE.md beside this file). The selection is deterministic (every n-th package by name).
+ * writes `debian-main.jsonl.gz`: every package of main with a long description, sorted by name, each with
+ * its train/dev/test split. The split hashes the *source* package, so binaries built from one source
+ * (`foo`, `foo-doc`, `libfoo-dev`) always land in the same split. `--demo-count N` also rewrites the small
+ * demo corpus `debian-packages.jsonl.gz` (every n-th package, without source/tags/split).
+ *
+ * Only packages from Debian's "main" archive area are used: their descriptions are part of DFSG-free
+ * packages (see LICENSE.md beside this file).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-
-const [input = "/tmp/dumpavail.txt", translations = "/tmp/translation-en.txt", countArg = "3000"] = process.argv.slice(2);
-const count = Number(countArg);
+import { sourceName, splitOf } from "./debian-split.ts";
 
 interface Stanza {
   Package?: string;
+  Source?: string;
   Section?: string;
   Description?: string;
   "Description-md5"?: string;
   "Description-en"?: string;
   Homepage?: string;
   Version?: string;
+  Tag?: string;
 }
 
 function parseStanzas(text: string): Stanza[] {
@@ -57,29 +64,68 @@ function longDescription(description: string): { title: string; text: string } {
   return { title: synopsis.trim(), text: [synopsis.trim(), ...paragraphs].join("\n") };
 }
 
-const longDescriptions = new Map<string, string>();
-for (const t of parseStanzas(readFileSync(translations, "utf8"))) {
-  if (t["Description-md5"] && t["Description-en"]) longDescriptions.set(t["Description-md5"], t["Description-en"]);
+function debtags(tag: string | undefined): string[] {
+  if (!tag) return [];
+  return [...new Set(tag.split(/[,\s]+/).filter(Boolean))].sort();
 }
 
-const seen = new Set<string>();
-const packages = parseStanzas(readFileSync(input, "utf8"))
-  .filter((s) => s.Package && s.Section && !s.Section.includes("/") && longDescriptions.has(s["Description-md5"] ?? ""))
-  .filter((s) => (seen.has(s.Package!) ? false : (seen.add(s.Package!), true)))
-  .sort((a, b) => a.Package!.localeCompare(b.Package!));
-const step = Math.max(1, Math.floor(packages.length / count));
-const lines = packages
-  .filter((_, i) => i % step === 0)
-  .slice(0, count)
-  .map((s) => {
+/** Code-point order, not locale order, so the file is byte-identical on every machine. */
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+{
+  const args = process.argv.slice(2);
+  const demoAt = args.indexOf("--demo-count");
+  const demoCount = demoAt >= 0 ? Number(args.splice(demoAt, 2)[1]) : undefined;
+  const [input = "/tmp/bookworm-main-Packages.txt", translations = "/tmp/bookworm-main-Translation-en.txt"] = args;
+
+  const longDescriptions = new Map<string, string>();
+  for (const t of parseStanzas(readFileSync(translations, "utf8"))) {
+    if (t["Description-md5"] && t["Description-en"]) longDescriptions.set(t["Description-md5"], t["Description-en"]);
+  }
+
+  const seen = new Set<string>();
+  const packages = parseStanzas(readFileSync(input, "utf8"))
+    .filter((s) => s.Package && s.Section && !s.Section.includes("/") && longDescriptions.has(s["Description-md5"] ?? ""))
+    .filter((s) => (seen.has(s.Package!) ? false : (seen.add(s.Package!), true)))
+    .sort((a, b) => byCodePoint(a.Package!, b.Package!));
+
+  const documents = packages.flatMap((s) => {
     const { title, text } = longDescription(longDescriptions.get(s["Description-md5"]!)!);
-    return JSON.stringify({
-      id: s.Package,
+    if (text === title) return []; // a synopsis with no long description (e.g. a transitional stub)
+    const source = sourceName(s);
+    const document = {
+      id: s.Package!,
       title,
       text,
-      metadata: { section: s.Section, version: s.Version, ...(s.Homepage ? { homepage: s.Homepage } : {}) },
-    });
+      metadata: {
+        section: s.Section!,
+        version: s.Version,
+        ...(s.Homepage ? { homepage: s.Homepage } : {}),
+        source,
+        tags: debtags(s.Tag),
+        split: splitOf(source),
+      },
+    };
+    return [document];
   });
-const out = new URL("./debian-packages.jsonl.gz", import.meta.url);
-writeFileSync(out, gzipSync(`${lines.join("\n")}\n`, { level: 9 }));
-console.error(`wrote ${lines.length} documents from ${packages.length} main-section packages to ${out.pathname}`);
+  const full = new URL("./debian-main.jsonl.gz", import.meta.url);
+  writeFileSync(full, gzipSync(`${documents.map((d) => JSON.stringify(d)).join("\n")}\n`, { level: 9 }));
+  const counts = { train: 0, dev: 0, test: 0 };
+  for (const d of documents) counts[d.metadata.split]++;
+  console.error(`wrote ${documents.length} documents to ${full.pathname} (${JSON.stringify(counts)})`);
+
+  if (demoCount !== undefined) {
+    const step = Math.max(1, Math.floor(documents.length / demoCount));
+    const demo = documents
+      .filter((_, i) => i % step === 0)
+      .slice(0, demoCount)
+      .map(({ id, title, text, metadata: { section, version, homepage } }) =>
+        JSON.stringify({ id, title, text, metadata: { section, version, ...(homepage ? { homepage } : {}) } }),
+      );
+    const out = new URL("./debian-packages.jsonl.gz", import.meta.url);
+    writeFileSync(out, gzipSync(`${demo.join("\n")}\n`, { level: 9 }));
+    console.error(`wrote ${demo.length} documents to ${out.pathname}`);
+  }
+}

@@ -1,7 +1,9 @@
 /**
- * BERT hyperparameters of a checkpoint. config.json does not carry them: the sizes are read off the
- * tensor shapes; the head count (invisible in the shapes) comes from a user-supplied base-model
- * config (--base-config) or from a table of well-known base models.
+ * BERT hyperparameters of a checkpoint. The sizes are read off the tensor shapes; the head count
+ * (invisible in the shapes) comes from, in this order: a user-supplied base-model config
+ * (--base-config), the base model's HF config carried inside the checkpoint's config.json as
+ * `base_encoder_config` (published Hypencoder checkpoints name a hub model instead), or a table of
+ * well-known base models.
  */
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
@@ -65,10 +67,15 @@ export async function readBaseConfig(path: string): Promise<BaseConfig> {
   } catch (e) {
     throw new BertDimsError(`--base-config ${path}: cannot read JSON (${(e as Error).message})`);
   }
+  return parseBaseConfig(json, `--base-config ${path}`);
+}
+
+/** Validates an HF BertConfig object; `where` names its origin in errors. */
+export function parseBaseConfig(json: unknown, where: string): BaseConfig {
   const parsed = baseConfigSchema.safeParse(json);
   if (!parsed.success) {
     const { key, message } = describeZodIssue(parsed.error.issues[0]);
-    throw new BertDimsError(`--base-config ${path}: ${key}: ${message}`);
+    throw new BertDimsError(`${where}: ${key}: ${message}`);
   }
   return parsed.data;
 }
@@ -114,8 +121,8 @@ export interface ResolveBertDimsOptions {
   /** query_encoder_kwargs.model_name_or_path */
   modelName: string;
   baseConfig?: BaseConfig;
-  /** Names the base config in errors. */
-  baseConfigPath?: string;
+  /** Names the base config in errors, e.g. "--base-config path" or "config.json: base_encoder_config". */
+  baseConfigSource?: string;
 }
 
 /** Completes the shape-derived sizes with the head count (and checks the base config agrees). */
@@ -124,7 +131,7 @@ export function resolveBertDims(shape: BertShapeDims, options: ResolveBertDimsOp
   let numHeads: number;
   let layerNormEps = BERT_LAYER_NORM_EPS;
   if (baseConfig) {
-    const where = `--base-config ${options.baseConfigPath ?? ""}`.trim();
+    const where = options.baseConfigSource ?? "base config";
     const compare: [keyof BaseConfig, number][] = [
       ["hidden_size", shape.hiddenSize],
       ["num_hidden_layers", shape.numLayers],
@@ -152,8 +159,8 @@ export function resolveBertDims(shape: BertShapeDims, options: ResolveBertDimsOp
     const known = knownBaseModel(modelName);
     if (known === undefined) {
       throw new BertDimsError(
-        `cannot tell the attention head count of base model "${modelName}" (it is not in the checkpoint's tensors ` +
-          `and not a model we know): pass --base-config <the base model's config.json>`,
+        `cannot tell the attention head count of base model "${modelName}" (it is not in the checkpoint's tensors, ` +
+          `config.json has no base_encoder_config and it is not a model we know): pass --base-config <the base model's config.json>`,
       );
     }
     if (known.hiddenSize !== shape.hiddenSize) {

@@ -166,6 +166,30 @@ describe("loadHypencoderCheckpoint", () => {
       expect(spec.bert.numHeads).toBe(4);
     });
 
+    it("reads the BERT config carried in config.json as base_encoder_config, and checks it", async () => {
+      const dir = await copy();
+      const base = JSON.parse(await readFile(join(dir, "bert_config.json"), "utf8"));
+      const embed = (edit: (c: Json) => void) =>
+        withConfig((c) => {
+          c.query_encoder_kwargs.model_name_or_path = "my-org/my-bert";
+          c.base_encoder_config = { ...base };
+          edit(c);
+        });
+      const { spec } = await loadHypencoderCheckpoint(await embed(() => {}));
+      expect(spec.bert.numHeads).toBe(base.num_attention_heads);
+      await expect(loadHypencoderCheckpoint(await embed((c) => (c.base_encoder_config.num_hidden_layers = 3)))).rejects.toThrow(
+        /config\.json: base_encoder_config: num_hidden_layers is 3 but the checkpoint's tensors say 2/,
+      );
+      await expect(loadHypencoderCheckpoint(await embed((c) => delete c.base_encoder_config.num_attention_heads))).rejects.toThrow(
+        /base_encoder_config: num_attention_heads: is required/,
+      );
+      // An explicit --base-config wins over the embedded one.
+      const override = join(dir, "override.json");
+      await writeFile(override, JSON.stringify({ ...base, num_attention_heads: 1 }));
+      const overridden = await loadHypencoderCheckpoint(await embed(() => {}), { baseConfigPath: override });
+      expect(overridden.spec.bert.numHeads).toBe(1);
+    });
+
     it("refuses a known name whose hidden size disagrees with the tensors", async () => {
       const dir = await withConfig((c) => (c.query_encoder_kwargs.model_name_or_path = "bert-base-uncased"));
       await expect(loadHypencoderCheckpoint(dir)).rejects.toThrow(/hidden size 768 .* 32, so its head count is uncertain: pass --base-config/);

@@ -9,7 +9,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BertDims, HypencoderSpec, HypencoderWeights, TensorMap } from "../types.ts";
-import { inferBertShapeDims, readBaseConfig, resolveBertDims, type BertShapeDims } from "./bert-dims.ts";
+import { type BaseConfig, inferBertShapeDims, parseBaseConfig, readBaseConfig, resolveBertDims, type BertShapeDims } from "./bert-dims.ts";
 import { parseHypencoderConfig } from "./config.ts";
 import { loadTensorFile, sha256, type SourceFile } from "./load-tensors.ts";
 import { bertTensorShapes, hyperheadTensorShapes, isIgnoredBertTensor, PREFIX } from "./tensor-layout.ts";
@@ -26,7 +26,10 @@ export interface HypencoderCheckpoint {
 }
 
 export interface LoadHypencoderOptions {
-  /** The base BERT's config.json (for num_attention_heads) when the base model name is not a known one. */
+  /**
+   * The base BERT's config.json (for num_attention_heads). Overrides the config.json's own
+   * `base_encoder_config`; needed when neither that nor the base model's name tells the head count.
+   */
   baseConfigPath?: string;
 }
 
@@ -48,7 +51,7 @@ export async function loadHypencoderCheckpoint(
     throw new Error(`${configPath}: invalid JSON (${(e as Error).message})`);
   }
   const config = parseHypencoderConfig(configJson, configPath);
-  const baseConfig = options.baseConfigPath ? await readBaseConfig(options.baseConfigPath) : undefined;
+  const base = await baseConfigOf(configJson, configPath, options.baseConfigPath);
   const { tensors, file } = await loadTensorFile(dir);
   const source = join(dir, file.name);
 
@@ -79,7 +82,7 @@ export async function loadHypencoderCheckpoint(
   const shapeDims = inferBertShapeDims(bertRaw.raw, `${source} (${bertRaw.prefix}*)`);
   const bert = resolveBertDims(shapeDims, {
     modelName: config.baseModelName,
-    ...(baseConfig ? { baseConfig, baseConfigPath: options.baseConfigPath } : {}),
+    ...(base ? { baseConfig: base.config, baseConfigSource: base.source } : {}),
   });
   const queryBert = takeBert(bertRaw.raw, bert, bertRaw.prefix, source);
   let passageBert = queryBert;
@@ -113,6 +116,22 @@ export async function loadHypencoderCheckpoint(
   };
   const configFile: SourceFile = { name: "config.json", bytes: configBytes.byteLength, sha256: sha256(configBytes) };
   return { spec, weights: { queryBert, passageBert, hyperhead }, sourceFiles: [configFile, file] };
+}
+
+/**
+ * The base BERT's HF config: the --base-config file, else `base_encoder_config` inside config.json
+ * (a checkpoint trained from scratch has no hub model whose config could be looked up), else none.
+ */
+async function baseConfigOf(
+  configJson: unknown,
+  configPath: string,
+  baseConfigPath: string | undefined,
+): Promise<{ config: BaseConfig; source: string } | undefined> {
+  if (baseConfigPath) return { config: await readBaseConfig(baseConfigPath), source: `--base-config ${baseConfigPath}` };
+  const embedded = (configJson as { base_encoder_config?: unknown } | null)?.base_encoder_config;
+  if (embedded === undefined) return undefined;
+  const source = `${configPath}: base_encoder_config`;
+  return { config: parseBaseConfig(embedded, source), source };
 }
 
 /** Splits checkpoint tensors by owner, stripping the prefixes. */
