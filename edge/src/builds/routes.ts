@@ -30,7 +30,7 @@
  *                           terminal: never left, and answered from D1 without asking a worker.
  */
 import { GetObjectCommand, type S3ServiceException } from "@aws-sdk/client-s3";
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { type BuildRequest, type BuildStatus, indexId } from "../../../shared/api/worker-api.ts";
 import { manifestKey, uploadPrefix } from "../../../shared/index/keys.ts";
@@ -152,12 +152,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
   });
 
   router.get("/:id/builds/:buildId", auth.read, async (c) => {
-    const { id: index } = parseInput(indexParamsSchema, { id: c.req.param("id") }, "path");
-    const { buildId } = parseInput(buildParamsSchema, c.req.param(), "path");
-    const tenant = c.get("auth").tenantId;
-    const db = c.env.DB;
-    const build = await getBuild(db, tenant, index, buildId);
-    if (!build) throw notFound(`build ${buildId}`);
+    const { index, buildId, tenant, db, build } = await buildOfPath(c);
     if (TERMINAL_STATES.includes(build.state)) return c.json(buildView(build));
     const pool = workerPoolFromEnv(c.env);
     if (!build.workerUrl || !build.workerJobId) {
@@ -191,12 +186,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
   });
 
   router.post("/:id/builds/:buildId/cancel", auth.manage, async (c) => {
-    const { id: index } = parseInput(indexParamsSchema, { id: c.req.param("id") }, "path");
-    const { buildId } = parseInput(buildParamsSchema, c.req.param(), "path");
-    const tenant = c.get("auth").tenantId;
-    const db = c.env.DB;
-    const build = await getBuild(db, tenant, index, buildId);
-    if (!build) throw notFound(`build ${buildId}`);
+    const { index, buildId, tenant, db, build } = await buildOfPath(c);
     if (TERMINAL_STATES.includes(build.state)) throw buildFinished(build);
     // The worker first, so that it stops spending GPU time; the row is cancelled whatever it answers
     // (an unreachable worker's job, if it ever finishes, writes a version that is never activated).
@@ -215,6 +205,17 @@ const buildFinished = (build: BuildRecord) => new ApiError(409, "build_finished"
 const BUILD_LOST_IN_DISPATCH = { code: "build_lost", message: "the build's dispatch to a GPU worker was never recorded; start the build again" };
 
 /** Longest a dispatch can take: every owner's attempt timing out, plus time for D1 to record it. */
+/** The build named by the path, in the caller's tenant only (404 otherwise). */
+async function buildOfPath(c: Context<EdgeEnv>): Promise<{ index: string; buildId: string; tenant: string; db: D1Database; build: BuildRecord }> {
+  const { id: index } = parseInput(indexParamsSchema, { id: c.req.param("id") }, "path");
+  const { buildId } = parseInput(buildParamsSchema, c.req.param(), "path");
+  const tenant = c.get("auth").tenantId;
+  const db = c.env.DB;
+  const build = await getBuild(db, tenant, index, buildId);
+  if (!build) throw notFound(`build ${buildId}`);
+  return { index, buildId, tenant, db, build };
+}
+
 function dispatchDeadlineMs(pool: WorkerPoolConfig): number {
   return pool.timeoutMs * DISPATCH_ATTEMPTS + 30_000;
 }
