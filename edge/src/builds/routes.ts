@@ -40,6 +40,7 @@ import { failIndexVersion, getActiveBuild, getIndex, reserveIndexVersion } from 
 import type { EdgeBindings, EdgeEnv } from "../env.ts";
 import { ApiError, notFound, toApiError, WorkerRejectedError } from "../errors.ts";
 import { waitUntil } from "../http/wait-until.ts";
+import { integerSetting } from "../integer-setting.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { tryOwners } from "../routing/owner-call.ts";
 import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
@@ -225,12 +226,7 @@ export const DEFAULT_MAX_BUILDS_PER_TENANT = 2;
 
 /** MAX_BUILDS_PER_TENANT: builds in progress one tenant may hold across the fleet (each is a GPU worker's only build slot). */
 export function maxBuildsPerTenant(env: Pick<EdgeBindings, "MAX_BUILDS_PER_TENANT">): number {
-  const value = env.MAX_BUILDS_PER_TENANT;
-  if (value === undefined || value.trim() === "") return DEFAULT_MAX_BUILDS_PER_TENANT;
-  const parsed = z.coerce.number().int().min(1).safeParse(value);
-  // A misconfiguration must be loud, not silently fall back to some other limit.
-  if (!parsed.success) throw new Error(`MAX_BUILDS_PER_TENANT must be a positive integer, got ${JSON.stringify(value)}`);
-  return parsed.data;
+  return integerSetting("MAX_BUILDS_PER_TENANT", env.MAX_BUILDS_PER_TENANT, DEFAULT_MAX_BUILDS_PER_TENANT, { min: 1 });
 }
 
 

@@ -1,20 +1,14 @@
 /** Applies the per-key limit (RateLimiter) to a request: 429 with Retry-After when over it. */
 import type { Context } from "hono";
-import { z } from "zod";
 import type { EdgeEnv } from "../env.ts";
 import { ApiError } from "../errors.ts";
+import { integerSetting } from "../integer-setting.ts";
 
 export const DEFAULT_RATE_LIMIT_PER_MINUTE = 600;
 
 /** RATE_LIMIT_PER_MINUTE: a positive integer, or 0 to switch limiting off (local development). */
-const limitSchema = z.coerce.number().int().min(0);
-
 export function rateLimitPerMinute(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return DEFAULT_RATE_LIMIT_PER_MINUTE;
-  const parsed = limitSchema.safeParse(value);
-  // A misconfiguration must be loud, not silently fall back to some other limit.
-  if (!parsed.success) throw new Error(`RATE_LIMIT_PER_MINUTE must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return parsed.data;
+  return integerSetting("RATE_LIMIT_PER_MINUTE", value, DEFAULT_RATE_LIMIT_PER_MINUTE, { min: 0 });
 }
 
 export async function enforceRateLimit(c: Context<EdgeEnv>, keyId: string): Promise<void> {

@@ -6,9 +6,9 @@
  * parameter to lower, instead of being clamped silently.
  */
 import { SEARCH_DEFAULTS, type SearchParams } from "../../../shared/api/worker-api.ts";
-import { z } from "zod";
 import type { EdgeBindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
+import { integerSetting } from "../integer-setting.ts";
 
 export const DEFAULT_SEARCH_CONCURRENCY_PER_TENANT = 16;
 /** Longer than any search can run (every owner's attempt timing out), so only a lost release waits this long. */
@@ -22,15 +22,9 @@ export function searchCost(params: Pick<SearchParams, "entryPoints" | "ncandidat
   return Math.max(1, Math.ceil(params.entryPoints / SEARCH_DEFAULTS.entryPoints), Math.ceil(params.ncandidates / SEARCH_DEFAULTS.ncandidates));
 }
 
-const limitSchema = z.coerce.number().int().min(0);
-
 /** SEARCH_CONCURRENCY_PER_TENANT: cost units in flight per tenant; 0 switches the cap off. */
 export function searchConcurrencyPerTenant(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return DEFAULT_SEARCH_CONCURRENCY_PER_TENANT;
-  const parsed = limitSchema.safeParse(value);
-  // A misconfiguration must be loud, not silently fall back to some other limit.
-  if (!parsed.success) throw new Error(`SEARCH_CONCURRENCY_PER_TENANT must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return parsed.data;
+  return integerSetting("SEARCH_CONCURRENCY_PER_TENANT", value, DEFAULT_SEARCH_CONCURRENCY_PER_TENANT, { min: 0 });
 }
 
 /**

@@ -11,6 +11,7 @@ import { requireApiKey } from "../auth/require-api-key.ts";
 import { getIndex } from "../db/indexes.ts";
 import type { EdgeEnv, S3Bindings } from "../env.ts";
 import { ApiError, notFound } from "../errors.ts";
+import { integerSetting } from "../integer-setting.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { presignPut } from "./presign.ts";
 import { S3NotConfiguredError, s3ClientFor } from "./s3-client.ts";
@@ -18,13 +19,8 @@ import { type StoredUploadFile, uploadBodySchema } from "./schemas.ts";
 import { insertUpload } from "../db/uploads.ts";
 
 export const DEFAULT_UPLOAD_URL_TTL_SECONDS = 900;
-const ttlSchema = z.coerce.number().int().min(60).max(3600);
-
 export function uploadUrlTtlSeconds(value: string | undefined): number {
-  if (value === undefined || value.trim() === "") return DEFAULT_UPLOAD_URL_TTL_SECONDS;
-  const parsed = ttlSchema.safeParse(value);
-  if (!parsed.success) throw new Error(`UPLOAD_URL_TTL_SECONDS must be an integer from 60 to 3600, got ${JSON.stringify(value)}`);
-  return parsed.data;
+  return integerSetting("UPLOAD_URL_TTL_SECONDS", value, DEFAULT_UPLOAD_URL_TTL_SECONDS, { min: 60, max: 3600 });
 }
 
 /** Upload ids are ID_PATTERN-safe: "u" + 24 random hex digits. */
