@@ -13,7 +13,7 @@
  * first rendezvous owner of `<tenant>/<index>/builds` (what the edge dispatches to), and a search
  * victim is a first owner of one of the active version's shards (from the manifest in S3).
  */
-import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -23,7 +23,7 @@ import { ownersFor, shardPlacementKey } from "../../edge/src/routing/rendezvous.
 import { type BuildState, PublicApi } from "../../infra/dev/public-api.ts";
 import { manifestKey } from "../../shared/index/keys.ts";
 import { note, ProductStack } from "../support/product-stack.ts";
-import { s3TestClient } from "../support/s3.ts";
+import { objectExists, s3TestClient } from "../support/s3.ts";
 import { type Format, formatRequest, type ReadAnswer, readAnswer, type SearchResult } from "../support/search-answers.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -361,7 +361,7 @@ describe("Hypencoder Search end to end (real processes, public API only)", () =>
     expect(index.activeVersion).toBe(2);
     expect(index.versions.find((v) => v.version === 3)?.state).toBe("failed");
     // No manifest was published for the dead build (a version exists only once its manifest does).
-    expect(await objectExists(manifestKey(TENANT_A, INDEX, 3))).toBe(false);
+    expect(await objectExists(product.s3.bucket, manifestKey(TENANT_A, INDEX, 3))).toBe(false);
     expect((await exact(a, "after the failed build")).result!.version).toBe(2);
 
     // A retry succeeds and becomes the active version.
@@ -449,19 +449,6 @@ describe("Hypencoder Search end to end (real processes, public API only)", () =>
     try {
       const object = await client.send(new GetObjectCommand({ Bucket: product.s3.bucket, Key: manifestKey(TENANT_A, INDEX, version) }));
       return (JSON.parse(await object.Body!.transformToString()) as { shards: Array<{ id: string }> }).shards.map((s) => s.id);
-    } finally {
-      client.destroy();
-    }
-  }
-
-  async function objectExists(key: string): Promise<boolean> {
-    const client = await s3TestClient();
-    try {
-      await client.send(new HeadObjectCommand({ Bucket: product.s3.bucket, Key: key }));
-      return true;
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-      throw error;
     } finally {
       client.destroy();
     }

@@ -11,7 +11,6 @@
  * Each search fault needs a version whose shards the worker has not loaded yet (a loaded version
  * stays in memory), so the steps run in order and each builds the version the next one searches.
  */
-import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -19,7 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type BuildState, PublicApi } from "../../infra/dev/public-api.ts";
 import { manifestKey } from "../../shared/index/keys.ts";
 import { note, ProductStack } from "../support/product-stack.ts";
-import { s3TestClient, s3TestEnv } from "../support/s3.ts";
+import { objectExists, s3TestClient, s3TestEnv } from "../support/s3.ts";
 import { readAnswer, type ReadAnswer } from "../support/search-answers.ts";
 import { TcpProxy } from "../support/tcp-proxy.ts";
 
@@ -127,17 +126,9 @@ describe("S3 faults through a proxy in front of radosgw", () => {
     return verified;
   }
 
-  async function manifestExists(version: number): Promise<boolean> {
-    const client = await s3TestClient(); // radosgw directly, not through the proxy
-    try {
-      await client.send(new HeadObjectCommand({ Bucket: product.s3.bucket, Key: manifestKey(TENANT, INDEX, version) }));
-      return true;
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-      throw error;
-    } finally {
-      client.destroy();
-    }
+  /** radosgw directly, not through the proxy. */
+  function manifestExists(version: number): Promise<boolean> {
+    return objectExists(product.s3.bucket, manifestKey(TENANT, INDEX, version));
   }
 
   it("builds a version through the proxy (not searched yet: its shards are not cached)", async () => {

@@ -7,7 +7,7 @@ import type { S3Settings } from "../../infra/dev/stack.ts";
 import { parseExports } from "./shell-exports.ts";
 
 export { parseExports };
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
@@ -90,6 +90,20 @@ async function runScript(cmd: string, args: string[], timeoutMs = 240_000): Prom
 /** A client for the test S3. */
 export async function s3TestClient(): Promise<S3Client> {
   return createS3Client((await s3TestEnv()).config);
+}
+
+/** Whether `key` exists in `bucket` of the test S3 (read directly, never through a test proxy). */
+export async function objectExists(bucket: string, key: string): Promise<boolean> {
+  const client = await s3TestClient();
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (error) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+    throw error;
+  } finally {
+    client.destroy();
+  }
 }
 
 /** Creates a new, empty bucket named `<prefix>-<random>` and returns its name. */
