@@ -18,7 +18,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type BuildState, PublicApi } from "../../infra/dev/public-api.ts";
 import { manifestKey } from "../../shared/index/keys.ts";
 import { note, ProductStack } from "../support/product-stack.ts";
-import { objectExists, s3TestClient, s3TestEnv } from "../support/s3.ts";
+import { objectExists, s3TestEnv } from "../support/s3.ts";
 import { readAnswer, type ReadAnswer } from "../support/search-answers.ts";
 import { TcpProxy } from "../support/tcp-proxy.ts";
 
