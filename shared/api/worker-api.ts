@@ -9,6 +9,7 @@ import { z } from "zod";
 import { ID_PATTERN } from "../index/keys.ts";
 import { REVERSE_SHARE_MAX } from "../index/manifest.ts";
 import { SEED_MAX } from "../random.ts";
+import { tailRangeSchema } from "./living-api.ts";
 
 /** Tenant, index and shard ids: one pattern, defined with the store keys it protects. */
 export { ID_PATTERN };
@@ -95,9 +96,15 @@ export const searchRequestSchema = z
   .object({
     tenant: tenantId,
     index: indexId,
-    /** The index version to search (the edge resolves "active" before calling). */
-    version: z.number().int().positive(),
-    /** Shard ids to search; all of the version's shards when omitted (the edge routes subsets). */
+    /** The index version to search (the edge resolves "active" before calling); 0 when none is built (the tail only). */
+    version: z.number().int().nonnegative(),
+    /**
+     * The WAL batches the search must also see (living-api.ts): their upserts replace and their
+     * deletes hide rows of the version's segments on every shard; the tail's own documents are scored
+     * only where `shards` names TAIL_SHARD_ID (or `shards` is omitted). Absent: the version alone.
+     */
+    tail: tailRangeSchema.optional(),
+    /** Shard ids to search; all of the version's shards (and the tail) when omitted (the edge routes subsets). */
     shards: z.array(z.string().min(1).max(64)).max(10_000).optional(),
     query: z.string().trim().min(1, "query must not be empty").max(LIMITS.queryChars),
     params: searchParamsSchema.default(searchParamsSchema.parse({})),
@@ -182,6 +189,11 @@ export const buildRequestSchema = z
     dtype: z.enum(["float16", "float32"]).default("float16"),
     /** Target shard size; shards split on document boundaries. */
     shardBytes: z.number().int().min(1 << 16).max(2 ** 32).default(256 * 2 ** 20),
+    /**
+     * The index's committed write seq when the build started: the manifest records it as coveredSeq,
+     * so writes acknowledged after it stay visible (as the tail) once the version is active.
+     */
+    coveredSeq: z.number().int().nonnegative().optional(),
   })
   .strict();
 export type BuildRequest = z.infer<typeof buildRequestSchema>;

@@ -93,3 +93,58 @@ export function versionsFromListing(keys: Iterable<string>, tenant: string, inde
   }
   return [...found].sort((a, b) => a - b);
 }
+
+// ─── Living indexes (format version 2): everything of an index under one prefix ────────────────────
+//
+//   tenants/<t>/indexes/<i>/wal/<seq, 12 digits>.hwal                 one acknowledged write batch
+//   tenants/<t>/indexes/<i>/versions/vNNNNNN/manifest.json             v1 (build) or v2 (compaction)
+//   tenants/<t>/indexes/<i>/versions/vNNNNNN/shards/<attempt>/<id>.hxs a segment written by that version
+//   tenants/<t>/indexes/<i>/versions/vNNNNNN/deletes/<segment>.hxd     a deletion bitmap of that version
+//
+// A v2 manifest's keys are relative to indexPrefix, so a compaction's version can keep the
+// segments that earlier versions wrote without copying them.
+
+export const WAL_FOLDER = "wal/";
+export const WAL_FILE_EXTENSION = ".hwal";
+export const DELETES_FILE_EXTENSION = ".hxd";
+const WAL_SEQ_DIGITS = 12;
+const WAL_NAME_PATTERN = /^(\d{12,})\.hwal$/;
+
+/** Everything an index stores lives under this prefix (ends with "/"). */
+export function indexPrefix(tenant: string, index: string): string {
+  return `${tenantPrefix(tenant)}indexes/${validateId(index, "index")}/`;
+}
+
+/** Where an index's write-ahead log lives; list it to find the batches. */
+export function walPrefix(tenant: string, index: string): string {
+  return `${indexPrefix(tenant, index)}${WAL_FOLDER}`;
+}
+
+/** 7 → "000000000007.hwal": zero-padded so a plain listing sorts by seq. */
+export function walFileName(seq: number): string {
+  if (!Number.isSafeInteger(seq) || seq < 1) throw new IndexFormatError(`invalid write seq ${seq}: expected a positive integer`);
+  return `${String(seq).padStart(WAL_SEQ_DIGITS, "0")}${WAL_FILE_EXTENSION}`;
+}
+
+/** The WAL object of batch `seq`, written create-if-absent and never changed. */
+export function walKey(tenant: string, index: string, seq: number): string {
+  return `${walPrefix(tenant, index)}${walFileName(seq)}`;
+}
+
+/** "000000000007.hwal" → 7; undefined for anything walFileName would not have produced. */
+export function parseWalFileName(name: string): number | undefined {
+  const m = WAL_NAME_PATTERN.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) && n >= 1 && walFileName(n) === name ? n : undefined;
+}
+
+/** A version's folder relative to indexPrefix: "versions/v000003/". */
+export function versionFolder(version: number): string {
+  return `versions/${formatVersion(version)}/`;
+}
+
+/** A deletion bitmap written by `version` for `segmentId`, relative to indexPrefix. */
+export function deletesRelativeKey(version: number, segmentId: string): string {
+  return `${versionFolder(version)}deletes/${validateId(segmentId, "segment")}${DELETES_FILE_EXTENSION}`;
+}

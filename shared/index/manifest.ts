@@ -1,8 +1,14 @@
 /**
- * `manifest.json` of one index version (index format version 1): the model the embeddings
- * came from, the graph, the stored fields and the list of shards with their sizes and
- * sha256s. Written LAST, after every shard: a version exists only once its manifest does,
- * so readers never see a half-written index. Documented in shared/FORMATS.md.
+ * `manifest.json` of one index version: the model the embeddings came from, the graph, the stored
+ * fields and the list of shards (segments) with their sizes and sha256s. Written LAST, after every
+ * shard: a version exists only once its manifest does, so readers never see a half-written index.
+ * Documented in shared/FORMATS.md.
+ *
+ * Format version 1 (builds): shard keys are relative to the VERSION prefix. Format version 2
+ * (compactions of a living index): keys are relative to the INDEX prefix (keys.ts indexPrefix), so
+ * a version can keep segments that earlier versions wrote, and a segment may carry a deletion
+ * bitmap (deletion-bitmap.ts). Both record `coveredSeq`, the last write-ahead-log seq folded in
+ * (v1 manifests that predate it: 0). This reader reads both.
  */
 import * as z from "zod";
 import { IndexFormatError } from "./errors.ts";
@@ -10,7 +16,9 @@ import { SHARD_DTYPES, SHARD_MAX_BYTES } from "./format.ts";
 import { ID_PATTERN } from "./keys.ts";
 
 export const INDEX_MANIFEST_FORMAT = "hypencoder.index";
-export const INDEX_FORMAT_VERSION = 1;
+/** The newest format this code writes (compactions); builds still write 1. */
+export const INDEX_FORMAT_VERSION = 2;
+export const INDEX_FORMAT_VERSIONS = [1, 2] as const;
 /** The most of a row's degree slots reverse links may take; beyond half they would crowd out its kNN links. */
 export const REVERSE_SHARE_MAX = 0.5;
 
@@ -34,13 +42,24 @@ export const shardEntrySchema = z.object({
   /** Global row number of the shard's first document; shards tile 0..docCount in order. */
   docStart: count,
   docCount: z.number().int().positive(),
+  /** Format 2: the segment's deletion bitmap (rows of it that are no longer live); absent when none is deleted. */
+  deletes: z
+    .object({
+      key: relativeKey,
+      bytes: z.number().int().positive(),
+      sha256,
+      /** Rows marked deleted. */
+      count: z.number().int().positive(),
+    })
+    .strict()
+    .optional(),
 });
 export type ShardEntry = z.infer<typeof shardEntrySchema>;
 
 export const indexManifestSchema = z
   .object({
     format: z.literal(INDEX_MANIFEST_FORMAT),
-    version: z.literal(INDEX_FORMAT_VERSION),
+    version: z.union([z.literal(1), z.literal(2)]),
     tenant: id,
     index: id,
     indexVersion: z.number().int().positive(),
@@ -63,6 +82,8 @@ export const indexManifestSchema = z
     }),
     fields: z.array(z.string().min(1)),
     shards: z.array(shardEntrySchema),
+    /** The last WAL seq whose batches this version includes (absent, as in v1 manifests that predate it: 0; read it with coveredSeqOf). */
+    coveredSeq: count.optional(),
   })
   .superRefine((m, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
@@ -79,6 +100,14 @@ export const indexManifestSchema = z
     if (dupKey !== undefined) issue(["shards"], `duplicate shard key ${JSON.stringify(dupKey)}`);
     const dupField = dup(m.fields);
     if (dupField !== undefined) issue(["fields"], `duplicate field ${JSON.stringify(dupField)}`);
+    if (m.version === 1) {
+      m.shards.forEach((s, i) => {
+        if (s.deletes) issue(["shards", i, "deletes"], "deletion bitmaps need format version 2");
+      });
+    }
+    m.shards.forEach((s, i) => {
+      if (s.deletes && s.deletes.count > s.docCount) issue(["shards", i, "deletes", "count"], `is ${s.deletes.count}, more than the segment's ${s.docCount} rows`);
+    });
   });
 export type IndexManifest = z.infer<typeof indexManifestSchema>;
 
@@ -99,8 +128,8 @@ export function parseIndexManifest(value: unknown, label?: string): IndexManifes
   const format = (json as { format?: unknown } | null)?.format;
   const version = (json as { version?: unknown } | null)?.version;
   // Say "newer version" plainly instead of a generic literal mismatch.
-  if (format === INDEX_MANIFEST_FORMAT && typeof version === "number" && version !== INDEX_FORMAT_VERSION) {
-    throw new IndexFormatError(`${name}: unsupported index format version ${version}; this reader reads version ${INDEX_FORMAT_VERSION}`);
+  if (format === INDEX_MANIFEST_FORMAT && typeof version === "number" && !(INDEX_FORMAT_VERSIONS as readonly number[]).includes(version)) {
+    throw new IndexFormatError(`${name}: unsupported index format version ${version}; this reader reads versions ${INDEX_FORMAT_VERSIONS.join(" and ")}`);
   }
   const parsed = indexManifestSchema.safeParse(json);
   if (!parsed.success) {
@@ -129,4 +158,24 @@ export function shardForRow(manifest: IndexManifest, row: number): { shard: Shar
     else return { shard: s, localRow: row - s.docStart };
   }
   throw new RangeError(`row ${row} is outside the index (0..${manifest.docCount - 1})`);
+}
+
+/**
+ * The store prefix a manifest's shard (and deletes) keys are relative to: the version prefix for
+ * format 1, the index prefix for format 2. `at` is where the manifest was read (its version prefix);
+ * a v2 manifest read from a bare folder (the CLI) resolves against the folder two levels up.
+ */
+export function manifestKeyBase(manifest: Pick<IndexManifest, "version">, versionPrefixOfManifest: string): string {
+  if (manifest.version === 1) return versionPrefixOfManifest;
+  // ".../indexes/<i>/versions/vNNNNNN/" → ".../indexes/<i>/"
+  const parts = versionPrefixOfManifest.split("/");
+  if (parts.length < 3 || parts.at(-1) !== "" || parts.at(-3) !== "versions") {
+    throw new IndexFormatError(`a format 2 manifest must be read from <index>/versions/<vNNNNNN>/, not ${JSON.stringify(versionPrefixOfManifest)}`);
+  }
+  return parts.slice(0, -3).join("/") + (parts.length > 3 ? "/" : "");
+}
+
+/** The manifest's coveredSeq, 0 when it predates living indexes. */
+export function coveredSeqOf(manifest: Pick<IndexManifest, "coveredSeq">): number {
+  return manifest.coveredSeq ?? 0;
 }

@@ -245,6 +245,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       graph: { metric: "l2", degree: plan.degree, builder: [...builders].sort().join("+"), reachableFraction: minReachable, reverseShare: request.reverseShare },
       fields: storeFields,
       shards,
+      coveredSeq: request.coveredSeq ?? 0,
     };
     const body = new TextEncoder().encode(serializeIndexManifest(manifest));
     checkAborted();
