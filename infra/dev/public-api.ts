@@ -34,6 +34,24 @@ export interface SearchAnswer {
   stats: Record<string, unknown>;
 }
 
+export interface WriteAnswer {
+  seq: number;
+  upserted: number;
+  deleted: number;
+}
+
+export interface IndexDetail {
+  id: string;
+  status: string;
+  activeVersion: number | null;
+  docCount: number;
+  headSeq: number;
+  compactedSeq: number;
+  segments: number;
+  pendingDocs: number;
+  [key: string]: unknown;
+}
+
 export class PublicApi {
   constructor(
     readonly baseUrl: string,
@@ -89,6 +107,31 @@ export class PublicApi {
       if (Date.now() > deadline) throw new Error(`build ${buildId} still ${state.state} after ${options.timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  /** POST /v1/indexes/:id/documents: upserts and deletes, acknowledged once durable. */
+  async write(index: string, body: { upsert?: Array<Record<string, unknown>>; delete?: Array<string | number> }, idempotencyKey?: string): Promise<WriteAnswer> {
+    const response = await this.request("POST", `/v1/indexes/${index}/documents`, body, idempotencyKey ? { "idempotency-key": idempotencyKey } : {});
+    const text = await response.text();
+    if (!response.ok) {
+      const error = safeJson(text) as { error?: { code?: string; message?: string } } | undefined;
+      throw new ApiRequestError(response.status, error?.error?.code ?? "error", error?.error?.message ?? text);
+    }
+    return safeJson(text) as WriteAnswer;
+  }
+
+  /** GET /v1/indexes/:id/documents/:docId; undefined when the document is not live (404). */
+  async document(index: string, docId: string): Promise<{ id: string; fields: Record<string, unknown> } | undefined> {
+    const response = await this.request("GET", `/v1/indexes/${index}/documents/${encodeURIComponent(docId)}`);
+    if (response.status === 404) return undefined;
+    const text = await response.text();
+    if (!response.ok) throw new ApiRequestError(response.status, "error", text);
+    return safeJson(text) as { id: string; fields: Record<string, unknown> };
+  }
+
+  /** GET /v1/indexes/:id */
+  async index(index: string): Promise<IndexDetail> {
+    return (await this.json("GET", `/v1/indexes/${index}`)) as IndexDetail;
   }
 
   async search(index: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Response> {

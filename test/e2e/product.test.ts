@@ -14,19 +14,15 @@
  * victim is a first owner of one of the active version's shards (from the manifest in S3).
  */
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { execFile } from "node:child_process";
-import { writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ownersFor, shardPlacementKey } from "../../edge/src/routing/rendezvous.ts";
 import { type BuildState, PublicApi } from "../../infra/dev/public-api.ts";
 import { manifestKey } from "../../shared/index/keys.ts";
+import { scoreOffline } from "../support/offline-score.ts";
 import { note, ProductStack } from "../support/product-stack.ts";
 import { objectExists, s3TestClient } from "../support/s3.ts";
 import { type Format, formatRequest, type ReadAnswer, readAnswer, type SearchResult } from "../support/search-answers.ts";
 
-const ROOT = resolve(import.meta.dirname, "../..");
 const TENANT_A = "tenant-a";
 const TENANT_B = "tenant-b";
 const INDEX = "docs";
@@ -454,30 +450,6 @@ describe("Hypencoder Search end to end (real processes, public API only)", () =>
     }
   }
 });
-
-/** Runs `hypencoder score` as a user would, and indexes its output by query and document. */
-async function scoreOffline(modelDir: string, dir: string, queries: Doc[], docs: Doc[]): Promise<Map<string, Map<string, number>>> {
-  const queriesFile = join(dir, "offline-queries.jsonl");
-  const docsFile = join(dir, "offline-docs.jsonl");
-  await writeFile(queriesFile, jsonl(queries));
-  await writeFile(docsFile, jsonl(docs));
-  const { stdout } = await promisify(execFile)(process.execPath, ["bin/hypencoder.mjs", "score", "--model", modelDir, "--queries", queriesFile, "--docs", docsFile], {
-    cwd: ROOT,
-    maxBuffer: 64 * 2 ** 20,
-  });
-  const scores = new Map<string, Map<string, number>>();
-  for (const line of stdout.split("\n")) {
-    if (line.trim() === "") continue;
-    const { query_id, doc_id, score } = JSON.parse(line) as { query_id: string; doc_id: string; score: number };
-    if (!scores.has(query_id)) scores.set(query_id, new Map());
-    scores.get(query_id)!.set(doc_id, score);
-  }
-  // Runs outside any one test (started in beforeAll), so it throws rather than asserting.
-  if (scores.size !== queries.length || [...scores.values()].some((m) => m.size !== docs.length)) {
-    throw new Error(`hypencoder score printed ${stdout.split("\n").length - 1} lines for ${queries.length} queries × ${docs.length} documents`);
-  }
-  return scores;
-}
 
 const close = (x: number, y: number) => Math.abs(x - y) <= SCORE_RTOL * Math.max(Math.abs(x), Math.abs(y));
 
