@@ -41,6 +41,8 @@ export interface ProductStackOptions {
   adminToken?: string;
   /** Where the stack's processes reach S3 (a fault proxy in front of radosgw: test/support/tcp-proxy.ts); radosgw itself by default. */
   s3Endpoint?: string;
+  /** The workers' ports (free ones by default): a test that puts a proxy in front of a worker picks them first. */
+  workerPorts?: number[];
 }
 
 export class ProductStack {
@@ -67,6 +69,7 @@ export class ProductStack {
         adminToken: options.adminToken ?? "e2e-admin-token",
         ...(options.edgeVars ? { edgeVars: options.edgeVars } : {}),
         ...(options.workerEnv ? { workerEnv: options.workerEnv } : {}),
+        ...(options.workerPorts ? { workerPorts: options.workerPorts } : {}),
         onLine: quietLines,
       };
       const running = await startStack(stackOptions);
