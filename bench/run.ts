@@ -18,6 +18,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
   // Needs models/debian-mini and models/debian-mini-biencoder; the first run encodes the corpus once per model (cached in bench/.cache).
   relevance: { file: "bench/relevance.bench.ts", args: ["--known-items", "500"] },
+  // Starts the stack several times; the BERT-base-sized model is generated once (bench/.cache).
+  "living-index": { file: "bench/living-index.bench.ts", args: ["--writes", "60", "--base-docs", "20000", "--searches", "15"] },
   edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 

@@ -41,6 +41,8 @@ export interface ProductStackOptions {
   adminToken?: string;
   /** Where the stack's processes reach S3 (a fault proxy in front of radosgw: test/support/tcp-proxy.ts); radosgw itself by default. */
   s3Endpoint?: string;
+  /** An imported model directory to serve (the tiny random model by default). */
+  modelDir?: string;
   /** The workers' ports (free ones by default): a test that puts a proxy in front of a worker picks them first. */
   workerPorts?: number[];
 }
@@ -58,7 +60,7 @@ export class ProductStack {
     if (!VERBOSE) process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const dir = await mkdtemp(join(tmpdir(), `${options.prefix}-`));
     try {
-      const [radosgw, modelDir] = await Promise.all([testS3Settings(options.prefix), ensureTinyModel(join(dir, "model"), quietLines("model"))]);
+      const [radosgw, modelDir] = await Promise.all([testS3Settings(options.prefix), options.modelDir ?? ensureTinyModel(join(dir, "model"), quietLines("model"))]);
       const s3 = options.s3Endpoint ? { ...radosgw, endpoint: options.s3Endpoint } : radosgw;
       const stackOptions: StackOptions = {
         dir,
