@@ -90,7 +90,7 @@ describe("living indexes end to end (real processes, public API)", () => {
         COMPACT_TAIL_DOCS: "40",
         COMPACT_TAIL_AGE_SECONDS: "4",
         GC_GRACE_SECONDS: "2",
-        GC_INTERVAL_SECONDS: "3",
+        GC_INTERVAL_SECONDS: "10",
       },
       workerEnv: { DEVICE: "cpu" },
     });
