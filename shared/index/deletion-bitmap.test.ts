@@ -34,6 +34,19 @@ describe("deletion bitmap", () => {
     expect(back.has(1)).toBe(false);
   });
 
+  it("decodes into its own memory: a copy of a bitmap read from a Node Buffer never writes back", () => {
+    const bitmap = new DeletionBitmap(16);
+    bitmap.add(2);
+    const buffer = Buffer.from(encodeDeletionBitmap(bitmap));
+    const read = decodeDeletionBitmap(buffer, 16);
+    const copy = read.copy();
+    copy.add(5);
+    expect(read.has(5)).toBe(false);
+    expect(read.count).toBe(1);
+    buffer.fill(0);
+    expect(read.has(2)).toBe(true);
+  });
+
   it("detects corruption: flipped bits, wrong magic, another segment's size, a lying count, bits past the end", () => {
     const bitmap = new DeletionBitmap(12);
     bitmap.add(3);

@@ -41,7 +41,7 @@ describe("exhaustiveSearch", () => {
       async scoreRows(rows) {
         const copy = Array.from(rows);
         seen.push(...copy);
-        structuredClone(rows.buffer, { transfer: [rows.buffer] });
+        structuredClone(rows.buffer, { transfer: [rows.buffer as ArrayBuffer] });
         return Float32Array.from(copy, (r) => -Math.abs(r - 40));
       },
     };
