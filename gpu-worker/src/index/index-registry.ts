@@ -51,6 +51,8 @@ export class LoadedIndex {
   private readonly deletions = new Map<string, Promise<DeletionBitmap | undefined>>();
   private readonly deletionBytes = new Map<string, number>();
   private readonly idMaps = new Map<string, Promise<ReadonlyMap<string, number>>>();
+  /** Estimated heap bytes of each built id map (the id strings are the shard's own). */
+  private readonly idMapBytes = new Map<string, number>();
   /** Per tail (at most DEAD_MASK_TAILS, oldest first): shard id → its dead rows (undefined: none). */
   private readonly deadMasks = new Map<TailView, Map<string, Promise<DeletionBitmap | undefined>>>();
   private readonly deadMaskBytes = new Map<TailView, number>();
@@ -187,6 +189,7 @@ export class LoadedIndex {
         shard.ids.forEach((id, row) => {
           if (!map.has(id)) map.set(id, row);
         });
+        if (!this.closed) this.idMapBytes.set(shardId, map.size * ID_MAP_ENTRY_BYTES);
         return map;
       });
       this.idMaps.set(shardId, pending);
@@ -255,6 +258,7 @@ export class LoadedIndex {
       docs += h.shard.docCount;
     }
     for (const b of this.deletionBytes.values()) bytes += b;
+    for (const b of this.idMapBytes.values()) bytes += b;
     for (const b of this.deadMaskBytes.values()) bytes += b;
     return { shards: this.handles.size, bytes, docs };
   }
@@ -268,6 +272,7 @@ export class LoadedIndex {
     this.deletions.clear();
     this.deletionBytes.clear();
     this.idMaps.clear();
+    this.idMapBytes.clear();
     this.deadMasks.clear();
     this.deadMaskBytes.clear();
   }
@@ -275,6 +280,8 @@ export class LoadedIndex {
 
 /** Tails whose dead-row masks a version keeps: the few newest heads being searched. */
 const DEAD_MASK_TAILS = 4;
+/** A V8 Map entry (hash slot, key and value references, a small integer value), roughly. */
+const ID_MAP_ENTRY_BYTES = 40;
 
 /**
  * The sha256 proves the bytes are the ones the manifest names; this proves the manifest and the

@@ -11,6 +11,7 @@
  * the canonical form is a 400 (BatchHashMismatchError), never a batch that no retry can match.
  */
 import type { WalWriteAnswer, WalWriteRequest } from "../../../../shared/api/living-api.ts";
+import { IndexFormatError } from "../../../../shared/index/errors.ts";
 import { walKey } from "../../../../shared/index/keys.ts";
 import { batchHash, decodeWalBatch, encodeWalBatch, type WalBatch, type WalDocument } from "../../../../shared/index/wal.ts";
 import { AlreadyExistsError, type BlobStore, isNotFound } from "../../store/blob-store.ts";
@@ -77,7 +78,7 @@ async function answerExisting(deps: WalWriterDeps, key: string, request: WalWrit
   const bytes = await storage(`reading write batch ${request.seq} of ${request.tenant}/${request.index}`, () => deps.store.get(key));
   const existing = decodeWalBatch(bytes, key);
   if (existing.tenant !== request.tenant || existing.index !== request.index || existing.seq !== request.seq) {
-    throw new Error(`WAL object ${key} holds ${existing.tenant}/${existing.index} seq ${existing.seq}`);
+    throw new IndexFormatError(`WAL object ${key} holds ${existing.tenant}/${existing.index} seq ${existing.seq}`);
   }
   if (existing.batchHash !== hash && !request.seal) {
     throw new WalConflictError(
