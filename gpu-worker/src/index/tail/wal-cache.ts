@@ -26,8 +26,11 @@ import { readWalRange } from "./wal-range.ts";
 export const WAL_CACHE_DEFAULTS = {
   /** 1 GiB: ~300k documents of a 768-d model with short fields. */
   budgetBytes: 2 ** 30,
-  /** Views (tail ranges) kept per index: the newest heads being searched. */
-  viewsPerIndex: 4,
+  /**
+   * Views (tail ranges) kept per index: the newest heads being searched. Each holds its own matrix
+   * (a 10,000-document tail of a 768-d model is 30 MiB), so few; a search in flight keeps its own.
+   */
+  viewsPerIndex: 2,
   /** How long a searched coveredSeq keeps the batches at or below it (a flip's stragglers). */
   floorGraceMs: 60_000,
 } as const;
