@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { decodeFrames } from "../shared/api/frames.ts";
 import { signRequest } from "../shared/api/signing.ts";
 import type { BuildRequest, BuildStatus, Frame, Hit } from "../shared/api/worker-api.ts";
+import type { DocumentAnswer, IndexStateAnswer, WalWriteAnswer } from "../shared/api/living-api.ts";
 import { scoreQNet } from "../shared/qnet/evaluate.ts";
 import { decodeQNet } from "../shared/qnet/wire.ts";
 import { writeTinyCheckpoint } from "../gpu-worker/src/model/fixture/tiny-checkpoint.ts";
@@ -95,6 +96,19 @@ class TestBackend implements IndexBackend {
     const status = this.getBuild(tenant, jobId);
     if (status && status.state !== "succeeded" && status.state !== "failed") Object.assign(status, { state: "failed", error: { code: "cancelled", message: "the build was cancelled" } });
     return status;
+  }
+
+  // Living indexes: tested with the real backend in test/living-index.test.ts.
+  async writeWal(): Promise<WalWriteAnswer> {
+    throw new IndexNotFoundError("the test backend has no living indexes");
+  }
+
+  async getDocument(): Promise<DocumentAnswer> {
+    throw new IndexNotFoundError("the test backend has no living indexes");
+  }
+
+  async indexState(): Promise<IndexStateAnswer> {
+    throw new IndexNotFoundError("the test backend has no living indexes");
   }
 }
 

@@ -146,6 +146,7 @@ export interface IndexStateAnswer {
   docCount: number;
   /** Live documents that are only in the tail (not yet compacted into a graph segment). */
   pendingDocs: number;
+  /** Per segment: its rows (deleted ones included, as in the manifest) and how many of them are not live (bitmap or tail). */
   segments: { id: string; docCount: number; deletedDocs: number }[];
   coveredSeq: number;
   tailBatches: number;

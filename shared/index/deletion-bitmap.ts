@@ -48,7 +48,8 @@ export class DeletionBitmap {
   }
 
   copy(): DeletionBitmap {
-    return new DeletionBitmap(this.rows, this.bits.slice());
+    // new Uint8Array(x) always copies (a Node Buffer's slice() would share memory).
+    return new DeletionBitmap(this.rows, new Uint8Array(this.bits));
   }
 }
 
@@ -74,7 +75,8 @@ export function decodeDeletionBitmap(bytes: Uint8Array, expectedRows: number, la
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const rows = dv.getUint32(8, true);
   if (rows !== expectedRows) fail(`covers ${rows} rows, the segment has ${expectedRows}`);
-  const bits = bytes.slice(HEADER_BYTES);
+  // A copy, never a view: the store's bytes may be a pooled Node Buffer, whose slice() shares memory.
+  const bits = new Uint8Array(bytes.subarray(HEADER_BYTES));
   if (bits.length !== Math.ceil(rows / 8)) fail(`${bits.length} bytes of bits for ${rows} rows`);
   if ((crc32(bits) >>> 0) !== dv.getUint32(16, true)) fail("bits CRC-32 mismatch (corrupt object)");
   const bitmap = new DeletionBitmap(rows, bits);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { IndexFormatError } from "./errors.ts";
-import { parseIndexManifest, serializeIndexManifest, shardForRow, type IndexManifest } from "./manifest.ts";
+import { coveredSeqOf, manifestKeyBase, parseIndexManifest, serializeIndexManifest, shardForRow, type IndexManifest } from "./manifest.ts";
 
 function sampleManifest(): IndexManifest {
   return {
@@ -56,8 +56,29 @@ describe("index manifest", () => {
     expect(refused({ ...m, shards: [{ ...m.shards[0], key: "../../other/s.hxs" }, m.shards[1]] })).toMatch(/shards\.0\.key/);
     expect(refused({ ...m, graph: { ...m.graph, reachableFraction: 1.5 } })).toMatch(/graph\.reachableFraction/);
     expect(refused({ ...m, tenant: "Acme" })).toMatch(/tenant/);
-    expect(refused({ ...m, version: 2 })).toMatch(/unsupported index format version 2; this reader reads version 1/);
+    expect(refused({ ...m, version: 3 })).toMatch(/unsupported index format version 3; this reader reads versions 1 and 2/);
     expect(refused("{")).toMatch(/not valid JSON/);
+  });
+
+  it("reads format 2: deletion bitmaps (only there, at most docCount rows) and coveredSeq", () => {
+    const m = sampleManifest();
+    const deletes = { key: "versions/v000004/deletes/s0000.hxd", bytes: 37, sha256: "d".repeat(64), count: 3 };
+    const v2 = { ...m, version: 2 as const, indexVersion: 4, coveredSeq: 17, shards: [{ ...m.shards[0]!, key: `versions/v000003/${m.shards[0]!.key}`, deletes }, m.shards[1]!] };
+    const parsed = parseIndexManifest(serializeIndexManifest(v2));
+    expect(parsed.shards[0]!.deletes).toEqual(deletes);
+    expect(coveredSeqOf(parsed)).toBe(17);
+    expect(coveredSeqOf(m)).toBe(0);
+    expect(refused({ ...v2, version: 1 })).toMatch(/shards\.0\.deletes: deletion bitmaps need format version 2/);
+    expect(refused({ ...v2, shards: [{ ...v2.shards[0]!, deletes: { ...deletes, count: 101 } }, v2.shards[1]] })).toMatch(/more than the segment's 100 rows/);
+  });
+
+  it("resolves keys against the version prefix (format 1) or the index prefix (format 2)", () => {
+    const at = "tenants/acme/indexes/docs/versions/v000004/";
+    expect(manifestKeyBase({ version: 1 }, at)).toBe(at);
+    expect(manifestKeyBase({ version: 2 }, at)).toBe("tenants/acme/indexes/docs/");
+    expect(manifestKeyBase({ version: 2 }, "versions/v000004/")).toBe("");
+    expect(() => manifestKeyBase({ version: 2 }, "")).toThrow(IndexFormatError);
+    expect(() => manifestKeyBase({ version: 2 }, "some/folder/")).toThrow(/must be read from <index>\/versions\/<vNNNNNN>\//);
   });
 
   it("maps global rows to shards", () => {

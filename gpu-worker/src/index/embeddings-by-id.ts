@@ -1,27 +1,14 @@
 /**
  * Stored embeddings looked up by document id (rerank by id). Each shard gets an id → row map the
- * first time it is asked, kept for as long as the decoded shard lives (a WeakMap on it), so an
- * index nobody reranks by id pays nothing for it.
+ * first time it is asked (LoadedIndex.rowsById, kept while the version is loaded), so an index
+ * nobody reranks by id pays nothing for it. Rows a segment's deletion bitmap marks deleted are not
+ * found (the rerank request names no tail, so only the version's own deletions apply).
  */
+import type { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
 import type { StoredEmbeddings } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { IndexUnavailableError } from "./search-errors.ts";
-
-const rowsById = new WeakMap<DecodedShard, Map<string, number>>();
-
-function idMap(shard: DecodedShard): Map<string, number> {
-  let map = rowsById.get(shard);
-  if (!map) {
-    map = new Map();
-    // First occurrence wins, matching the order a search would list duplicates in.
-    shard.ids.forEach((id, row) => {
-      if (!map!.has(id)) map!.set(id, row);
-    });
-    rowsById.set(shard, map);
-  }
-  return map;
-}
 
 /**
  * The embeddings of `ids` (duplicates answered once), in request order, in the index's dtype. Ids
@@ -33,11 +20,12 @@ export async function embeddingsById(
   ids: readonly string[],
   onShardError?: (shardId: string, error: unknown) => void,
 ): Promise<StoredEmbeddings> {
-  const shards: DecodedShard[] = [];
+  const shards: { shard: DecodedShard; rows: ReadonlyMap<string, number>; deleted: DeletionBitmap | undefined }[] = [];
   let firstError: unknown;
   for (const entry of index.manifest.shards) {
     try {
-      shards.push(await index.shard(entry.id));
+      const [shard, rows, deleted] = await Promise.all([index.shard(entry.id), index.rowsById(entry.id), index.deletionBitmap(entry.id)]);
+      shards.push({ shard, rows, deleted });
     } catch (error) {
       firstError ??= error;
       onShardError?.(entry.id, error);
@@ -52,9 +40,9 @@ export async function embeddingsById(
   const missing: string[] = [];
   for (const id of new Set(ids)) {
     let hit: { id: string; shard: DecodedShard; row: number } | undefined;
-    for (const shard of shards) {
-      const row = idMap(shard).get(id);
-      if (row !== undefined) {
+    for (const { shard, rows, deleted } of shards) {
+      const row = rows.get(id);
+      if (row !== undefined && !deleted?.has(row)) {
         hit = { id, shard, row };
         break;
       }

@@ -13,10 +13,17 @@ import { BuildsUnavailableError } from "./build/errors.ts";
 import type { BuildLimits } from "./build/limits.ts";
 import { embeddingsById } from "./embeddings-by-id.ts";
 import type { IndexBackend, IndexLogger, IndexSearchInput, IndexSearchResult, StoredEmbeddings } from "./index-backend.ts";
-import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "./index-registry.ts";
+import { formatIndexRef, type IndexRef, IndexRegistry, LoadedIndex } from "./index-registry.ts";
 import { IndexNotFoundError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { searchIndex } from "./shard-search.ts";
+// Living indexes (issue 10): the WAL tail, writes, documents by id, index state.
+import type { DocumentAnswer, DocumentGetRequest, IndexStateAnswer, IndexStateRequest, TailRange, WalWriteAnswer, WalWriteRequest } from "../../../shared/api/living-api.ts";
+import { lookupDocument } from "./living/document-lookup.ts";
+import { indexState } from "./living/index-state.ts";
+import { writeWalBatch } from "./living/wal-writer.ts";
+import type { TailView } from "./tail/tail-view.ts";
+import { WalCache } from "./tail/wal-cache.ts";
 
 /** What the backend needs from the index builder (BuildManager in gpu-worker/src/index/build/). */
 export interface BuildDelegate {
@@ -50,6 +57,8 @@ export type IndexBackendImpl = IndexBackend & {
   close(): Promise<void>;
   /** The registry, when a store is configured (the CLI and tests look inside). */
   readonly registry: IndexRegistry | undefined;
+  /** Decoded WAL batches of living indexes (its bytes() belong in the loaded-bytes gauge). */
+  readonly walCache: WalCache | undefined;
 };
 
 export async function createIndexBackend(options: IndexBackendOptions): Promise<IndexBackendImpl> {
@@ -82,8 +91,20 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
 
   const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
     if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
+    // Version 0: never built, so there is no manifest to read; a living index's writes are all in its tail.
+    if (v === 0) return LoadedIndex.empty({ tenant, index }, modelOf(options.runtime), registry.cache);
     return registry.get({ tenant, index, version: v });
   };
+
+  // ─── Living indexes (issue 10) ───
+  const walCache = store ? new WalCache({ store, modelId: options.runtime.manifest.modelId, dim: options.runtime.manifest.embeddingDim }) : undefined;
+  /** The tail a request names, read from the version's own coveredSeq (the edge's fromSeq is where it thinks that is). */
+  const tailOf = async (loaded: LoadedIndex, range: TailRange | undefined): Promise<TailView | undefined> => {
+    if (!range || !walCache) return undefined;
+    const fromSeq = loaded.coveredSeq;
+    return walCache.view(loaded.manifest.tenant, loaded.manifest.index, { fromSeq, toSeq: Math.max(fromSeq, range.toSeq) });
+  };
+  // ─── end living indexes ───
   const shardError = (label: string) => (shard: string, err: unknown) =>
     logger.warn({ index: label, shard, err }, "shard could not be loaded; answering without it");
 
@@ -92,8 +113,10 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
 
     async search(input: IndexSearchInput): Promise<IndexSearchResult> {
       const loaded = await version(input.tenant, input.index, input.version);
+      const tail = await tailOf(loaded, input.tail);
       return searchIndex(loaded, {
         ...(input.shards ? { shards: input.shards } : {}),
+        ...(tail ? { tail } : {}),
         params: input.params,
         fields: input.fields,
         ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
@@ -123,8 +146,32 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
       return builds?.cancel(tenant, jobId);
     },
 
+    // ─── Living indexes (issue 10) ───
+    walCache,
+
+    async writeWal(request: WalWriteRequest, signal: AbortSignal): Promise<WalWriteAnswer> {
+      if (!store) throw new IndexNotFoundError(`index ${request.tenant}/${request.index} cannot be written: this worker has no index store configured`);
+      return writeWalBatch(
+        { store, embed: (texts, o) => options.runtime.embedDocuments(texts, o), model: modelOf(options.runtime) },
+        request,
+        signal,
+      );
+    },
+
+    async getDocument(request: DocumentGetRequest): Promise<DocumentAnswer> {
+      const loaded = await version(request.tenant, request.index, request.version);
+      return lookupDocument(loaded, await tailOf(loaded, request.tail), request.id);
+    },
+
+    async indexState(request: IndexStateRequest): Promise<IndexStateAnswer> {
+      const loaded = await version(request.tenant, request.index, request.version);
+      return indexState(loaded, await tailOf(loaded, request.tail));
+    },
+    // ─── end living indexes ───
+
     metrics(): Record<string, number> {
-      return registry?.metrics() ?? {};
+      const wal = walCache?.stats();
+      return { ...(registry?.metrics() ?? {}), ...(wal ? { wal_cache_bytes: wal.bytes, wal_cache_batches: wal.batches, wal_cache_fetched_batches: wal.fetchedBatches } : {}) };
     },
 
     async close(): Promise<void> {
@@ -134,3 +181,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   };
 }
 
+/** The worker model as a manifest names it. */
+function modelOf(runtime: HypencoderRuntime): { id: string; embeddingDim: number } {
+  return { id: runtime.manifest.modelId, embeddingDim: runtime.manifest.embeddingDim };
+}

@@ -5,6 +5,15 @@
  * them; the service maps them to statuses in one table (service/errors.ts).
  */
 import type { BuildRequest, BuildStatus, Hit, SearchParams } from "../../../shared/api/worker-api.ts";
+import type {
+  DocumentAnswer,
+  DocumentGetRequest,
+  IndexStateAnswer,
+  IndexStateRequest,
+  TailRange,
+  WalWriteAnswer,
+  WalWriteRequest,
+} from "../../../shared/api/living-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
 
 export interface ShardProgress {
@@ -18,8 +27,10 @@ export interface IndexSearchInput {
   tenant: string;
   index: string;
   version: number;
-  /** Shard ids; all of the version's when omitted. */
+  /** Shard ids (TAIL_SHARD_ID: the tail's documents); all of the version's, and the tail, when omitted. */
   shards?: string[];
+  /** Living indexes: the WAL up to tail.toSeq after the version's coveredSeq hides and adds documents. */
+  tail?: TailRange;
   params: SearchParams;
   fields: string[];
   qnet: PreparedQNet;
@@ -54,6 +65,15 @@ export interface IndexBackend {
   getBuild(tenant: string, jobId: string): BuildStatus | undefined;
   /** Stops a queued or running job (see BuildManager.cancel); undefined when unknown to this tenant. */
   cancelBuild(tenant: string, jobId: string): BuildStatus | undefined;
+
+  // ─── Living indexes (issue 10): WAL writes, documents by id, index state (index/living/) ───
+  /** Embeds a write batch and stores it as wal/<seq>.hwal, create-if-absent (index/living/wal-writer.ts). */
+  writeWal(request: WalWriteRequest, signal: AbortSignal): Promise<WalWriteAnswer>;
+  /** The live document of version + tail; DocumentNotFoundError when there is none. */
+  getDocument(request: DocumentGetRequest): Promise<DocumentAnswer>;
+  /** Live counts of version + tail. */
+  indexState(request: IndexStateRequest): Promise<IndexStateAnswer>;
+  // ─── end living indexes ───
 }
 
 /** The log methods the index side uses (a pino logger has them). */

@@ -11,13 +11,16 @@
  * concurrent first queries share one manifest read and one open per shard. Failures are not cached,
  * so a later query retries (a version built since, a shard object repaired).
  */
+import { DeletionBitmap, decodeDeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import { MANIFEST_FILE, versionPrefix } from "../../../shared/index/keys.ts";
-import { type IndexManifest, parseIndexManifest, type ShardEntry } from "../../../shared/index/manifest.ts";
+import { indexPrefix, MANIFEST_FILE, versionPrefix } from "../../../shared/index/keys.ts";
+import { coveredSeqOf, type IndexManifest, manifestKeyBase, parseIndexManifest, type ShardEntry } from "../../../shared/index/manifest.ts";
 import { NotFoundError, type BlobStore } from "../store/blob-store.ts";
+import { nodeChecksums } from "../store/checksums.ts";
 import { IndexNotFoundError, ModelMismatchError } from "./search-errors.ts";
 import type { ShardCache, ShardHandle } from "./shard-cache.ts";
+import type { TailView } from "./tail/tail-view.ts";
 
 export interface IndexRef {
   tenant: string;
@@ -29,24 +32,70 @@ export function formatIndexRef(ref: IndexRef): string {
   return `${ref.tenant}/${ref.index}@${ref.version}`;
 }
 
-/** One loaded index version: its manifest and its shards, opened on demand. */
+/**
+ * One loaded index version: its manifest and its shards (segments), opened on demand, with what a
+ * living index adds (manifest format 2): deletion bitmaps, verified like shards; an id → row map
+ * per segment, built the first time a tail or a lookup by id needs it; and the dead-row mask of
+ * each segment as one tail sees it (stored bitmap ∪ rows whose id the tail touched), cached.
+ *
+ * Version 0 is an index never built (LoadedIndex.empty): no manifest, no segments, coveredSeq 0;
+ * everything it holds is in the tail.
+ */
 export class LoadedIndex {
   private readonly positions: Map<string, number>;
   /** Opens in flight or done; a failed open is removed so the next call retries. */
   private readonly opening = new Map<string, Promise<ShardHandle>>();
   /** Opened handles, for metrics and close(). */
   private readonly handles = new Map<string, ShardHandle>();
+  /** Deletion bitmaps being read or read (verified); a failed read is removed so the next call retries. */
+  private readonly deletions = new Map<string, Promise<DeletionBitmap | undefined>>();
+  private readonly deletionBytes = new Map<string, number>();
+  private readonly idMaps = new Map<string, Promise<ReadonlyMap<string, number>>>();
+  /** Estimated heap bytes of each built id map (the id strings are the shard's own). */
+  private readonly idMapBytes = new Map<string, number>();
+  /** Per tail (at most DEAD_MASK_TAILS, oldest first): shard id → its dead rows (undefined: none). */
+  private readonly deadMasks = new Map<TailView, Map<string, Promise<DeletionBitmap | undefined>>>();
+  private readonly deadMaskBytes = new Map<TailView, number>();
   private closed = false;
+  /** The prefix the manifest's shard and deletes keys are relative to (manifestKeyBase). */
+  readonly keyBase: string;
+  /** The last WAL seq the version includes: a search's tail starts after it. */
+  readonly coveredSeq: number;
 
   constructor(
     /** For messages: "acme/docs@3", or the store location for a bare version prefix. */
     readonly label: string,
     readonly manifest: IndexManifest,
-    /** The version prefix shard keys are relative to ("" or ending in "/"). */
+    /** The version prefix the manifest was read from ("" or ending in "/"). */
     readonly prefix: string,
     private readonly cache: ShardCache,
+    /** Where deletion bitmaps are read from (the cache's store by default). */
+    private readonly store: BlobStore = cache.store,
   ) {
     this.positions = new Map(manifest.shards.map((s, i) => [s.id, i]));
+    // A v2 manifest's keys are relative to the index prefix; one read from anywhere else cannot be resolved.
+    this.keyBase = manifestKeyBase(manifest, prefix);
+    this.coveredSeq = coveredSeqOf(manifest);
+  }
+
+  /** tenant/index@0: never built, so no manifest is read; `model` is the worker's. */
+  static empty(ref: { tenant: string; index: string }, model: IndexManifest["model"], cache: ShardCache): LoadedIndex {
+    const manifest: IndexManifest = {
+      format: "hypencoder.index",
+      version: 2,
+      tenant: ref.tenant,
+      index: ref.index,
+      indexVersion: 0,
+      createdAt: new Date(0).toISOString(),
+      model,
+      dtype: "float32",
+      docCount: 0,
+      graph: { metric: "l2", degree: 0, builder: "none", reachableFraction: 1 },
+      fields: [],
+      shards: [],
+      coveredSeq: 0,
+    };
+    return new LoadedIndex(formatIndexRef({ ...ref, version: 0 }), manifest, indexPrefix(ref.tenant, ref.index) + "versions/v000000/", cache);
   }
 
   /** The shard's position in manifest.shards, or undefined for an id the version does not have. */
@@ -54,14 +103,24 @@ export class LoadedIndex {
     return this.positions.get(shardId);
   }
 
+  private entry(shardId: string): ShardEntry {
+    if (this.closed) throw new Error(`index ${this.label} has been unloaded`);
+    const position = this.positions.get(shardId);
+    if (position === undefined) throw new RangeError(`index ${this.label} has no shard ${JSON.stringify(shardId)}`);
+    return this.manifest.shards[position]!;
+  }
+
   /** The decoded shard (views into its verified bytes), opened once and kept open. */
   shard(shardId: string): Promise<DecodedShard> {
-    if (this.closed) return Promise.reject(new Error(`index ${this.label} has been unloaded`));
-    const position = this.positions.get(shardId);
-    if (position === undefined) return Promise.reject(new RangeError(`index ${this.label} has no shard ${JSON.stringify(shardId)}`));
+    let entry: ShardEntry;
+    try {
+      entry = this.entry(shardId);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     let pending = this.opening.get(shardId);
     if (!pending) {
-      pending = this.openShard(this.manifest.shards[position]!);
+      pending = this.openShard(entry);
       this.opening.set(shardId, pending);
       pending.catch(() => {
         if (this.opening.get(shardId) === pending) this.opening.delete(shardId);
@@ -71,7 +130,7 @@ export class LoadedIndex {
   }
 
   private async openShard(entry: ShardEntry): Promise<ShardHandle> {
-    const handle = await this.cache.open({ key: this.prefix + entry.key, bytes: entry.bytes, sha256: entry.sha256 });
+    const handle = await this.cache.open({ key: this.keyBase + entry.key, bytes: entry.bytes, sha256: entry.sha256 });
     try {
       checkShardAgainstManifest(handle.shard, entry, this.manifest);
     } catch (e) {
@@ -86,7 +145,111 @@ export class LoadedIndex {
     return handle;
   }
 
-  /** Shards open in memory, and their bytes and documents. */
+  /** The segment's stored deletion bitmap (verified against the manifest), or undefined when it has none. */
+  deletionBitmap(shardId: string): Promise<DeletionBitmap | undefined> {
+    let entry: ShardEntry;
+    try {
+      entry = this.entry(shardId);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    let pending = this.deletions.get(shardId);
+    if (!pending) {
+      pending = this.readDeletionBitmap(entry);
+      this.deletions.set(shardId, pending);
+      pending.catch(() => {
+        if (this.deletions.get(shardId) === pending) this.deletions.delete(shardId);
+      });
+    }
+    return pending;
+  }
+
+  private async readDeletionBitmap(entry: ShardEntry): Promise<DeletionBitmap | undefined> {
+    const ref = entry.deletes;
+    if (!ref) return undefined;
+    const key = this.keyBase + ref.key;
+    const bytes = await this.store.get(key);
+    if (bytes.length !== ref.bytes) throw new IndexFormatError(`deletion bitmap ${key}: ${bytes.length} bytes, the manifest says ${ref.bytes}; refused`);
+    if (nodeChecksums.sha256Hex(bytes) !== ref.sha256) throw new IndexFormatError(`deletion bitmap ${key}: sha256 mismatch with the manifest (corrupt object); refused`);
+    const bitmap = decodeDeletionBitmap(bytes, entry.docCount, key);
+    if (bitmap.count !== ref.count) throw new IndexFormatError(`deletion bitmap ${key}: ${bitmap.count} deleted rows, the manifest says ${ref.count}; refused`);
+    this.deletionBytes.set(entry.id, bitmap.bits.byteLength);
+    return bitmap;
+  }
+
+  /**
+   * The segment's document id → row (first occurrence; builds and compactions write unique ids),
+   * built on first use and kept while the version is loaded.
+   */
+  rowsById(shardId: string): Promise<ReadonlyMap<string, number>> {
+    let pending = this.idMaps.get(shardId);
+    if (!pending) {
+      pending = this.shard(shardId).then((shard) => {
+        const map = new Map<string, number>();
+        shard.ids.forEach((id, row) => {
+          if (!map.has(id)) map.set(id, row);
+        });
+        if (!this.closed) this.idMapBytes.set(shardId, map.size * ID_MAP_ENTRY_BYTES);
+        return map;
+      });
+      this.idMaps.set(shardId, pending);
+      pending.catch(() => {
+        if (this.idMaps.get(shardId) === pending) this.idMaps.delete(shardId);
+      });
+    }
+    return pending;
+  }
+
+  /**
+   * The segment rows that are not live as `tail` sees the index: the stored deletion bitmap, plus
+   * every row whose id the tail upserted or deleted. Undefined when every row is live.
+   */
+  deadRows(shardId: string, tail?: TailView): Promise<DeletionBitmap | undefined> {
+    if (!tail || tail.touched.size === 0) return this.deletionBitmap(shardId);
+    let masks = this.deadMasks.get(tail);
+    if (!masks) {
+      masks = new Map();
+      this.deadMasks.set(tail, masks);
+      this.deadMaskBytes.set(tail, 0);
+      for (const old of this.deadMasks.keys()) {
+        if (this.deadMasks.size <= DEAD_MASK_TAILS) break;
+        this.deadMasks.delete(old);
+        this.deadMaskBytes.delete(old);
+      }
+    }
+    let pending = masks.get(shardId);
+    if (!pending) {
+      pending = this.buildDeadRows(shardId, tail);
+      masks.set(shardId, pending);
+      const forTail = masks;
+      pending.then(
+        (mask) => {
+          if (mask && this.deadMaskBytes.has(tail)) this.deadMaskBytes.set(tail, this.deadMaskBytes.get(tail)! + mask.bits.byteLength);
+        },
+        () => {
+          if (forTail.get(shardId) === pending) forTail.delete(shardId);
+        },
+      );
+    }
+    return pending;
+  }
+
+  private async buildDeadRows(shardId: string, tail: TailView): Promise<DeletionBitmap | undefined> {
+    const [stored, rows] = await Promise.all([this.deletionBitmap(shardId), this.rowsById(shardId)]);
+    const mask = stored?.copy() ?? new DeletionBitmap(this.entry(shardId).docCount);
+    // Walk the smaller side: a big tail over a small segment, or a small tail over a big one.
+    if (tail.touched.size <= rows.size) {
+      for (const id of tail.touched) {
+        const row = rows.get(id);
+        if (row !== undefined) mask.add(row);
+      }
+    } else {
+      for (const [id, row] of rows) if (tail.touched.has(id)) mask.add(row);
+    }
+    return mask.count > 0 ? mask : undefined;
+  }
+
+  /** Shards open in memory, and their bytes (with deletion bitmaps and dead-row masks) and documents. */
   memory(): { shards: number; bytes: number; docs: number } {
     let bytes = 0;
     let docs = 0;
@@ -94,6 +257,9 @@ export class LoadedIndex {
       bytes += h.shard.byteLength;
       docs += h.shard.docCount;
     }
+    for (const b of this.deletionBytes.values()) bytes += b;
+    for (const b of this.idMapBytes.values()) bytes += b;
+    for (const b of this.deadMaskBytes.values()) bytes += b;
     return { shards: this.handles.size, bytes, docs };
   }
 
@@ -103,8 +269,19 @@ export class LoadedIndex {
     for (const h of this.handles.values()) h.release();
     this.handles.clear();
     this.opening.clear();
+    this.deletions.clear();
+    this.deletionBytes.clear();
+    this.idMaps.clear();
+    this.idMapBytes.clear();
+    this.deadMasks.clear();
+    this.deadMaskBytes.clear();
   }
 }
+
+/** Tails whose dead-row masks a version keeps: the few newest heads being searched. */
+const DEAD_MASK_TAILS = 4;
+/** A V8 Map entry (hash slot, key and value references, a small integer value), roughly. */
+const ID_MAP_ENTRY_BYTES = 40;
 
 /**
  * The sha256 proves the bytes are the ones the manifest names; this proves the manifest and the

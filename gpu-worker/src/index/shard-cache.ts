@@ -103,7 +103,8 @@ interface LiveShard {
 export class ShardCache {
   readonly dir: string;
   readonly budgetBytes: number;
-  private readonly store: BlobStore;
+  /** The index store shards are fetched from (LoadedIndex reads deletion bitmaps from it too). */
+  readonly store: BlobStore;
   private readonly checksums: ShardChecksums;
   private readonly files = new Map<string, FileEntry>();
   private readonly live = new Map<string, LiveShard>();

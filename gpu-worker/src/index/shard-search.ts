@@ -6,10 +6,19 @@
  * A shard that cannot be opened (missing object, failed verification) is reported in
  * `missingShards` and the answer is partial; only when no shard at all can be opened is it an error.
  * Errors while searching an opened shard (scoring, cancellation) fail the whole search.
+ *
+ * Living indexes: a `tail` (TailView: the WAL batches after the version's coveredSeq) hides every
+ * segment row whose id it touched, as do the segments' deletion bitmaps. Graph search may walk
+ * through such dead rows but never returns them; exact search skips them, so exact mode is brute
+ * force over exactly the live documents. The tail's own live documents are scored exhaustively (one
+ * iteration, shard id TAIL_SHARD_ID) when the request names that shard, or names none; their hits
+ * sit after the last segment (position shards.length, rows from docCount on) when merged.
  */
 import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
 import type { Hit, SearchParams } from "../../../shared/api/worker-api.ts";
+import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
+import type { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
 import { graphSearch } from "../search/graph-search.ts";
@@ -18,12 +27,15 @@ import type { IndexSearchResult, ShardProgress } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
+import type { TailView } from "./tail/tail-view.ts";
 
 export interface SearchIndexOptions {
-  /** Shard ids; all of the version's when omitted. Duplicates are searched once. */
+  /** Shard ids (TAIL_SHARD_ID for the tail's documents); all of the version's, and the tail, when omitted. Duplicates are searched once. */
   shards?: readonly string[];
+  /** The WAL batches after the version's coveredSeq, folded: they mask segment rows, and are scored as the tail shard. */
+  tail?: TailView;
   params: SearchParams;
-  /** Stored fields to attach to each hit; each must be one of the manifest's fields. */
+  /** Stored fields to attach to each hit; for a format 1 version without a tail each must be one of the manifest's fields. */
   fields?: readonly string[];
   /** The answer's size limit (AnswerBudget); unbounded when omitted. */
   maxAnswerBytes?: number;
@@ -37,41 +49,91 @@ export interface SearchIndexOptions {
 }
 
 export async function searchIndex(index: LoadedIndex, options: SearchIndexOptions): Promise<IndexSearchResult> {
-  const shardIds = resolveShards(index, options.shards);
-  const fields = resolveFields(index, options.fields ?? []);
+  const { segments: shardIds, tail: searchTail } = resolveShards(index, options.shards, options.tail !== undefined);
+  const fields = resolveFields(index, options.fields ?? [], options.tail !== undefined);
+  const tail = searchTail ? (options.tail ?? EMPTY_TAIL) : undefined;
   options.signal?.throwIfAborted();
 
   const opened = await Promise.all(
     shardIds.map(async (id) => {
       try {
-        return { id, shard: await index.shard(id) };
+        // A segment whose deletions cannot be read is not searched: it would return deleted documents.
+        const [shard, dead] = await Promise.all([index.shard(id), index.deadRows(id, options.tail)]);
+        return { id, shard, dead };
       } catch (error) {
         options.onShardError?.(id, error);
         return { id, error };
       }
     }),
   );
-  const available = opened.filter((o): o is { id: string; shard: DecodedShard } => "shard" in o);
+  const available = opened.filter((o): o is { id: string; shard: DecodedShard; dead: DeletionBitmap | undefined } => "shard" in o);
   const missingShards = opened.filter((o) => !("shard" in o)).map((o) => o.id);
-  if (available.length === 0) {
+  if (available.length === 0 && shardIds.length > 0 && !tail) {
     const first = opened[0] && "error" in opened[0] ? opened[0].error : undefined;
     throw new IndexUnavailableError(`index ${index.label}: none of the ${shardIds.length} shards searched could be loaded`, first);
   }
   options.signal?.throwIfAborted();
 
-  const results = await Promise.all(available.map(({ id, shard }) => searchShard(index, id, shard, options)));
+  const searches = available.map(({ id, shard, dead }) => searchShard(index, id, shard, dead, options));
+  if (tail) searches.push(searchTailDocuments(index, tail, options));
+  const results = await Promise.all(searches);
   const byPosition = new Map(available.map(({ id, shard }) => [index.position(id)!, shard]));
+  const tailPosition = index.manifest.shards.length;
   const merged = mergeRowTopK(
     results.map((r) => r.hits),
     options.params.k,
   );
   return {
-    hits: assembleHits(merged, (hit) => toApiHit(index, byPosition.get(hit.shard)!, hit, fields), options),
+    hits: assembleHits(
+      merged,
+      (hit) => (hit.shard === tailPosition ? toTailHit(index, tail!, hit, fields) : toApiHit(index, byPosition.get(hit.shard)!, hit, fields)),
+      options,
+    ),
     docsScored: results.reduce((sum, r) => sum + r.docsScored, 0),
     iterations: results.reduce((most, r) => Math.max(most, r.iterations), 0),
-    shardsSearched: available.length,
+    shardsSearched: available.length + (tail ? 1 : 0),
     missingShards,
   };
+}
+
+/** The tail shard asked for without a tail range: it has no documents. */
+const EMPTY_TAIL: Pick<TailView, "docCount" | "embeddings" | "dim" | "ids" | "fields"> = {
+  docCount: 0,
+  embeddings: new Float32Array(0),
+  dim: 1,
+  ids: [],
+  fields: () => ({}),
+};
+type SearchedTail = typeof EMPTY_TAIL;
+
+/** The tail's live documents, every one scored (a tail is small next to the segments); one iteration. */
+async function searchTailDocuments(index: LoadedIndex, tail: SearchedTail, options: SearchIndexOptions): Promise<ShardResult> {
+  const position = index.manifest.shards.length;
+  const docStart = index.manifest.docCount;
+  if (tail.docCount === 0) {
+    options.onProgress?.({ shard: TAIL_SHARD_ID, iteration: 1, hits: [] });
+    return { hits: [], docsScored: 0, iterations: 1 };
+  }
+  const scorer = onnxRowScorer(options.qnet, tail.embeddings, tail.dim, {
+    signal: options.signal,
+    ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+  });
+  const result = await exhaustiveSearch(scorer, tail.docCount, { k: options.params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
+  options.onProgress?.({ shard: TAIL_SHARD_ID, iteration: 1, hits: result.hits.map((h) => ({ id: tail.ids[h.row]!, score: h.score })) });
+  return { hits: result.hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score })), docsScored: result.stats.docsScored, iterations: 1 };
+}
+
+function toTailHit(index: LoadedIndex, tail: SearchedTail, hit: RowHit, fields: readonly string[]): Hit {
+  const row = hit.row - index.manifest.docCount;
+  const out: Hit = { id: tail.ids[row]!, score: hit.score };
+  if (fields.length > 0) out.fields = pickFields(tail.fields(row), fields);
+  return out;
+}
+
+function pickFields(stored: Readonly<Record<string, unknown>>, fields: readonly string[]): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const f of fields) if (Object.hasOwn(stored, f)) picked[f] = stored[f];
+  return picked;
 }
 
 interface ShardResult {
@@ -81,8 +143,9 @@ interface ShardResult {
   iterations: number;
 }
 
-async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, options: SearchIndexOptions): Promise<ShardResult> {
+async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, dead: DeletionBitmap | undefined, options: SearchIndexOptions): Promise<ShardResult> {
   const { params } = options;
+  const isDead = dead ? (row: number) => dead.has(row) : undefined;
   const position = index.position(id)!;
   const docStart = index.manifest.shards[position]!.docStart;
   const scorer = onnxRowScorer(options.qnet, shard.embeddings, shard.dim, {
@@ -94,7 +157,13 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
   const global = (hits: RowHit[]): RowHit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
 
   if (params.mode === "exact") {
-    const result = await exhaustiveSearch(scorer, shard.docCount, { k: params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
+    const result = await exhaustiveSearch(scorer, shard.docCount, {
+      k: params.k,
+      shard: position,
+      signal: options.signal,
+      ...(isDead ? { isDead } : {}),
+      ...(options.batchRows ? { batchSize: options.batchRows } : {}),
+    });
     progress(1, result.hits);
     return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1 };
   }
@@ -111,6 +180,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
       entryRows: shard.entryRows,
       seed: shardSeed(params.seed, position),
       shard: position,
+      ...(isDead ? { isDead } : {}),
       onIteration: (p) => progress(p.iteration, p.topK),
       signal: options.signal,
     },
@@ -140,34 +210,38 @@ function toApiHit(index: LoadedIndex, shard: DecodedShard, hit: RowHit, fields: 
   const entry = index.manifest.shards[hit.shard]!;
   const row = hit.row - entry.docStart;
   const out: Hit = { id: shard.ids[row]!, score: hit.score };
-  if (fields.length > 0) {
-    const stored = shard.fields(row);
-    const picked: Record<string, unknown> = {};
-    for (const f of fields) if (Object.hasOwn(stored, f)) picked[f] = stored[f];
-    out.fields = picked;
-  }
+  if (fields.length > 0) out.fields = pickFields(shard.fields(row), fields);
   return out;
 }
 
-function resolveShards(index: LoadedIndex, requested: readonly string[] | undefined): string[] {
-  if (requested === undefined) return index.manifest.shards.map((s) => s.id);
-  const unknown = requested.filter((id) => index.position(id) === undefined);
+function resolveShards(index: LoadedIndex, requested: readonly string[] | undefined, hasTail: boolean): { segments: string[]; tail: boolean } {
+  if (requested === undefined) return { segments: index.manifest.shards.map((s) => s.id), tail: hasTail };
+  const segments = requested.filter((id) => id !== TAIL_SHARD_ID);
+  const unknown = segments.filter((id) => index.position(id) === undefined);
   if (unknown.length > 0) {
+    const has = index.manifest.shards.length > 0 ? describeList(index.manifest.shards.map((s) => s.id)) : "no segments";
     throw new SearchRequestError(
-      `unknown shard${unknown.length > 1 ? "s" : ""} ${unknown.slice(0, 5).map((s) => JSON.stringify(s)).join(", ")} in index ${index.label}, ` +
-        `which has ${describeList(index.manifest.shards.map((s) => s.id))}`,
+      `unknown shard${unknown.length > 1 ? "s" : ""} ${unknown.slice(0, 5).map((s) => JSON.stringify(s)).join(", ")} in index ${index.label}, which has ${has}`,
     );
   }
   if (requested.length === 0) throw new SearchRequestError("shards must name at least one shard (omit it to search them all)");
-  return [...new Set(requested)];
+  return { segments: [...new Set(segments)], tail: segments.length < requested.length };
 }
 
-function resolveFields(index: LoadedIndex, requested: readonly string[]): string[] {
-  const known = new Set(index.manifest.fields);
-  const unknown = requested.filter((f) => !known.has(f));
-  if (unknown.length > 0) {
-    const stored = index.manifest.fields.length > 0 ? `it stores ${describeList(index.manifest.fields)}` : "it stores no fields";
-    throw new SearchRequestError(`unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((f) => JSON.stringify(f)).join(", ")} for index ${index.label}: ${stored}`);
+/**
+ * Requested fields. A format 1 version searched without a tail stores exactly the manifest's
+ * fields, so any other name is a mistake (400). Once writes are in play (a tail, or a format 2
+ * version whose documents came from writes) each document has its own fields: a field a document
+ * lacks is simply absent from its hit.
+ */
+function resolveFields(index: LoadedIndex, requested: readonly string[], hasTail: boolean): string[] {
+  if (index.manifest.version === 1 && !hasTail) {
+    const known = new Set(index.manifest.fields);
+    const unknown = requested.filter((f) => !known.has(f));
+    if (unknown.length > 0) {
+      const stored = index.manifest.fields.length > 0 ? `it stores ${describeList(index.manifest.fields)}` : "it stores no fields";
+      throw new SearchRequestError(`unknown field${unknown.length > 1 ? "s" : ""} ${unknown.map((f) => JSON.stringify(f)).join(", ")} for index ${index.label}: ${stored}`);
+    }
   }
   return [...new Set(requested)];
 }

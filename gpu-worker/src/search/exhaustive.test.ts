@@ -33,4 +33,24 @@ describe("exhaustiveSearch", () => {
     const bad: RowScorer = { scoreRows: async () => new Float32Array(1) };
     await expect(exhaustiveSearch(bad, 10)).rejects.toThrow(/returned 1 scores for 10 rows/);
   });
+
+  it("skips dead rows entirely: never scored, never returned, even when they would win", async () => {
+    const dead = new Set([40, 39, 7]);
+    const seen: number[] = [];
+    const detaching: RowScorer = {
+      async scoreRows(rows) {
+        const copy = Array.from(rows);
+        seen.push(...copy);
+        structuredClone(rows.buffer, { transfer: [rows.buffer as ArrayBuffer] });
+        return Float32Array.from(copy, (r) => -Math.abs(r - 40));
+      },
+    };
+    const { hits, stats } = await exhaustiveSearch(detaching, 100, { k: 3, batchSize: 32, isDead: (r) => dead.has(r) });
+    expect(hits.map((h) => h.row)).toEqual([41, 38, 42]);
+    expect(seen.filter((r) => dead.has(r))).toEqual([]);
+    expect(seen).toHaveLength(97);
+    expect(stats.docsScored).toBe(97);
+    // Every row dead: nothing scored, nothing returned.
+    expect((await exhaustiveSearch(detaching, 5, { isDead: () => true })).hits).toEqual([]);
+  });
 });

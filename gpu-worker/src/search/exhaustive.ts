@@ -17,6 +17,8 @@ export interface ExhaustiveOptions {
   batchSize?: number;
   /** Tags the hits; defaults to 0. */
   shard?: number;
+  /** Rows to skip entirely (deleted or replaced documents): never scored, never returned. */
+  isDead?: (row: number) => boolean;
   /** Checked before each batch: an aborted search throws the signal's reason. */
   signal?: AbortSignal;
 }
@@ -41,17 +43,25 @@ export async function exhaustiveSearch(
   const k = checkInteger("k", options.k ?? EXHAUSTIVE_DEFAULTS.k, 1);
   const batchSize = checkInteger("batchSize", options.batchSize ?? EXHAUSTIVE_DEFAULTS.batchSize, 1);
   const top = new TopK(Math.min(k, rowCount));
-  for (let start = 0; start < rowCount; start += batchSize) {
+  const { isDead } = options;
+  let docsScored = 0;
+  for (let start = 0; start < rowCount; ) {
     options.signal?.throwIfAborted();
-    const count = Math.min(batchSize, rowCount - start);
+    const first = start;
     // A fresh array per call: a scorer may transfer (detach) it to an inference thread.
-    const batch = new Uint32Array(count);
-    for (let i = 0; i < count; i++) batch[i] = start + i;
+    let batch = new Uint32Array(Math.min(batchSize, rowCount - start));
+    let count = 0;
+    for (; start < rowCount && count < batch.length; start++) if (!isDead?.(start)) batch[count++] = start;
+    if (count === 0) continue;
+    if (count < batch.length) batch = batch.slice(0, count);
+    // With dead rows skipped the batch is not a plain range: keep its rows, since the scorer may detach it.
+    const rows = isDead ? batch.slice() : undefined;
     const scores = await scorer.scoreRows(batch);
     checkScoreCount(scores, count);
-    for (let i = 0; i < count; i++) top.push(start + i, scores[i]);
+    for (let i = 0; i < count; i++) top.push(rows ? rows[i]! : first + i, scores[i]!);
+    docsScored += count;
   }
-  return { hits: top.sorted(options.shard ?? 0), stats: { docsScored: rowCount, ms: performance.now() - started } };
+  return { hits: top.sorted(options.shard ?? 0), stats: { docsScored, ms: performance.now() - started } };
 }
 
 /** A scorer that returns the wrong number of scores would silently misattribute them. */

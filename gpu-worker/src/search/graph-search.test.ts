@@ -163,6 +163,26 @@ describe("graphSearch", () => {
     expect(bestFirst.hits.map((h) => h.row)).toEqual([3]);
   });
 
+  it("walks through dead rows but never returns them (both variants)", async () => {
+    const dead = new Set(Array.from({ length: 11 }, (_, i) => 495 + i));
+    for (const variant of ["published", "best-first"] as const) {
+      const scored: number[] = [];
+      const scorer: RowScorer = {
+        async scoreRows(rows) {
+          scored.push(...rows);
+          return Float32Array.from(rows, (r) => -Math.abs(r - 500));
+        },
+      };
+      const options = { k: 3, entryPoints: 1, entryRows: Uint32Array.of(490), ncandidates: 1, maxIter: 40, earlyStop: false, variant };
+      const live = await graphSearch(scorer, pathGraph(1000), { ...options, isDead: (r) => dead.has(r) });
+      // The best live rows lie on both sides of the dead run: reaching 506 means walking through it.
+      expect(live.hits.map((h) => h.row), variant).toEqual([494, 506, 493]);
+      expect(scored.filter((r) => dead.has(r)).length, variant).toBe(dead.size);
+      const all = await graphSearch(scorer, pathGraph(1000), options);
+      expect(all.hits.map((h) => h.row), variant).toEqual([500, 499, 501]);
+    }
+  });
+
   it("validates its parameters", async () => {
     const graph = pathGraph(10);
     const s = fnScorer((r) => r);

@@ -21,6 +21,11 @@
  * Both variants accept `entryRows` (e.g. k-means medoids chosen at index build time): they are
  * placed in the entry set first (at most `entryPoints` of them), and random rows fill it up to
  * `entryPoints`.
+ *
+ * `isDead` (a living index's deleted or replaced rows): dead rows are scored and expanded like any
+ * other, so the graph stays connected through them, but they never enter the top-k. The published
+ * step then offers every live row of the frontier to T, not only its best max(ncandidates, k): a
+ * live row below that cut may be beaten only by dead rows. Without dead rows the two are the same.
  */
 import { SEARCH_DEFAULTS } from "../../../shared/api/worker-api.ts";
 import { SEED_MAX } from "../../../shared/random.ts";
@@ -75,6 +80,8 @@ export interface GraphSearchOptions {
   entryRows?: Uint32Array;
   /** Tags the hits; defaults to 0. */
   shard?: number;
+  /** Rows that are walked through but never returned (deleted or replaced documents). */
+  isDead?: (row: number) => boolean;
   onIteration?: (progress: GraphSearchProgress) => void;
   /** Checked before each scoring step: an aborted search throws the signal's reason. */
   signal?: AbortSignal;
@@ -143,6 +150,7 @@ export async function graphSearch(
     top,
     docsScored: 0,
     msScoring: 0,
+    isDead: options.isDead,
     onIteration: options.onIteration,
     signal: options.signal,
   };
@@ -163,6 +171,7 @@ interface WalkState {
   top: TopK;
   docsScored: number;
   msScoring: number;
+  isDead: ((row: number) => boolean) | undefined;
   onIteration: ((progress: GraphSearchProgress) => void) | undefined;
   signal: AbortSignal | undefined;
 }
@@ -251,14 +260,17 @@ async function walk(state: WalkState, first: number[], step: Step): Promise<{ it
 
 /** The published step: the frontier's best max(ncandidates, k) are offered to T; its best ncandidates are expanded. */
 function publishedStep(state: WalkState): Step {
-  const { opts, top } = state;
+  const { opts, top, isDead } = state;
   return (rows, scores) => {
     const best = new TopK(Math.min(Math.max(opts.ncandidates, opts.k), rows.length));
     for (let i = 0; i < rows.length; i++) best.push(rows[i], scores[i]);
     let entered = 0;
     const next: number[] = [];
+    if (isDead) {
+      for (let i = 0; i < rows.length; i++) if (!isDead(rows[i]) && top.push(rows[i], scores[i])) entered++;
+    }
     best.sorted().forEach((hit, i) => {
-      if (top.push(hit.row, hit.score)) entered++;
+      if (!isDead && top.push(hit.row, hit.score)) entered++;
       if (i < opts.ncandidates) expand(state, hit.row, next);
     });
     return { next, earlyStop: entered === 0 && opts.earlyStop };
@@ -267,13 +279,13 @@ function publishedStep(state: WalkState): Step {
 
 /** Best-first: expand the best ncandidates of every scored, not-yet-expanded row (like HNSW's ef). */
 function bestFirstStep(state: WalkState): Step {
-  const { opts, top } = state;
+  const { opts, top, isDead } = state;
   // The working set bounds what is worth expanding; the pool holds every scored row not yet expanded.
   const working = new TopK(Math.max(opts.ncandidates, opts.k));
   const pool = new MaxPool();
   return (rows, scores) => {
     for (let i = 0; i < rows.length; i++) {
-      top.push(rows[i], scores[i]);
+      if (!isDead?.(rows[i])) top.push(rows[i], scores[i]);
       working.push(rows[i], scores[i]);
       if (!Number.isNaN(scores[i])) pool.push(rows[i], scores[i]);
     }

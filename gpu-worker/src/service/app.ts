@@ -31,6 +31,7 @@ import { runRerank } from "./rerank.ts";
 import { parseRequest } from "./request-body.ts";
 import { type RequestScope, runAdmitted } from "./request-scope.ts";
 import { runSearch } from "./search.ts";
+import { registerLivingRoutes } from "./living-routes.ts";
 
 export type ServiceRuntime = Pick<HypencoderRuntime, "encodeQueries" | "prepareQNet" | "embedDocuments" | "devices">;
 
@@ -196,6 +197,8 @@ export function createService(deps: ServiceDeps): Service {
     if (!status) throw new ApiError(404, "build_not_found", "no such build job for this tenant");
     return c.json(status);
   });
+
+  registerLivingRoutes(app, { backend, scopeFor: (c) => scopeFor(c) });
 
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).body(), 404));
 

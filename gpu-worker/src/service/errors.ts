@@ -14,6 +14,7 @@ import { BuildConflictError, BuildQueueFullError, BuildsClosedError, BuildsUnava
 import { AnswerTooLargeError, IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
 import { describeZodError } from "../io/zod-issues.ts";
 import { ModelLimitError } from "../model/runtime/errors.ts";
+import { BatchHashMismatchError, DocumentNotFoundError, StorageUnavailableError, WalConflictError } from "../index/living/errors.ts";
 
 export { describeZodError };
 
@@ -80,6 +81,12 @@ export const ERROR_STATUSES: readonly ErrorStatus[] = [
   status(BuildQueueFullError, (e) => new ApiError(503, "build_queue_full", e.message, { "retry-after": "60" })),
   status(BuildsClosedError, (e) => new ApiError(503, "shutting_down", e.message, { "retry-after": "1" })),
   status(IndexUnavailableError, (e) => new ApiError(503, "index_unavailable", `${e.summary} (details in the worker log)`), { logDetail: true }),
+  // ─── Living indexes (index/living/errors.ts) ───
+  status(BatchHashMismatchError, (e) => new ApiError(400, "batch_hash_mismatch", e.message)),
+  status(DocumentNotFoundError, (e) => new ApiError(404, "document_not_found", e.message)),
+  status(WalConflictError, (e) => new ApiError(409, "wal_conflict", e.message)),
+  status(StorageUnavailableError, (e) => new ApiError(503, "storage_unavailable", `${e.summary} (details in the worker log)`, { "retry-after": "5" }), { logDetail: true }),
+  // ─── end living indexes ───
 ];
 
 export interface MappedError {

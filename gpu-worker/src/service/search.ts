@@ -41,6 +41,7 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
       index: request.index,
       version: request.version,
       shards: request.shards,
+      ...(request.tail ? { tail: request.tail } : {}),
       params: request.params,
       fields: request.fields,
       qnet: prepared,

@@ -4,6 +4,7 @@
  * is a gap (a sealed or burned seq), never an error. Folding: newest wins — within a batch deletes
  * apply before upserts, across batches the higher seq wins.
  */
+import { IndexFormatError } from "../../../../shared/index/errors.ts";
 import { walKey } from "../../../../shared/index/keys.ts";
 import type { TailRange } from "../../../../shared/api/living-api.ts";
 import { decodeWalBatch, type WalBatch } from "../../../../shared/index/wal.ts";
@@ -36,7 +37,7 @@ export async function readWalRange(store: BlobStore, tenant: string, index: stri
       try {
         const batch = decodeWalBatch(await store.get(key), key);
         if (batch.seq !== seq || batch.tenant !== tenant || batch.index !== index) {
-          throw new Error(`WAL object ${key} holds ${batch.tenant}/${batch.index} seq ${batch.seq}`);
+          throw new IndexFormatError(`WAL object ${key} holds ${batch.tenant}/${batch.index} seq ${batch.seq}`);
         }
         found.set(seq, batch);
       } catch (e) {
