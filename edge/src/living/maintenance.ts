@@ -353,14 +353,17 @@ async function maybeCollectGarbage(ctx: MaintenanceContext, pool: WorkerPoolConf
 
 /**
  * How far the expired-upload cursor may move after sweeping `candidates` (oldest first): over every
- * upload up to the first one a build in progress still reads (it is looked at again next time), and
- * never into the last expiry time of a full page (more uploads may share it).
+ * expiry time before the first upload a build in progress still reads (it is looked at again next
+ * time, with every upload that shares its expiry time), and never into the last expiry time of a
+ * full page (more uploads may share it).
  */
 export function uploadsCursor(candidates: ReadonlyArray<{ expiresAt: string; inUse: boolean }>, current: string, pageSize: number): string {
-  const lastOfFullPage = candidates.length >= pageSize ? candidates[candidates.length - 1]!.expiresAt : null;
+  const blockers = candidates.filter((u) => u.inUse).map((u) => u.expiresAt);
+  if (candidates.length >= pageSize) blockers.push(candidates[candidates.length - 1]!.expiresAt);
+  const blockedAt = blockers.length > 0 ? blockers.reduce((a, b) => (a < b ? a : b)) : null;
   let cursor = current;
   for (const u of candidates) {
-    if (u.inUse || u.expiresAt === lastOfFullPage) break;
+    if (blockedAt !== null && u.expiresAt >= blockedAt) break;
     cursor = u.expiresAt;
   }
   return cursor;

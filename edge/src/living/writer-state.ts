@@ -48,6 +48,6 @@ export async function resetPending(storage: DurableObjectStorage, coveredSeq: nu
   }
   for (let i = 0; i < covered.length; i += 128) await storage.delete(covered.slice(i, i + 128));
   await storage.put({ [PENDING_DOCS]: docs, [PENDING_BATCHES]: batches });
+  // The ledger keeps no times: a tail that is left keeps the oldest time known (it only ages sooner).
   if (batches === 0) await storage.delete(TAIL_SINCE);
-  else await storage.put(TAIL_SINCE, Date.now());
 }
