@@ -202,6 +202,17 @@ describe("living index maintenance", () => {
         expect(compactions).toEqual([{ tenant, index: "docs", baseVersion: 0, version: 1, toSeq: 4 }]);
       }));
 
+    it("two runs at once (an alarm and an explicit call) dispatch one compaction, not two", () =>
+      withStorage(async (storage) => {
+        vars = { COMPACT_TAIL_DOCS: "1" };
+        await write(storage, 1, 1, T0);
+        const ctx = ctxOf(storage, () => T0);
+        await Promise.all([runMaintenance(ctx), runMaintenance(ctx)]);
+        expect(compactions).toHaveLength(1);
+        expect(await versionRow(1)).toMatchObject({ state: "building", kind: "compaction" });
+        expect(await versionRow(2)).toBeNull();
+      }));
+
     it("waits while a user build is in progress", () =>
       withStorage(async (storage) => {
         vars = { COMPACT_TAIL_DOCS: "1" };

@@ -150,8 +150,29 @@ const earliest = (...times: Array<number | null>): number | null => {
   return set.length === 0 ? null : Math.min(...set);
 };
 
+/**
+ * One run at a time per index: a call while another is in flight (an alarm and an explicit call
+ * interleaving at a network wait, or a destroy landing mid-compaction-dispatch) waits for it, so no
+ * run sees a version another has reserved but not yet recorded as its job.
+ */
+const tails = new Map<string, Promise<unknown>>();
+function serialized(ctx: MaintenanceContext, run: () => Promise<number | null>): Promise<number | null> {
+  const key = `${ctx.tenant}/${ctx.index}`;
+  const result = (tails.get(key) ?? Promise.resolve()).then(run, run);
+  const tail = result.catch(() => {});
+  tails.set(key, tail);
+  void tail.then(() => {
+    if (tails.get(key) === tail) tails.delete(key);
+  });
+  return result;
+}
+
 /** Compaction check/dispatch/poll/flip and GC; returns when the next alarm should fire (ms epoch) or null. */
-export async function runMaintenance(ctx: MaintenanceContext): Promise<number | null> {
+export function runMaintenance(ctx: MaintenanceContext): Promise<number | null> {
+  return serialized(ctx, () => maintain(ctx));
+}
+
+async function maintain(ctx: MaintenanceContext): Promise<number | null> {
   const now = (ctx.now ?? Date.now)();
   const settings = maintenanceSettings(ctx.env);
   const view = await loadMaintenanceView(ctx.env.DB, ctx.tenant, ctx.index);
@@ -370,7 +391,11 @@ export function uploadsCursor(candidates: ReadonlyArray<{ expiresAt: string; inU
 }
 
 /** After the soft delete: cancel builds, sweep everything (twice), purge. Returns next alarm or null when done. */
-export async function destroyIndex(ctx: MaintenanceContext): Promise<number | null> {
+export function destroyIndex(ctx: MaintenanceContext): Promise<number | null> {
+  return serialized(ctx, () => destroy(ctx));
+}
+
+async function destroy(ctx: MaintenanceContext): Promise<number | null> {
   const now = (ctx.now ?? Date.now)();
   const db = ctx.env.DB;
   const view = await loadMaintenanceView(db, ctx.tenant, ctx.index);
