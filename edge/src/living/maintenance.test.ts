@@ -17,9 +17,9 @@ import { newBuildId } from "../builds/routes.ts";
 import { softDeleteIndex } from "../db/indexes.ts";
 import type { EdgeBindings } from "../env.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
-import { BUILD_WAIT_MS, type CompactionJob, DESTROY_RESWEEP_MS, DESTROY_RETRY_MS, destroyIndex, MAINT_KEYS, type MaintenanceContext, POLL_INTERVAL_MS, RETRY_BASE_MS, runMaintenance } from "./maintenance.ts";
+import { BUILD_WAIT_MS, type CompactionJob, DESTROY_RESWEEP_MS, DESTROY_RETRY_MS, destroyIndex, ERROR_RETRY_MS, MAINT_KEYS, type MaintenanceContext, POLL_INTERVAL_MS, RETRY_BASE_MS, runMaintenance } from "./maintenance.ts";
 import { MAINTENANCE_DEFAULTS } from "./maintenance-settings.ts";
-import { pendingBatches, pendingDocs, recordPendingBatch } from "./writer-state.ts";
+import { pendingBatches, pendingDocs, recordCommitted } from "./writer-state.ts";
 
 const SECRET = (env as unknown as { WORKER_SIGNING_SECRET: string }).WORKER_SIGNING_SECRET;
 const WORKERS = parseWorkerPool((env as unknown as { GPU_WORKERS: string }).GPU_WORKERS);
@@ -126,7 +126,7 @@ describe("living index maintenance", () => {
 
   /** Acknowledged writes, as the IndexWriter records them: the ledger entry and head_seq. */
   async function write(storage: DurableObjectStorage, seq: number, upserted: number, at: number): Promise<void> {
-    await recordPendingBatch(storage, seq, upserted, at);
+    await recordCommitted(storage, seq, upserted, at);
     await sql("UPDATE indexes SET head_seq = MAX(head_seq, ?2) WHERE tenant_id = ?1 AND id = 'docs'", seq);
   }
   /** A version row as a finished build leaves it; `active` flips the index to it. */
@@ -342,6 +342,20 @@ describe("living index maintenance", () => {
       await readyVersion(1, 3, { active: true });
       await runMaintenance(ctxOf(storage, () => T0 + 1));
       expect([await pendingDocs(storage), await pendingBatches(storage)]).toEqual([4 + 5, 2]);
+    }));
+
+  it("an unexpected error (D1 down) is logged and retried a minute later, not thrown out of the alarm", () =>
+    withStorage(async (storage) => {
+      const broken = new Proxy(env.DB, {
+        get(target, prop) {
+          if (prop === "prepare" || prop === "batch") return () => { throw new Error("D1_ERROR: simulated outage"); };
+          const value = Reflect.get(target, prop);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const ctx = { ...ctxOf(storage, () => T0), env: { ...env, DB: broken } as unknown as EdgeBindings };
+      expect(await runMaintenance(ctx)).toBe(T0 + ERROR_RETRY_MS);
+      expect(await destroyIndex(ctx)).toBe(T0 + DESTROY_RETRY_MS);
     }));
 
   describe("garbage collection", () => {

@@ -88,6 +88,8 @@ export const SWEEP_RETRY_MS = 60_000;
 export const DESTROY_RESWEEP_MS = 30_000;
 /** destroyIndex: while no worker answers, it tries again this often. */
 export const DESTROY_RETRY_MS = 5_000;
+/** After an unexpected error (D1 or S3 unavailable, a bad setting), maintenance runs again this much later. */
+export const ERROR_RETRY_MS = 60_000;
 /** One sweep request names at most this many uploads (sweepRequestSchema). */
 const SWEEP_UPLOADS_MAX = 1_000;
 
@@ -123,9 +125,13 @@ interface DestroyState {
   secondAt?: number;
 }
 
-/** The placement key of an index's maintenance calls: its rendezvous owner, which also holds its WAL tail warm. */
+/**
+ * The placement key of an index's own worker, the one that writes its WAL and holds it in its WAL
+ * cache (the same value as H3's routing/rendezvous.ts indexOwnerKey, which replaces this at the merge):
+ * compactions and sweeps go there first.
+ */
 export function indexOwnerKey(tenant: string, index: string): string {
-  return `${tenant}/${index}`;
+  return `${tenant}/${index}/tail`;
 }
 
 /** Worker answers are external input: only what is used is checked. */
@@ -156,8 +162,14 @@ const earliest = (...times: Array<number | null>): number | null => {
  * run sees a version another has reserved but not yet recorded as its job.
  */
 const tails = new Map<string, Promise<unknown>>();
-function serialized(ctx: MaintenanceContext, run: () => Promise<number | null>): Promise<number | null> {
+function serialized(ctx: MaintenanceContext, retryMs: number, work: () => Promise<number | null>): Promise<number | null> {
   const key = `${ctx.tenant}/${ctx.index}`;
+  // An error (D1 or S3 down, a bad setting) must not end the alarm chain: logged, and tried again later.
+  const run = () =>
+    work().catch((error: unknown) => {
+      console.error(JSON.stringify({ msg: "index maintenance failed; retrying", tenant: ctx.tenant, index: ctx.index, error: (error as Error)?.message?.slice(0, 300) }));
+      return (ctx.now ?? Date.now)() + retryMs;
+    });
   const result = (tails.get(key) ?? Promise.resolve()).then(run, run);
   const tail = result.catch(() => {});
   tails.set(key, tail);
@@ -169,7 +181,7 @@ function serialized(ctx: MaintenanceContext, run: () => Promise<number | null>):
 
 /** Compaction check/dispatch/poll/flip and GC; returns when the next alarm should fire (ms epoch) or null. */
 export function runMaintenance(ctx: MaintenanceContext): Promise<number | null> {
-  return serialized(ctx, () => maintain(ctx));
+  return serialized(ctx, ERROR_RETRY_MS, () => maintain(ctx));
 }
 
 async function maintain(ctx: MaintenanceContext): Promise<number | null> {
@@ -392,7 +404,7 @@ export function uploadsCursor(candidates: ReadonlyArray<{ expiresAt: string; inU
 
 /** After the soft delete: cancel builds, sweep everything (twice), purge. Returns next alarm or null when done. */
 export function destroyIndex(ctx: MaintenanceContext): Promise<number | null> {
-  return serialized(ctx, () => destroy(ctx));
+  return serialized(ctx, DESTROY_RETRY_MS, () => destroy(ctx));
 }
 
 async function destroy(ctx: MaintenanceContext): Promise<number | null> {
