@@ -319,6 +319,29 @@ describe("living index maintenance", () => {
       expect(await storage.get(MAINT_KEYS.job)).toBeUndefined();
     }));
 
+  it("a compaction that reports success without a manifest, or with one covering other seqs, fails instead of flipping", () =>
+    withStorage(async (storage) => {
+      vars = { COMPACT_TAIL_DOCS: "1" };
+      await write(storage, 1, 1, T0);
+      let now = T0;
+      const ctx = ctxOf(storage, () => now);
+      await runMaintenance(ctx);
+      jobState = "succeeded";
+      now += POLL_INTERVAL_MS;
+      await runMaintenance(ctx);
+      expect((await versionRow(1))!.state).toBe("failed");
+      now += RETRY_BASE_MS;
+      jobState = "encoding";
+      await runMaintenance(ctx);
+      expect(compactions.at(-1)).toMatchObject({ version: 2, toSeq: 1 });
+      jobState = "succeeded";
+      await putManifest(2, 0);
+      now += POLL_INTERVAL_MS;
+      await runMaintenance(ctx);
+      expect((await versionRow(2))!.state).toBe("failed");
+      expect((await indexRow())!.active_version).toBeNull();
+    }));
+
   it("a crash between reserving a version and recording the worker's job fails that version on the next run", () =>
     withStorage(async (storage) => {
       vars = { COMPACT_TAIL_DOCS: "1000" };

@@ -196,7 +196,7 @@ async function maintain(ctx: MaintenanceContext): Promise<number | null> {
   await syncPending(ctx, view);
   const job = (await ctx.storage.get<CompactionJob>(MAINT_KEYS.job)) ?? null;
   await failAbandonedCompactions(ctx, view, job);
-  const compactionNext = job ? await advanceCompaction(ctx, pool, settings, job, now) : await maybeCompact(ctx, pool, settings, view, now);
+  const compactionNext = job ? await advanceCompaction(ctx, pool, job, now) : await maybeCompact(ctx, pool, settings, view, now);
   const gcNext = await maybeCollectGarbage(ctx, pool, settings, now);
   return earliest(compactionNext, gcNext);
 }
@@ -282,7 +282,7 @@ async function dispatchCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfi
   return now + POLL_INTERVAL_MS;
 }
 
-async function advanceCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfig, settings: MaintenanceSettings, job: CompactionJob, now: number): Promise<number | null> {
+async function advanceCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfig, job: CompactionJob, now: number): Promise<number | null> {
   // A job without a worker job id: the run that dispatched it died before recording the answer.
   if (!job.worker || !job.jobId) return failCompaction(ctx, job, now, "the compaction's dispatch was never recorded");
   const polled = await pollWorkerJob(ctx.fetcher ?? defaultFetcher, pool, { worker: job.worker, jobId: job.jobId, tenant: ctx.tenant });
@@ -302,12 +302,16 @@ async function advanceCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfig
   // S3 did not answer definitely: the work is done, so read again on the next poll.
   if (built.kind === "unavailable") return now + POLL_INTERVAL_MS;
   if (built.kind === "invalid") return failCompaction(ctx, job, now, built.message);
+  // A version that claims other WAL seqs than it was asked to fold would hide or repeat writes.
+  if (built.version.coveredSeq !== job.toSeq) return failCompaction(ctx, job, now, `the compaction's manifest covers seq ${built.version.coveredSeq}, not ${job.toSeq}`);
   const outcome = await completeCompaction(ctx.env.DB, ctx.tenant, ctx.index, job, built.version);
   await ctx.storage.delete([MAINT_KEYS.job, MAINT_KEYS.failures, MAINT_KEYS.retryAt]);
   if (outcome === "flipped") {
     const covered = built.version.coveredSeq ?? 0;
     await resetPending(ctx.storage, covered);
-    await ctx.storage.put({ [MAINT_KEYS.coveredSeq]: covered, [MAINT_KEYS.tailSeenAt]: now });
+    // What is left of the tail ages from its own batches (the ledger), or from the next run's first look.
+    await ctx.storage.put(MAINT_KEYS.coveredSeq, covered);
+    await ctx.storage.delete(MAINT_KEYS.tailSeenAt);
   }
   log(ctx, outcome === "flipped" ? "compaction published" : "compaction discarded: its base is no longer the active version", {
     version: job.version,
