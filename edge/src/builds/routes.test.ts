@@ -171,6 +171,37 @@ describe("builds", () => {
     expect(v2).toEqual({ state: "failed" });
   });
 
+  it("records the head seq at dispatch as the version's coveredSeq, the manifest's on success, and superseded_at on the replaced version", async () => {
+    const versionRow = (v: number) =>
+      env.DB.prepare("SELECT state, kind, covered_seq, superseded_at FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs' AND version = ?2")
+        .bind(tenant, v)
+        .first<{ state: string; kind: string; covered_seq: number; superseded_at: string | null }>();
+    const succeedWith = async (version: number, coveredSeq: number) => {
+      jobState = "succeeded";
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey(tenant, "docs", version), Body: JSON.stringify({ ...manifest(tenant, "docs", version), coveredSeq }) }));
+    };
+    const uploadId = await uploadDocs();
+    await env.DB.prepare("UPDATE indexes SET head_seq = 7 WHERE tenant_id = ?1 AND id = 'docs'").bind(tenant).run();
+    const first = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+    expect(pool.calls.find((c) => c.path === "/v1/builds")!.body).toMatchObject({ version: 1, coveredSeq: 7 });
+    expect(await versionRow(1)).toEqual({ state: "building", kind: "build", covered_seq: 7, superseded_at: null });
+    // Writes acknowledged while it builds do not move the recorded seq.
+    await env.DB.prepare("UPDATE indexes SET head_seq = 9 WHERE tenant_id = ?1 AND id = 'docs'").bind(tenant).run();
+    await succeedWith(1, 7);
+    expect(await poll(first.id)).toMatchObject({ state: "succeeded" });
+    expect(await versionRow(1)).toEqual({ state: "ready", kind: "build", covered_seq: 7, superseded_at: null });
+
+    jobState = "encoding";
+    const second = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
+    expect(pool.calls.filter((c) => c.path === "/v1/builds").at(-1)!.body).toMatchObject({ version: 2, coveredSeq: 9 });
+    await succeedWith(2, 9);
+    expect(await poll(second.id)).toMatchObject({ state: "succeeded" });
+    expect(await versionRow(2)).toMatchObject({ state: "ready", covered_seq: 9, superseded_at: null });
+    const replaced = await versionRow(1);
+    expect(replaced?.superseded_at).not.toBeNull();
+    expect(Date.now() - Date.parse(replaced!.superseded_at!)).toBeLessThan(60_000);
+  });
+
   it("concurrent build requests: exactly one is accepted", async () => {
     const uploadId = await uploadDocs();
     const statuses = (await Promise.all([1, 2, 3].map(() => postJson("/v1/indexes/docs/builds", { uploadId })))).map((r) => r.status).sort();

@@ -1,7 +1,8 @@
 /**
  * Index builds (mounted under /v1/indexes):
  *
- *   POST /:id/builds            (scope manage)   check the upload (HEAD), reserve the next version,
+ *   POST /:id/builds            (scope manage)   check the upload (HEAD), reserve the next version
+ *                                                (recording the index's head seq as its coveredSeq),
  *                                                record the build, dispatch it to a GPU worker: 202
  *   GET  /:id/builds/:buildId   (search|manage)  poll the worker, record progress; on success read the
  *                                                version's manifest and flip the active version
@@ -10,6 +11,13 @@
  * A second build of an index while one runs is 409 (the D1 partial unique index decides, not a
  * check-then-insert); a tenant holds at most MAX_BUILDS_PER_TENANT builds in progress (429).
  * A failed build marks its version failed and leaves the active one serving.
+ *
+ * Living indexes: a build replaces the contents as of the seq at which it started. The reservation
+ * records indexes.head_seq as the version's covered_seq and the worker writes it into the manifest
+ * as coveredSeq, so writes acknowledged after the dispatch stay visible (as the new version's WAL
+ * tail) once it publishes. The success records the manifest's coveredSeq and marks the replaced
+ * version superseded (the sweeper's grace runs from then); the IndexWriter's pending counters follow
+ * on its next maintenance run (living/maintenance.ts).
  *
  * The build row is one state machine with a terminal state on every path:
  *
@@ -29,30 +37,29 @@
  *   succeeded, failed, cancelled
  *                           terminal: never left, and answered from D1 without asking a worker.
  */
-import { GetObjectCommand, type S3ServiceException } from "@aws-sdk/client-s3";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
 import { type BuildRequest, type BuildStatus, indexId } from "../../../shared/api/worker-api.ts";
-import { manifestKey, uploadPrefix } from "../../../shared/index/keys.ts";
-import { indexManifestSchema } from "../../../shared/index/manifest.ts";
+import { uploadPrefix } from "../../../shared/index/keys.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
-import { failIndexVersion, getActiveBuild, getIndex, reserveIndexVersion } from "../db/indexes.ts";
+import { failIndexVersion, getActiveBuild, getIndex } from "../db/indexes.ts";
+import { reserveVersion } from "../db/living.ts";
 import type { EdgeBindings, EdgeEnv } from "../env.ts";
-import { ApiError, notFound, toApiError, WorkerRejectedError } from "../errors.ts";
+import { ApiError, notFound, toApiError } from "../errors.ts";
 import { waitUntil } from "../http/wait-until.ts";
 import { integerSetting } from "../integer-setting.ts";
 import { parseInput, readJson } from "../http/validate.ts";
 import { tryOwners } from "../routing/owner-call.ts";
-import { attemptWorker, defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
+import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
 import { type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool.ts";
 import { s3For } from "../uploads/routes.ts";
 import { getUpload } from "../db/uploads.ts";
 import { type BuildBody, buildBodySchema, buildParamsSchema } from "./schemas.ts";
 import { type BuildRecord, completeBuild, endBuild, failBuild, failStaleDispatches, getBuild, insertBuild, TERMINAL_STATES, updateRunningBuild } from "../db/builds.ts";
 import { verifyUploadedFiles } from "./verify-upload.ts";
+import { MANIFEST_READ_BACKOFF_MS, readVersionManifest, type S3Handle } from "./version-manifest.ts";
+import { buildSilenceLimitSeconds, cancelWorkerJob, pollWorkerJob } from "./worker-jobs.ts";
 
-/** The edge's S3 client and bucket (uploads/s3-client.ts). */
-export type S3Handle = ReturnType<typeof s3For>;
 
 export interface BuildDeps {
   fetcher?: Fetcher;
@@ -134,8 +141,10 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     const { client, settings } = s3Of(c.env);
     await verifyUploadedFiles(client, settings.bucket, upload.files.filter((f) => used.has(f.key)));
 
-    const version = await reserveIndexVersion(db, tenant, index);
-    if (version === null) throw notFound(`index ${index}`);
+    // The version records the head seq as of now: writes acknowledged after it stay the tail of the new version.
+    const reserved = await reserveVersion(db, tenant, index, "build");
+    if (reserved === null) throw notFound(`index ${index}`);
+    const { version, coveredSeq } = reserved;
     const slots = maxBuildsPerTenant(c.env);
     const inserted = await insertBuild(db, { tenantId: tenant, id: newBuildId(), indexId: index, version, uploadId: upload.id }, slots);
     if (!inserted.ok) {
@@ -144,7 +153,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
       throw new ApiError(429, "tenant_build_limit", `this tenant already has ${slots} builds in progress, the most it may hold; wait for one to finish or cancel one`, { "retry-after": "30" });
     }
     const { inputs: _inputs, uploadId: _uploadId, ...options } = body;
-    const request: BuildRequest = { ...options, tenant, index, version, inputs };
+    const request: BuildRequest = { ...options, tenant, index, version, inputs, coveredSeq };
     // Not under the client's signal, and kept alive by waitUntil: a client hanging up must not cut
     // the dispatch off between the worker accepting the job and the edge recording it.
     const recorded = dispatchAndRecord(db, fetcher, pool, inserted.build, request);
@@ -161,7 +170,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
       if (Date.now() - Date.parse(build.updatedAt) > dispatchDeadlineMs(pool)) await failBuild(db, build, BUILD_LOST_IN_DISPATCH);
       return c.json(buildView((await getBuild(db, tenant, index, buildId))!));
     }
-    const polled = await pollBuild(fetcher, pool, build, c.req.raw.signal);
+    const polled = await pollWorkerJob(fetcher, pool, { worker: build.workerUrl, jobId: build.workerJobId, tenant: build.tenantId }, c.req.raw.signal);
     if (polled.kind === "unreachable") {
       if (!silentTooLong(build, c.env)) return c.json({ ...buildView(build), workerReachable: false });
       // Its worker is gone for good (or renamed): without this, the index could never build again.
@@ -175,7 +184,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     } else if (polled.status.state === "failed") {
       await failBuild(db, build, polled.status.error ?? { code: "build_failed", message: "the build failed" }, polled.status.progress);
     } else if (polled.status.state === "succeeded") {
-      const built = await readBuiltVersion(s3Of(c.env), build, manifestBackoffMs);
+      const built = await readVersionManifest(s3Of(c.env), build, manifestBackoffMs);
       if (built.kind === "ok") await completeBuild(db, build, built.version, polled.status.progress);
       else if (built.kind === "invalid") await failBuild(db, build, { code: "invalid_manifest", message: built.message }, polled.status.progress);
       // S3 did not answer definitely: the work is done, so keep the build open; the next poll reads again.
@@ -191,7 +200,7 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     if (TERMINAL_STATES.includes(build.state)) throw buildFinished(build);
     // The worker first, so that it stops spending GPU time; the row is cancelled whatever it answers
     // (an unreachable worker's job, if it ever finishes, writes a version that is never activated).
-    const workerStopped = build.workerUrl && build.workerJobId ? await cancelWorkerJob(fetcher, workerPoolFromEnv(c.env), build.workerUrl, tenant, build.workerJobId) : null;
+    const workerStopped = build.workerUrl && build.workerJobId ? await cancelWorkerJob(fetcher, workerPoolFromEnv(c.env), { worker: build.workerUrl, jobId: build.workerJobId, tenant }) : null;
     await endBuild(db, build, "cancelled", { code: "cancelled", message: "the build was cancelled by the client" });
     const now = (await getBuild(db, tenant, index, buildId))!;
     if (now.state !== "cancelled") throw buildFinished(now);
@@ -261,37 +270,16 @@ async function dispatchAndRecord(db: D1Database, fetcher: Fetcher, pool: WorkerP
   } catch (error) {
     // A worker runs a job that the edge could not record: stop it, so it does not build for nobody.
     console.error("could not record a dispatched build", (error as Error)?.message);
-    await cancelWorkerJob(fetcher, pool, worker, request.tenant, status.jobId);
+    await cancelWorkerJob(fetcher, pool, { worker, jobId: status.jobId, tenant: request.tenant });
     await failRow({ code: "dispatch_failed", message: "the build could not be recorded; start it again" });
     throw new ApiError(503, "dispatch_failed", "the build could not be recorded; start it again", { "retry-after": "5" });
   }
   if (recorded) return recorded;
   // The row ended while the dispatch was in flight (cancelled): nobody waits for the worker's job.
-  await cancelWorkerJob(fetcher, pool, worker, request.tenant, status.jobId);
+  await cancelWorkerJob(fetcher, pool, { worker, jobId: status.jobId, tenant: request.tenant });
   return (await getBuild(db, build.tenantId, build.indexId, build.id)) ?? build;
 }
 
-/** Asks the job's worker to stop it; true when it answered, false when it did not (it may be gone). Never throws. */
-async function cancelWorkerJob(fetcher: Fetcher, pool: WorkerPoolConfig, worker: string, tenant: string, jobId: string): Promise<boolean> {
-  try {
-    const outcome = await attemptWorker(
-      { fetcher, secret: pool.secret, worker, method: "POST", path: `/v1/builds/${encodeURIComponent(jobId)}/cancel`, tenant },
-      { timeoutMs: pool.timeoutMs, read: async (response) => (await response.json()) as BuildStatus },
-    );
-    return outcome.ok;
-  } catch (error) {
-    // 404: the worker no longer knows the job, so it is not running either.
-    return (error as { status?: number })?.status === 404;
-  }
-}
-
-/** How long a running build's worker may stay unreachable before the build is failed. */
-export const DEFAULT_BUILD_SILENCE_SECONDS = 900;
-
-function buildSilenceLimitSeconds(env: Pick<EdgeBindings, "BUILD_SILENCE_SECONDS">): number {
-  const seconds = Number(env.BUILD_SILENCE_SECONDS ?? DEFAULT_BUILD_SILENCE_SECONDS);
-  return Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_BUILD_SILENCE_SECONDS;
-}
 
 /** updated_at moves on every answered poll, so it is the last time the worker was heard from. */
 function silentTooLong(build: { updatedAt: string }, env: Pick<EdgeBindings, "BUILD_SILENCE_SECONDS">): boolean {
@@ -315,72 +303,6 @@ function dispatchBuild(fetcher: Fetcher, pool: WorkerPoolConfig, request: BuildR
     maxAttempts: DISPATCH_ATTEMPTS,
     read: async (response) => (await response.json()) as BuildStatus,
   });
-}
-
-type PollResult = { kind: "status"; status: BuildStatus } | { kind: "lost" } | { kind: "unreachable" };
-
-async function pollBuild(fetcher: Fetcher, pool: WorkerPoolConfig, build: BuildRecord, signal: AbortSignal): Promise<PollResult> {
-  try {
-    const outcome = await attemptWorker(
-      { fetcher, secret: pool.secret, worker: build.workerUrl!, method: "GET", path: `/v1/builds/${encodeURIComponent(build.workerJobId!)}`, tenant: build.tenantId },
-      { timeoutMs: pool.timeoutMs, parent: signal, read: async (response) => (await response.json()) as BuildStatus },
-    );
-    return outcome.ok ? { kind: "status", status: outcome.value } : { kind: "unreachable" };
-  } catch (error) {
-    if (!(error instanceof WorkerRejectedError)) throw error;
-    // 404: the worker no longer knows the job (it restarted). Other refusals: treated as not reachable.
-    return error.status === 404 ? { kind: "lost" } : { kind: "unreachable" };
-  }
-}
-
-/** Pauses before the 2nd and 3rd manifest read after a transient S3 error. */
-export const MANIFEST_READ_BACKOFF_MS: readonly number[] = [250, 1_000];
-
-type BuiltVersionRead =
-  | { kind: "ok"; version: { docCount: number; manifestKey: string; shards: Array<{ id: string; bytes: number; docCount: number }> } }
-  /** A definite answer: the manifest is missing (the worker writes it before reporting success) or wrong. */
-  | { kind: "invalid"; message: string }
-  /** S3 did not answer definitely (network error, 5xx, throttling) after every retry. */
-  | { kind: "unavailable" };
-
-/** A missing object is a definite answer; anything else S3 (or the network) says may pass. */
-function isMissingObject(error: unknown): boolean {
-  // By status, not class: in workerd the SDK's NoSuchKey arrives as another error type with the same $metadata.
-  return (error as Partial<S3ServiceException> | undefined)?.$metadata?.httpStatusCode === 404;
-}
-
-/**
- * The new version's manifest (written last by the worker): its shard list is what search routes on.
- * Transient S3 errors are retried with backoff; only a definite answer fails the build.
- */
-async function readBuiltVersion(s3: S3Handle, build: BuildRecord, backoffMs: readonly number[]): Promise<BuiltVersionRead> {
-  const key = manifestKey(build.tenantId, build.indexId, build.version);
-  let text: string | undefined;
-  for (let attempt = 0; text === undefined; attempt++) {
-    try {
-      const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.settings.bucket, Key: key }));
-      text = await object.Body!.transformToString();
-    } catch (error) {
-      if (isMissingObject(error)) return { kind: "invalid", message: "the build reported success but its manifest does not exist" };
-      if (attempt >= backoffMs.length) {
-        console.error("reading a built manifest failed; the next poll retries", (error as Error)?.name);
-        return { kind: "unavailable" };
-      }
-      await new Promise((resolve) => setTimeout(resolve, backoffMs[attempt]));
-    }
-  }
-  let parsed;
-  try {
-    parsed = indexManifestSchema.safeParse(JSON.parse(text));
-  } catch {
-    return { kind: "invalid", message: "the build's manifest is not JSON" };
-  }
-  if (!parsed.success) return { kind: "invalid", message: "the build's manifest is invalid" };
-  const m = parsed.data;
-  if (m.tenant !== build.tenantId || m.index !== build.indexId || m.indexVersion !== build.version) {
-    return { kind: "invalid", message: "the build's manifest names another index version" };
-  }
-  return { kind: "ok", version: { docCount: m.docCount, manifestKey: key, shards: m.shards.map((s) => ({ id: s.id, bytes: s.bytes, docCount: s.docCount })) } };
 }
 
 export const buildRoutes = createBuildRoutes();

@@ -4,6 +4,7 @@
  * conflict instead of checking first, so two concurrent requests cannot both start a build.
  */
 import type { BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
+import { markSupersededStatement } from "./living.ts";
 import { isUniqueViolation, jsonColumn, nowIso } from "./sql.ts";
 
 export type BuildRowState = BuildState | "cancelled";
@@ -123,19 +124,26 @@ export async function updateRunningBuild(
   return row ? toRecord(row) : null;
 }
 
+/** A finished version as its manifest describes it (builds/version-manifest.ts reads it). */
 export interface BuiltVersion {
+  /** Live documents: the segments' rows less those their deletion bitmaps mark. */
   docCount: number;
   manifestKey: string;
   /** Manifest shard entries as search reads them (db/indexes.ts getActiveVersion). */
   shards: Array<{ id: string; bytes: number; docCount: number }>;
+  /** The last WAL seq the version includes (manifest coveredSeq); absent: 0. */
+  coveredSeq?: number;
 }
 
 /**
  * The success transition, as ONE D1 batch (a transaction): the build row moves to succeeded only if
- * it was still running; the version becomes ready only if that build did; the index's active version
- * flips only to a ready version newer than the current one. Every statement is guarded by state, so
- * concurrent polls, a retry after a crash, or an older build finishing late cannot flip it wrongly.
- * Returns whether this call made the transition.
+ * it was still running; the version becomes ready (with the manifest's coveredSeq) only if that build
+ * did; the index's active version flips only to a ready version newer than the current one; the
+ * version it replaced (and any other ready version that is not active) gets superseded_at, from
+ * which the sweeper's grace period runs. Every statement is guarded by state, so concurrent polls, a
+ * retry after a crash, or an older build finishing late cannot flip it wrongly. The IndexWriter's
+ * pending counters are not touched here: its next maintenance run sees the active version's
+ * covered_seq change and recounts them (living/maintenance.ts). Returns whether this call made the transition.
  */
 export async function completeBuild(db: D1Database, build: BuildRecord, built: BuiltVersion, progress: BuildRecord["progress"]): Promise<boolean> {
   const now = nowIso();
@@ -145,11 +153,11 @@ export async function completeBuild(db: D1Database, build: BuildRecord, built: B
       .bind(build.tenantId, build.indexId, build.id, JSON.stringify(progress), now),
     db
       .prepare(
-        `UPDATE index_versions SET state = 'ready', doc_count = ?4, manifest_key = ?5, shards = ?6
+        `UPDATE index_versions SET state = 'ready', doc_count = ?4, manifest_key = ?5, shards = ?6, covered_seq = ?8
          WHERE tenant_id = ?1 AND index_id = ?2 AND version = ?3 AND state = 'building'
            AND EXISTS (SELECT 1 FROM builds b WHERE b.tenant_id = ?1 AND b.index_id = ?2 AND b.id = ?7 AND b.version = ?3 AND b.state = 'succeeded')`,
       )
-      .bind(build.tenantId, build.indexId, build.version, built.docCount, built.manifestKey, JSON.stringify(built.shards), build.id),
+      .bind(build.tenantId, build.indexId, build.version, built.docCount, built.manifestKey, JSON.stringify(built.shards), build.id, built.coveredSeq ?? 0),
     db
       .prepare(
         `UPDATE indexes SET active_version = ?3, doc_count = ?4, status = 'ready'
@@ -157,6 +165,7 @@ export async function completeBuild(db: D1Database, build: BuildRecord, built: B
            AND EXISTS (SELECT 1 FROM index_versions v WHERE v.tenant_id = ?1 AND v.index_id = ?2 AND v.version = ?3 AND v.state = 'ready')`,
       )
       .bind(build.tenantId, build.indexId, build.version, built.docCount),
+    markSupersededStatement(db, build.tenantId, build.indexId, now),
   ]);
   return (results[0]?.meta.changes ?? 0) > 0;
 }
@@ -203,4 +212,13 @@ export async function failStaleDispatches(db: D1Database, tenantId: string, stal
     db.prepare(`UPDATE builds SET state = 'failed', error = ?3, updated_at = ?4 WHERE ${stale}`).bind(tenantId, staleBefore, JSON.stringify(error), nowIso()),
   ]);
   return results[1]?.meta.changes ?? 0;
+}
+
+/** The index's build in progress (at most one: builds_one_active_per_index), with its worker job. */
+export async function getBuildInProgress(db: D1Database, tenantId: string, indexId: string): Promise<BuildRecord | null> {
+  const row = await db
+    .prepare(`SELECT ${COLUMNS} FROM builds WHERE tenant_id = ?1 AND index_id = ?2 AND state NOT IN ${TERMINAL_SQL}`)
+    .bind(tenantId, indexId)
+    .first<BuildRow>();
+  return row ? toRecord(row) : null;
 }
