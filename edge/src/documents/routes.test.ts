@@ -1,4 +1,5 @@
 import { env, runInDurableObject } from "cloudflare:test";
+import { jsonRequest, keyFetch, tenantWithKey } from "../../test/support.ts";
 import { describe, expect, it } from "vitest";
 import type { DocumentGetRequest, WriteAnswer } from "../../../shared/api/living-api.ts";
 import { batchHash } from "../../../shared/index/wal.ts";
@@ -293,3 +294,19 @@ function counters(writer: DurableObjectStub<IndexWriter>): Promise<{ docs: numbe
     since: await tailSince(state.storage),
   }));
 }
+
+describe("documents routes as mounted in the app", () => {
+  it("authenticate before reading the body: 401 without a key (even for an oversized body), 403 without the scope", async () => {
+    const huge = { method: "POST", headers: { "content-type": "application/json", "content-length": String(9 * 2 ** 20) }, body: "{}" };
+    expect((await keyFetch("", "/v1/indexes/docs/documents", huge)).status).toBe(401);
+    const searcher = await tenantWithKey(["search"]);
+    const manager = await tenantWithKey(["manage"]);
+    for (const t of [searcher, manager]) expect((await keyFetch(t.key, "/v1/indexes", jsonRequest("POST", { id: "docs" }))).status).toBe(t === manager ? 201 : 403);
+    expect((await keyFetch(searcher.key, "/v1/indexes/docs/documents", jsonRequest("POST", { delete: ["a"] }))).status).toBe(403);
+    expect((await keyFetch(manager.key, "/v1/indexes/docs/documents/a")).status).toBe(403);
+    // The test pool's workers do not exist: a write is refused, never acknowledged.
+    const refused = await keyFetch(manager.key, "/v1/indexes/docs/documents", jsonRequest("POST", { delete: ["a"] }));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+  });
+});
