@@ -168,8 +168,8 @@ function shardIds(shards: unknown): string[] {
 /**
  * The live index's active version, its shard ids, its covered seq and the index's head seq, in one
  * read (indexes joined with its active, ready index_versions row). An index never built but written
- * to is version 0 (the tail only). "not_ready": the index has neither a ready version with shards
- * nor any acknowledged write.
+ * to is version 0 (the tail only). "not_ready": the index has neither a ready version nor any
+ * acknowledged write.
  */
 export async function getActiveVersion(db: D1Database, tenantId: string, indexId: string): Promise<ActiveVersionLookup> {
   const row = await db
@@ -184,10 +184,8 @@ export async function getActiveVersion(db: D1Database, tenantId: string, indexId
   if (!row) return { ok: false, reason: "not_found" };
   const shards = shardIds(jsonColumn<unknown>(row.shards));
   const headSeq = row.head_seq;
-  // A built version answers even with no segments left (a compaction of deletes only), if writes follow it.
-  if (row.version !== null && (shards.length > 0 || headSeq > (row.covered_seq ?? 0))) {
-    return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq } };
-  }
+  // A ready version answers even with no segments left (a compaction of deletes only): an empty answer.
+  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq } };
   if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq } };
   return { ok: false, reason: "not_ready" };
 }

@@ -1,4 +1,4 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { jsonRequest, keyFetch, tenantWithKey } from "../../test/support.ts";
 import { describe, expect, it } from "vitest";
 import type { DocumentGetRequest, WriteAnswer } from "../../../shared/api/living-api.ts";
@@ -134,6 +134,20 @@ describe("POST /v1/indexes/:id/documents", () => {
     // Without the key, the same body is a new write.
     expect(await (await s.write(body)).json()).toEqual({ seq: 2, upserted: 1, deleted: 1 });
     expect((await counters(s.writer)).batches).toBe(2);
+  });
+
+  it("Idempotency-Keys are forgotten after 24 h (pruned by the alarm)", async () => {
+    const s = await setup();
+    expect((await s.write({ delete: ["a"] }, { "idempotency-key": "old" })).status).toBe(200);
+    const later = Date.now() + 25 * 3600 * 1000;
+    await runInDurableObject(s.writer, (instance) => {
+      (instance as unknown as IndexWriter).now = () => later;
+    });
+    expect(await runDurableObjectAlarm(s.writer)).toBe(true);
+    const stored = await runInDurableObject(s.writer, async (_instance, state) => [...(await state.storage.list({ prefix: "writer:idem" })).keys()]);
+    expect(stored).toEqual([]);
+    // The key is free again: another body is a new write, not a 409.
+    expect(await (await s.write({ delete: ["b"] }, { "idempotency-key": "old" })).json()).toEqual({ seq: 2, upserted: 0, deleted: 1 });
   });
 
   it("two concurrent writers: strictly increasing seqs, every batch stored and committed", async () => {

@@ -32,6 +32,7 @@ import { destroyIndex, type MaintenanceContext, runMaintenance } from "./mainten
 import {
   type IdempotencyRecord,
   IDEMPOTENCY_TTL_MS,
+  idempotencyEntries,
   idempotencyKeyOf,
   type InDoubtBatch,
   ledgerKeyOf,
@@ -286,8 +287,7 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
     }
     const now = this.now();
     const answer: WriteAnswer = { seq: batch.seq, upserted: batch.upserted, deleted: batch.deleted };
-    const idempotency: Record<string, IdempotencyRecord> =
-      batch.idempotencyKey === undefined ? {} : { [idempotencyKeyOf(batch.idempotencyKey)]: { bodyHash: batch.batchHash, answer, at: now } };
+    const idempotency = batch.idempotencyKey === undefined ? {} : idempotencyEntries(batch.idempotencyKey, { bodyHash: batch.batchHash, answer, at: now });
     await recordCommitted(storage, batch.seq, batch.upserted, now, idempotency);
     await storage.delete(WRITER_KEYS.inDoubt);
     const alarm = await storage.getAlarm();
