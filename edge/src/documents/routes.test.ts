@@ -231,6 +231,18 @@ describe("POST /v1/indexes/:id/documents", () => {
     expect(await (await s.write({ upsert: [doc("a")] }, { "idempotency-key": "first" })).json()).toEqual({ seq: 1, upserted: 1, deleted: 0 });
   });
 
+  it("a lost write's key reused with another body: the seal commits the first batch, and the key is 409", async () => {
+    const s = await setup();
+    s.wal.lostAnswers = WORKERS.length;
+    expect((await s.write({ upsert: [doc("a")] }, { "idempotency-key": "k" })).status).toBe(503);
+    s.wal.lostAnswers = 0;
+    const reused = await s.write({ upsert: [doc("b")] }, { "idempotency-key": "k" });
+    expect(reused.status).toBe(409);
+    expect(s.log().get(1)).toMatchObject({ upsert: [doc("a")] });
+    expect(s.log().size).toBe(1);
+    expect(await s.headSeq()).toBe(1);
+  });
+
   it("a seq already holding another batch (409 wal_conflict) is skipped, never overwritten", async () => {
     const s = await setup();
     s.log().set(1, { seq: 1, batchHash: "f".repeat(64), upsert: [], delete: ["x"], seal: false });

@@ -185,13 +185,8 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
     await storage.put({ [WRITER_KEYS.tenant]: input.tenant, [WRITER_KEYS.index]: input.index });
     const hash = batchHash(walDocuments(input.upsert), input.delete);
     const key = input.idempotencyKey;
-    if (key !== undefined) {
-      const seen = await storage.get<IdempotencyRecord>(idempotencyKeyOf(key));
-      if (seen && this.now() - seen.at < IDEMPOTENCY_TTL_MS) {
-        if (seen.bodyHash === hash) return { ok: true, answer: seen.answer, replayed: true };
-        return { ok: false, status: 409, code: "idempotency_key_reused", message: "this Idempotency-Key was used with a different body; use a new key for a new write" };
-      }
-    }
+    const earlier = await this.earlierAnswer(key, hash);
+    if (earlier) return earlier;
     let pool: WorkerPoolConfig;
     try {
       pool = workerPoolFromEnv(this.env);
@@ -207,6 +202,9 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
       else {
         const settled = await this.settle(inDoubt, pool, input);
         if (settled) return settled;
+        // Settling may have committed the batch in doubt under this very key (sent with another body).
+        const now = await this.earlierAnswer(key, hash);
+        if (now) return now;
       }
     }
 
@@ -243,6 +241,15 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
           return unavailable("no GPU worker could store the write; nothing was applied; try again shortly");
       }
     }
+  }
+
+  /** The answer an Idempotency-Key already has: a replay for the same body, a 409 for another; null when unused. */
+  private async earlierAnswer(key: string | undefined, hash: string): Promise<WriteResult | null> {
+    if (key === undefined) return null;
+    const seen = await this.ctx.storage.get<IdempotencyRecord>(idempotencyKeyOf(key));
+    if (!seen || this.now() - seen.at >= IDEMPOTENCY_TTL_MS) return null;
+    if (seen.bodyHash === hash) return { ok: true, answer: seen.answer, replayed: true };
+    return { ok: false, status: 409, code: "idempotency_key_reused", message: "this Idempotency-Key was used with a different body; use a new key for a new write" };
   }
 
   /**
