@@ -118,7 +118,7 @@ export const documentRouteDocs: RouteDoc[] = [
       409: { description: "idempotency_key_reused: the key was used with another body" },
       413: { description: "The body is over 8 MiB" },
       415: { description: "The body is not JSON" },
-      503: { description: "No GPU worker could store the batch (Retry-After); nothing was applied" },
+      503: { description: "`workers_unavailable`: no GPU worker confirmed the batch (Retry-After); it is not acknowledged — retry with the same Idempotency-Key, which never applies it twice" },
     },
   },
   {

@@ -238,7 +238,7 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
           return { ok: false, status: 502, code: "upstream_rejected", message: "a GPU worker refused the write" };
         case "unavailable":
           // The batch may be stored: it stays in doubt, and nothing is acknowledged.
-          return unavailable("no GPU worker could store the write; nothing was applied; try again shortly");
+          return unavailable("no GPU worker confirmed the write, so it is not acknowledged; retry it with the same Idempotency-Key (a retry never applies it twice)");
       }
     }
   }
@@ -266,7 +266,7 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
     }
     const seal: InDoubtBatch = { seq: inDoubt.seq, batchHash: EMPTY_BATCH_HASH, upserted: 0, deleted: 0 };
     const sent = await this.send(pool, input.tenant, input.index, seal, [], [], true);
-    if (sent.kind === "unavailable") return unavailable("no GPU worker answered to settle an earlier write; nothing was applied; try again shortly");
+    if (sent.kind === "unavailable") return unavailable("no GPU worker answered; the write was not applied; try again shortly");
     if (sent.kind === "stored" && sent.answer.batchHash === inDoubt.batchHash && inDoubt.batchHash !== EMPTY_BATCH_HASH) {
       const committed = await this.commit(input.tenant, input.index, inDoubt);
       return committed.ok ? null : committed;
