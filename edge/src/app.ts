@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { adminRoutes } from "./admin/routes.ts";
 import { buildRoutes } from "./builds/routes.ts";
+import { documentRoutes } from "./documents/routes.ts";
 import type { EdgeEnv } from "./env.ts";
 import { errorResponse, handleError } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
@@ -30,6 +31,7 @@ export function createApp(): Hono<EdgeEnv> {
   app.route("/v1/indexes", searchRoutes);
   app.route("/v1/indexes", uploadRoutes);
   app.route("/v1/indexes", buildRoutes);
+  app.route("/v1/indexes", documentRoutes);
   app.route("/v1", queryModelRoutes);
   return useErrorHandlers(app);
 }

@@ -4,6 +4,7 @@
  * the same types. Modules that read only a few bindings take `Pick<EdgeBindings, …>`.
  */
 import type { AuthContext } from "./auth/api-key.ts";
+import type { IndexWriter } from "./living/index-writer.ts";
 import type { ConcurrencyLimiter } from "./rate-limit/concurrency-limiter.ts";
 import type { RateLimiter } from "./rate-limit/rate-limiter.ts";
 
@@ -22,6 +23,8 @@ export interface EdgeBindings {
   SEARCH_CONCURRENCY_PER_TENANT?: string;
   /** One lease table of searches in flight per tenant (rate-limit/concurrency-limiter.ts). */
   SEARCH_CONCURRENCY: DurableObjectNamespace<ConcurrencyLimiter>;
+  /** One writer per index, named `${tenant}/${index}` (living/index-writer.ts): write seqs, commits, maintenance alarms. */
+  INDEX_WRITER: DurableObjectNamespace<IndexWriter>;
 
   // The GPU worker pool (routing/worker-pool.ts).
   /** Comma-separated base URLs of the GPU workers. */
@@ -46,6 +49,18 @@ export interface EdgeBindings {
   BUILD_SILENCE_SECONDS?: string;
   /** Builds in progress one tenant may hold across the fleet (default 2; builds/routes.ts). */
   MAX_BUILDS_PER_TENANT?: string;
+
+  // Living indexes (living/maintenance.ts; docs/DEPLOYMENT.md): when the tail is compacted, and GC.
+  /** Tail documents that trigger a compaction (default 10000). */
+  COMPACT_TAIL_DOCS?: string;
+  /** Tail batches that trigger a compaction (default 1000). */
+  COMPACT_TAIL_BATCHES?: string;
+  /** Age in seconds of the oldest uncompacted batch that triggers a compaction (default 300). */
+  COMPACT_TAIL_AGE_SECONDS?: string;
+  /** Seconds a superseded version (and covered WAL) is kept before it is swept (default 3600). */
+  GC_GRACE_SECONDS?: string;
+  /** Seconds between GC sweeps of one index (default 600). */
+  GC_INTERVAL_SECONDS?: string;
 }
 
 /** The GPU worker pool's bindings. */

@@ -175,6 +175,20 @@ const CORPUS: HostileRequest[] = [
   { name: "admin: a 1 MiB chunked body", as: "admin", method: "POST", path: "/v1/admin/tenants", raw: JSON.stringify({ id: "big", name: big(MiB) }), chunked: true, status: 413 },
   { name: "an unauthenticated 10 MiB body", as: "none", method: "POST", path: SEARCH, raw: big(10 * MiB), status: 401 },
 
+  // ── document writes and reads (living indexes): refused before anything is written ──
+  { name: "documents: write without a key", as: "none", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { delete: ["d0"] }, status: 401 },
+  { name: "documents: write with a search-only key", as: "searcher", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { delete: ["d0"] }, status: 403 },
+  { name: "documents: a foreign key writes another tenant's index", as: "foreign", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { delete: ["d0"] }, status: 404 },
+  { name: "documents: a foreign key reads another tenant's document", as: "foreign", method: "GET", path: `/v1/indexes/${INDEX}/documents/d0`, status: 404 },
+  { name: "documents: an empty batch", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: {}, status: 400 },
+  { name: "documents: an upsert without text", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { upsert: [{ id: "x" }] }, status: 400 },
+  { name: "documents: 1,001 deletes", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { delete: Array.from({ length: 1001 }, (_, i) => `x${i}`) }, status: 400 },
+  { name: "documents: an Idempotency-Key with a space", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, json: { delete: ["x"] }, headers: { "idempotency-key": "a b" }, status: 400 },
+  { name: "documents: a 10 MiB chunked body", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, raw: JSON.stringify({ upsert: [{ id: "x", text: big(10 * MiB) }] }), chunked: true, status: 413 },
+  { name: "documents: not JSON", as: "manager", method: "POST", path: `/v1/indexes/${INDEX}/documents`, raw: "id=x", contentType: "application/x-www-form-urlencoded", status: 415 },
+  { name: "documents: a document id over 512 characters", as: "manager", method: "GET", path: `/v1/indexes/${INDEX}/documents/${big(513)}`, status: 400 },
+  { name: "documents: search with an unknown consistency", as: "manager", method: "GET", path: `${SEARCH}?q=x&consistency=fast`, status: 400 },
+
   // ── wrong methods and unknown routes ──
   { name: "PUT on search", as: "manager", method: "PUT", path: SEARCH, json: { query: "x" }, status: 404 },
   { name: "DELETE on the index list", as: "manager", method: "DELETE", path: "/v1/indexes", status: 404 },

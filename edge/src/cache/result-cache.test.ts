@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { searchParamsSchema } from "../../../shared/api/worker-api.ts";
 import { normaliseQuery, type ResultCacheKeyInput, resultCacheKey } from "./result-cache.ts";
 
-const base: ResultCacheKeyInput = { tenant: "acme", index: "docs", version: 3, query: "hello world", params: searchParamsSchema.parse({}), fields: [], format: "json" };
+const base: ResultCacheKeyInput = { tenant: "acme", index: "docs", version: 3, query: "hello world", params: searchParamsSchema.parse({}), fields: [], format: "json", consistency: "strong", headSeq: 12 };
 
 describe("result cache keys", () => {
   it("normalises the query with the tokenizer's cleaning: trim, whitespace runs, NFC", async () => {
@@ -24,6 +24,9 @@ describe("result cache keys", () => {
       { ...base, query: "hello worlds" },
       { ...base, fields: ["title"] },
       { ...base, format: "msgpack" },
+      { ...base, headSeq: 13 },
+      { ...base, headSeq: null },
+      { ...base, consistency: "eventual", headSeq: null },
       ...(
         [["k", 11], ["mode", "exact"], ["entryPoints", 5], ["ncandidates", 65], ["maxIter", 17], ["earlyStop", false], ["seed", 1]] as const
       ).map(([name, value]) => ({ ...base, params: { ...base.params, [name]: value } })),
@@ -32,7 +35,8 @@ describe("result cache keys", () => {
     expect(keys.size).toBe(variants.length + 1);
   });
 
-  it("is a synthetic URL that names tenant, index and version", async () => {
-    expect(await resultCacheKey(base)).toMatch(/^https:\/\/search-cache\.hypencoder\.internal\/acme\/docs\/v3\/[0-9a-f]{64}$/);
+  it("is a synthetic URL that names tenant, index, version and the head seq seen", async () => {
+    expect(await resultCacheKey(base)).toMatch(/^https:\/\/search-cache\.hypencoder\.internal\/acme\/docs\/v3\/h12\/[0-9a-f]{64}$/);
+    expect(await resultCacheKey({ ...base, consistency: "eventual", headSeq: null })).toMatch(/\/acme\/docs\/v3\/segments\/[0-9a-f]{64}$/);
   });
 });

@@ -3,7 +3,8 @@
  *
  * The key is a synthetic URL whose path holds a SHA-256 over everything that can change an answer:
  * tenant, index, the ACTIVE version (resolved from D1 before the lookup, so a newly activated version
- * can never be answered from an older version's entry), the normalised query and every result-affecting
+ * can never be answered from an older version's entry), the consistency and the index's head seq when
+ * the answer reads the WAL tail (so a cached answer never outlives a write), the normalised query and every result-affecting
  * parameter, plus the response format. The tenant id is hashed in (and also named in the path), so no
  * request of one tenant can produce another tenant's key.
  *
@@ -30,6 +31,9 @@ export interface ResultCacheKeyInput {
   params: SearchParams;
   fields: readonly string[];
   format: ResultFormat;
+  consistency: "strong" | "eventual";
+  /** The WAL head the answer saw (the tail's toSeq), or null when it read no tail. */
+  headSeq: number | null;
 }
 
 /**
@@ -44,10 +48,13 @@ export function normaliseQuery(query: string): string {
 export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string> {
   // An array, not an object: the order is fixed here, not by how callers happened to build params.
   const canonical = JSON.stringify([
-    "v1",
+    "v2",
     input.tenant,
     input.index,
     input.version,
+    input.consistency,
+    // A write raises the head: no answer cached before it can be served after it.
+    input.headSeq,
     normaliseQuery(input.query),
     input.params.k,
     input.params.mode,
@@ -61,7 +68,7 @@ export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string
     input.format,
   ]);
   const digest = await sha256Hex(new TextEncoder().encode(canonical));
-  const path = [input.tenant, input.index, `v${input.version}`].map(encodeURIComponent).join("/");
+  const path = [input.tenant, input.index, `v${input.version}`, input.headSeq === null ? "segments" : `h${input.headSeq}`].map(encodeURIComponent).join("/");
   return `${CACHE_HOST}/${path}/${digest}`;
 }
 

@@ -12,6 +12,8 @@ export interface IndexRecord {
   docCount: number;
   status: IndexStatus;
   deletedAt: string | null;
+  /** Highest acknowledged write seq (0: never written). */
+  headSeq: number;
 }
 
 export interface IndexVersionRecord {
@@ -21,6 +23,9 @@ export interface IndexVersionRecord {
   manifestKey: string | null;
   shards: unknown[];
   createdAt: string;
+  /** The WAL seq the version contains. */
+  coveredSeq: number;
+  kind: "build" | "compaction";
 }
 
 interface IndexRow {
@@ -31,6 +36,7 @@ interface IndexRow {
   doc_count: number;
   status: IndexStatus;
   deleted_at: string | null;
+  head_seq: number;
 }
 
 interface VersionRow {
@@ -40,10 +46,12 @@ interface VersionRow {
   manifest_key: string | null;
   shards: string;
   created_at: string;
+  covered_seq: number;
+  kind: "build" | "compaction";
 }
 
-const INDEX_COLUMNS = "tenant_id, id, created_at, active_version, doc_count, status, deleted_at";
-const VERSION_COLUMNS = "version, state, doc_count, manifest_key, shards, created_at";
+const INDEX_COLUMNS = "tenant_id, id, created_at, active_version, doc_count, status, deleted_at, head_seq";
+const VERSION_COLUMNS = "version, state, doc_count, manifest_key, shards, created_at, covered_seq, kind";
 
 const toIndex = (row: IndexRow): IndexRecord => ({
   tenantId: row.tenant_id,
@@ -53,6 +61,7 @@ const toIndex = (row: IndexRow): IndexRecord => ({
   docCount: row.doc_count,
   status: row.status,
   deletedAt: row.deleted_at,
+  headSeq: row.head_seq,
 });
 
 const toVersion = (row: VersionRow): IndexVersionRecord => ({
@@ -62,6 +71,8 @@ const toVersion = (row: VersionRow): IndexVersionRecord => ({
   manifestKey: row.manifest_key,
   shards: jsonColumn<unknown[]>(row.shards) ?? [],
   createdAt: row.created_at,
+  coveredSeq: row.covered_seq,
+  kind: row.kind,
 });
 
 export type CreateIndexResult = { ok: true; index: IndexRecord } | { ok: false; reason: "exists" | "deleted" };
@@ -136,8 +147,14 @@ export async function reserveIndexVersion(db: D1Database, tenantId: string, inde
 }
 
 export interface ActiveVersion {
+  /** 0: never built (no segments; every document is in the tail). */
   version: number;
+  /** The version's segment (shard) ids; empty for version 0. */
   shards: string[];
+  /** The WAL seq the version contains (index_versions.covered_seq): its tail starts after it. */
+  coveredSeq: number;
+  /** The index's highest acknowledged write seq (indexes.head_seq). */
+  headSeq: number;
 }
 
 export type ActiveVersionLookup = { ok: true; active: ActiveVersion } | { ok: false; reason: "not_found" | "not_ready" };
@@ -149,23 +166,49 @@ function shardIds(shards: unknown): string[] {
 }
 
 /**
- * The live index's active version and its shard ids, in one read (indexes joined with its active,
- * ready index_versions row). "not_ready": the index exists but has no ready version (or no shards).
+ * The live index's active version, its shard ids, its covered seq and the index's head seq, in one
+ * read (indexes joined with its active, ready index_versions row). An index never built but written
+ * to is version 0 (the tail only). "not_ready": the index has neither a ready version nor any
+ * acknowledged write.
  */
 export async function getActiveVersion(db: D1Database, tenantId: string, indexId: string): Promise<ActiveVersionLookup> {
   const row = await db
     .prepare(
-      `SELECT i.active_version AS version, v.shards AS shards
+      `SELECT v.version AS version, v.shards AS shards, v.covered_seq AS covered_seq, i.head_seq AS head_seq
        FROM indexes i LEFT JOIN index_versions v
          ON v.tenant_id = i.tenant_id AND v.index_id = i.id AND v.version = i.active_version AND v.state = 'ready'
        WHERE i.tenant_id = ?1 AND i.id = ?2 AND i.status != 'deleted'`,
     )
     .bind(tenantId, indexId)
-    .first<{ version: number | null; shards: string | null }>();
+    .first<{ version: number | null; shards: string | null; covered_seq: number | null; head_seq: number }>();
   if (!row) return { ok: false, reason: "not_found" };
   const shards = shardIds(jsonColumn<unknown>(row.shards));
-  if (row.version === null || shards.length === 0) return { ok: false, reason: "not_ready" };
-  return { ok: true, active: { version: row.version, shards } };
+  const headSeq = row.head_seq;
+  // A ready version answers even with no segments left (a compaction of deletes only): an empty answer.
+  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq } };
+  if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq } };
+  return { ok: false, reason: "not_ready" };
+}
+
+/** indexes.head_seq of a live index; null when missing or deleted. */
+export async function getHeadSeq(db: D1Database, tenantId: string, indexId: string): Promise<number | null> {
+  const row = await db
+    .prepare("SELECT head_seq FROM indexes WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted'")
+    .bind(tenantId, indexId)
+    .first<{ head_seq: number }>();
+  return row?.head_seq ?? null;
+}
+
+/**
+ * Commits an acknowledged write: head_seq becomes `seq` unless it is already higher (it only ever
+ * rises). False when the index is missing or deleted (the write must not be acknowledged).
+ */
+export async function commitHeadSeq(db: D1Database, tenantId: string, indexId: string, seq: number): Promise<boolean> {
+  const row = await db
+    .prepare("UPDATE indexes SET head_seq = MAX(head_seq, ?3) WHERE tenant_id = ?1 AND id = ?2 AND status != 'deleted' RETURNING head_seq")
+    .bind(tenantId, indexId, seq)
+    .first<{ head_seq: number }>();
+  return row !== null;
 }
 
 export async function failIndexVersion(db: D1Database, tenantId: string, indexId: string, version: number): Promise<void> {

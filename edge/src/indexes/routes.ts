@@ -10,7 +10,10 @@ import { createIndex, getActiveBuild, getIndex, listIndexes, listIndexVersions, 
 import type { EdgeEnv } from "../env.ts";
 import { ApiError, notFound } from "../errors.ts";
 import { parseInput, readJson } from "../http/validate.ts";
+import { indexWriterStub } from "../living/index-writer.ts";
 import type { RouteDoc } from "../openapi/route-doc.ts";
+import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
+import { liveIndexState } from "./live-state.ts";
 import { createIndexBody, deletedIndex, indexDetail, indexList, indexParams, indexSummary } from "./schemas.ts";
 
 type IndexSummary = z.infer<typeof indexSummary>;
@@ -20,48 +23,64 @@ function summary(index: IndexRecord): IndexSummary {
   return { id: index.id, status: index.status === "ready" ? "ready" : "empty", activeVersion: index.activeVersion, docCount: index.docCount, createdAt: index.createdAt };
 }
 
-export const indexRoutes = new Hono<EdgeEnv>();
+export interface IndexRouteDeps {
+  /** How the index detail reaches the workers (POST /v1/index-state); tests pass the fake pool. */
+  fetcher?: Fetcher;
+}
 
-indexRoutes.post("/", requireApiKey("manage"), async (c) => {
-  const { id } = await readJson(c, createIndexBody);
-  const result = await createIndex(c.env.DB, c.get("auth").tenantId, id);
-  if (!result.ok) {
-    throw new ApiError(
-      409,
-      "conflict",
-      result.reason === "deleted" ? `index ${id} was deleted and its id cannot be reused yet` : `index ${id} already exists`,
-    );
-  }
-  return c.json<IndexSummary>(summary(result.index), 201);
-});
+export function createIndexRoutes(deps: IndexRouteDeps = {}): Hono<EdgeEnv> {
+  const fetcher = deps.fetcher ?? defaultFetcher;
+  const indexRoutes = new Hono<EdgeEnv>();
 
-indexRoutes.get("/", requireApiKey("search", "manage"), async (c) => {
-  const indexes = await listIndexes(c.env.DB, c.get("auth").tenantId);
-  return c.json<z.infer<typeof indexList>>({ indexes: indexes.map(summary) });
-});
-
-indexRoutes.get("/:id", requireApiKey("search", "manage"), async (c) => {
-  const { id } = parseInput(indexParams, c.req.param(), "path");
-  const { tenantId } = c.get("auth");
-  const index = await getIndex(c.env.DB, tenantId, id);
-  if (index === null) throw notFound(`index ${id}`);
-  const [versions, activeBuild] = await Promise.all([listIndexVersions(c.env.DB, tenantId, id), getActiveBuild(c.env.DB, tenantId, id)]);
-  return c.json<z.infer<typeof indexDetail>>({
-    ...summary(index),
-    versions: versions.map(({ version, state, docCount, createdAt }) => ({ version, state, docCount, createdAt })),
-    activeBuild,
+  indexRoutes.post("/", requireApiKey("manage"), async (c) => {
+    const { id } = await readJson(c, createIndexBody);
+    const result = await createIndex(c.env.DB, c.get("auth").tenantId, id);
+    if (!result.ok) {
+      throw new ApiError(
+        409,
+        "conflict",
+        result.reason === "deleted" ? `index ${id} was deleted and its id cannot be reused yet` : `index ${id} already exists`,
+      );
+    }
+    return c.json<IndexSummary>(summary(result.index), 201);
   });
-});
 
-indexRoutes.delete("/:id", requireApiKey("manage"), async (c) => {
-  const { id } = parseInput(indexParams, c.req.param(), "path");
-  const deleted = await softDeleteIndex(c.env.DB, c.get("auth").tenantId, id);
-  if (deleted === null) throw notFound(`index ${id}`);
-  // TODO(cleanup): the index's objects (shared/index/keys.ts indexVersionsPrefix) and uploads stay
-  // in the store, and a build in progress is not cancelled. A scheduled job should cancel its
-  // builds, delete the objects, then the rows; until then the id is not reusable (409 on create).
-  return c.json<z.infer<typeof deletedIndex>>({ id: deleted.id, status: "deleted", deletedAt: deleted.deletedAt! });
-});
+  indexRoutes.get("/", requireApiKey("search", "manage"), async (c) => {
+    const indexes = await listIndexes(c.env.DB, c.get("auth").tenantId);
+    return c.json<z.infer<typeof indexList>>({ indexes: indexes.map(summary) });
+  });
+
+  indexRoutes.get("/:id", requireApiKey("search", "manage"), async (c) => {
+    const { id } = parseInput(indexParams, c.req.param(), "path");
+    const { tenantId } = c.get("auth");
+    const index = await getIndex(c.env.DB, tenantId, id);
+    if (index === null) throw notFound(`index ${id}`);
+    const [versions, activeBuild] = await Promise.all([listIndexVersions(c.env.DB, tenantId, id), getActiveBuild(c.env.DB, tenantId, id)]);
+    const active = versions.find((v) => v.version === index.activeVersion && v.state === "ready");
+    const live = await liveIndexState({ env: c.env, fetcher, tenant: tenantId, index, active, signal: c.req.raw.signal });
+    return c.json<z.infer<typeof indexDetail>>({
+      ...summary(index),
+      ...live,
+      versions: versions.map(({ version, state, docCount, createdAt, coveredSeq, kind }) => ({ version, state, docCount, createdAt, coveredSeq, kind })),
+      activeBuild,
+    });
+  });
+
+  indexRoutes.delete("/:id", requireApiKey("manage"), async (c) => {
+    const { id } = parseInput(indexParams, c.req.param(), "path");
+    const { tenantId } = c.get("auth");
+    const deleted = await softDeleteIndex(c.env.DB, tenantId, id);
+    if (deleted === null) throw notFound(`index ${id}`);
+    // Searches and reads are 404 from now (D1). The index's writer refuses writes and, from its alarm,
+    // cancels its build and deletes every stored object (living/maintenance.ts destroyIndex).
+    await indexWriterStub(c.env, tenantId, id).destroy(tenantId, id);
+    return c.json<z.infer<typeof deletedIndex>>({ id: deleted.id, status: "deleted", deletedAt: deleted.deletedAt! });
+  });
+
+  return indexRoutes;
+}
+
+export const indexRoutes = createIndexRoutes();
 
 export const indexRouteDocs: RouteDoc[] = [
   {
@@ -86,7 +105,10 @@ export const indexRouteDocs: RouteDoc[] = [
   {
     method: "get",
     path: "/v1/indexes/{id}",
-    summary: "Get an index: status, active version, document count, versions",
+    summary: "Get an index: status, active version, live documents, write and compaction state, versions",
+    description:
+      "docCount, segments and pendingDocs come from the index's owner GPU worker (stateSource \"worker\"); when no worker answers they are " +
+      "D1's figures (stateSource \"catalog\": docCount of the active version, its segment count, and the writer's uncompacted upserts).",
     tags: ["indexes"],
     auth: "apiKey",
     scopes: ["search", "manage"],
@@ -96,7 +118,7 @@ export const indexRouteDocs: RouteDoc[] = [
   {
     method: "delete",
     path: "/v1/indexes/{id}",
-    summary: "Delete an index (soft delete; its data is cleaned up later)",
+    summary: "Delete an index: 404 for searches at once; every stored object (versions, WAL, uploads) is deleted within 60 s",
     tags: ["indexes"],
     auth: "apiKey",
     scopes: ["manage"],

@@ -18,9 +18,32 @@ export const indexVersion = z.object({
   state: z.enum(["building", "ready", "failed"]),
   docCount: z.number().int(),
   createdAt: z.string(),
+  coveredSeq: z.number().int().describe("the write seq the version contains"),
+  kind: z.enum(["build", "compaction"]).describe("a bulk build from an upload, or a compaction of written documents"),
+});
+
+/** The living index's state (indexes/live-state.ts). */
+export const liveState = z.object({
+  docCount: z.number().int().describe("live documents: the active version's, minus deleted or replaced ones, plus written ones not yet compacted"),
+  headSeq: z.number().int().describe("the highest acknowledged write seq (0: never written)"),
+  compactedSeq: z.number().int().describe("the write seq the active version contains; writes after it are searched from the log"),
+  segments: z.number().int().describe("graph segments of the active version"),
+  pendingDocs: z.number().int().describe("documents written but not yet compacted into a graph segment"),
+  stateSource: z
+    .enum(["worker", "catalog"])
+    .describe('"worker": counted by the index\'s GPU worker; "catalog": no worker answered, so docCount is the active version\'s and pendingDocs the uncompacted upserts'),
+  writer: z
+    .object({
+      inDoubtSeq: z.number().int().nullable().describe("a write whose outcome is not yet known; the next write settles it"),
+      pendingBatches: z.number().int().describe("write batches not yet compacted"),
+      tailSince: z.string().nullable().describe("when the oldest uncompacted batch was acknowledged"),
+    })
+    .nullable()
+    .describe("the index writer's state (null if it could not be reached)"),
 });
 
 export const indexDetail = indexSummary.extend({
+  ...liveState.shape,
   versions: z.array(indexVersion),
   activeBuild: z.object({ id: z.string(), state: z.string(), version: z.number().int() }).nullable().describe("the build in progress, if any"),
 });

@@ -26,6 +26,8 @@ export const WRITER_KEYS = {
   /** Set by destroy(): the index was deleted; writes are refused. */
   deleted: "writer:deleted",
   idempotencyPrefix: "writer:idem:",
+  /** `writer:idemAt:<ms, padded>:<key>` → key: the Idempotency-Keys in the order they expire. */
+  idempotencyByTimePrefix: "writer:idemAt:",
   ledgerPrefix: "writer:ledger:",
 } as const;
 
@@ -55,8 +57,15 @@ export interface LedgerEntry {
 }
 
 export const idempotencyKeyOf = (key: string): string => `${WRITER_KEYS.idempotencyPrefix}${key}`;
+const pad = (n: number): string => String(n).padStart(16, "0");
+const idempotencyTimeKeyOf = (at: number, key: string): string => `${WRITER_KEYS.idempotencyByTimePrefix}${pad(at)}:${key}`;
+
+/** The storage entries that remember an Idempotency-Key's answer (put them with the commit). */
+export function idempotencyEntries(key: string, record: IdempotencyRecord): Record<string, unknown> {
+  return { [idempotencyKeyOf(key)]: record, [idempotencyTimeKeyOf(record.at, key)]: key };
+}
 /** Zero-padded, so a listing of the prefix is in seq order. */
-export const ledgerKeyOf = (seq: number): string => `${WRITER_KEYS.ledgerPrefix}${String(seq).padStart(16, "0")}`;
+export const ledgerKeyOf = (seq: number): string => `${WRITER_KEYS.ledgerPrefix}${pad(seq)}`;
 const seqOfLedgerKey = (key: string): number => Number(key.slice(WRITER_KEYS.ledgerPrefix.length));
 
 /** Acknowledged upserts not yet compacted into a graph segment. */
@@ -113,10 +122,14 @@ export async function resetPending(storage: DurableObjectStorage, coveredSeq: nu
   else await storage.put(WRITER_KEYS.tailSince, since);
 }
 
-/** Forgets Idempotency-Keys older than IDEMPOTENCY_TTL_MS (at most `limit` per call); returns how many. */
-export async function pruneIdempotencyKeys(storage: DurableObjectStorage, now: number, limit = 1_000): Promise<number> {
-  const entries = await storage.list<IdempotencyRecord>({ prefix: WRITER_KEYS.idempotencyPrefix, limit });
-  const expired = [...entries].filter(([, record]) => now - record.at >= IDEMPOTENCY_TTL_MS).map(([key]) => key);
-  for (let i = 0; i < expired.length; i += 128) await storage.delete(expired.slice(i, i + 128));
-  return expired.length;
+/** Forgets Idempotency-Keys older than IDEMPOTENCY_TTL_MS, oldest first (at most `limit` per call); returns how many. */
+export async function pruneIdempotencyKeys(storage: DurableObjectStorage, now: number, limit = 500): Promise<number> {
+  const expired = await storage.list<string>({
+    prefix: WRITER_KEYS.idempotencyByTimePrefix,
+    end: `${WRITER_KEYS.idempotencyByTimePrefix}${pad(Math.max(0, now - IDEMPOTENCY_TTL_MS))}`,
+    limit,
+  });
+  const keys = [...expired].flatMap(([timeKey, key]) => [timeKey, idempotencyKeyOf(key)]);
+  for (let i = 0; i < keys.length; i += 128) await storage.delete(keys.slice(i, i + 128));
+  return expired.size;
 }

@@ -3,6 +3,7 @@
  * (one line), next to its app.route(...) mount in app.ts.
  */
 import { adminRouteDocs } from "../admin/routes.ts";
+import { documentRouteDocs } from "../documents/routes.ts";
 import { indexRouteDocs } from "../indexes/routes.ts";
 import { pageRouteDocs } from "../page/routes.ts";
 import { healthRouteDocs } from "../health.ts";
@@ -18,6 +19,7 @@ export const openApiRouteDocs = (): RouteDoc[] => [
   ...adminRouteDocs,
   ...indexRouteDocs,
   ...searchApiRouteDocs,
+  ...documentRouteDocs,
 ];
 
 const openApiSelfDocs: RouteDoc[] = [

@@ -42,6 +42,8 @@ describe("GET /v1/openapi.json", () => {
         "POST /v1/indexes/{id}/builds/{buildId}/cancel",
         "GET /v1/indexes/{id}/search",
         "POST /v1/indexes/{id}/search",
+        "POST /v1/indexes/{id}/documents",
+        "GET /v1/indexes/{id}/documents/{docId}",
         "POST /v1/qnet",
         "POST /v1/rerank",
       ]),

@@ -40,7 +40,9 @@ const searchResult = z.object({
 const searchResponses = {
   200: {
     description:
-      "Hits, best first. With `stream: true` the answer streams as frames (Accept: application/x-ndjson, text/event-stream or application/msgpack); `Accept: application/msgpack` without streaming gives one msgpack `result` frame.",
+      "Hits, best first. With `stream: true` the answer streams as frames (Accept: application/x-ndjson, text/event-stream or application/msgpack); `Accept: application/msgpack` without streaming gives one msgpack `result` frame. " +
+      "`consistency: strong` (the default) sees every write acknowledged before the search started; `eventual` searches the compacted segments only (faster; on an index never built it still reads the written documents). " +
+      "Headers: `x-index-version` (the version searched, 0 when never built) and `x-index-head-seq` (the highest write seq the answer reflects).",
     schema: searchResult,
   },
   400: {
@@ -48,7 +50,7 @@ const searchResponses = {
       "Invalid request; also `search_too_expensive` (entryPoints/ncandidates cost more than the tenant's SEARCH_CONCURRENCY_PER_TENANT units: the message names the bounds) and `answer_too_large` (ask for fewer hits or stored fields)",
   },
   404: { description: "No such index" },
-  409: { description: "The index has no built version yet" },
+  409: { description: "`index_not_ready`: the index has neither a built version nor any written document" },
   429: { description: "Over the key's request rate (`rate_limited`) or the tenant's searches in flight (`too_many_concurrent_searches`); see Retry-After" },
   502: { description: "A search worker refused the request" },
   503: { description: "`workers_unavailable`: no GPU worker answered for any shard (some missing is a 200 with `partial: true`); see Retry-After" },

@@ -33,7 +33,7 @@ function setup() {
   const catalog: SearchCatalog = async (_db, _tenant, index) => {
     if (index === "missing") return { ok: false, reason: "not_found" };
     if (index === "empty") return { ok: false, reason: "not_ready" };
-    return { ok: true, active: { version: 7, shards: ["s0", "s1"] } };
+    return { ok: true, active: { version: 7, shards: ["s0", "s1"], coveredSeq: 0, headSeq: 0 } };
   };
   const app = testApp(createQueryModelRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth("acme") }), "/v1");
   const call = async (path: string, body: unknown, headers: Record<string, string> = {}) => {

@@ -1,7 +1,9 @@
 /**
  * A search across an index version's shards: each shard goes to its first rendezvous owner, shards
  * with the same owner travel in one request, the requests run in parallel, and their results are
- * merged into the global top-k.
+ * merged into the global top-k. The WAL tail of a strong search is one more "shard", TAIL_SHARD_ID,
+ * placed and failed over like the others (every worker gets the request's `tail` range, to hide the
+ * segment rows it replaces or deletes; only the tail shard's worker scores the tail's documents).
  *
  * Failures: a worker that errors, times out, answers garbage or reports shards it could not search
  * has those shards retried on each shard's NEXT owner (which loads the shard from S3 on demand),
@@ -13,7 +15,8 @@ import type { ProgressFrame, ResultFrame } from "../../../shared/api/frames.ts";
 import { MSGPACK_FRAMES_CONTENT_TYPE, REJECTION_FRAME_STATUS, type SearchRequest, type SearchStats } from "../../../shared/api/worker-api.ts";
 import { WorkerRejectedError } from "../errors.ts";
 import { mergeStats, mergeTopK } from "./merge.ts";
-import { ownersFor, shardPlacementKey } from "./rendezvous.ts";
+import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
+import { indexOwnerKey, ownersFor, shardPlacementKey } from "./rendezvous.ts";
 import { type AttemptOutcome, attemptWorker, type Fetcher, workerFrameDecoder } from "./worker-client.ts";
 
 export interface FanoutInput {
@@ -53,7 +56,7 @@ export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
   const started = Date.now();
   const { tenant, index, version } = input.request;
   const maxAttempts = Math.min(input.maxAttempts ?? 3, input.workers.length);
-  const owners = new Map(input.shards.map((s) => [s, ownersFor(shardPlacementKey(tenant, index, version, s), input.workers)]));
+  const owners = new Map(input.shards.map((s) => [s, ownersFor(placementKey(tenant, index, version, s), input.workers)]));
   /** Owners already tried per shard. */
   const tried = new Map(input.shards.map((s) => [s, 0]));
   const failedWorkers = new Set<string>();
@@ -120,6 +123,14 @@ export async function fanOutSearch(input: FanoutInput): Promise<FanoutResult> {
   );
   const missingShards = [...new Set(missing)].sort();
   return { type: "result", hits, stats, partial: missingShards.length > 0, missingShards, attempts };
+}
+
+/**
+ * Segments are placed per version; the tail (TAIL_SHARD_ID) by the index alone, on the worker that
+ * writes the index's WAL (rendezvous.ts indexOwnerKey), whose WAL cache already holds it.
+ */
+function placementKey(tenant: string, index: string, version: number, shard: string): string {
+  return shard === TAIL_SHARD_ID ? indexOwnerKey(tenant, index) : shardPlacementKey(tenant, index, version, shard);
 }
 
 /** One worker's part of the search: its shards, read as frames until the result (progress passed on as it comes). */

@@ -46,3 +46,13 @@ export function ownersFor(shardKey: string, workers: readonly string[]): string[
 export function shardPlacementKey(tenant: string, index: string, version: number, shardId: string): string {
   return `${tenant}/${index}/v${version}/${shardId}`;
 }
+
+/**
+ * The key an index's own worker is placed by: the one that writes its WAL batches (POST /v1/wal),
+ * scores its tail (the TAIL_SHARD_ID pseudo-shard of a search), reads documents by id and reports
+ * its state. Not versioned, unlike shards: the worker that wrote the batches has them in its WAL
+ * cache, and a compaction (a new version) should not move the tail to a cold worker.
+ */
+export function indexOwnerKey(tenant: string, index: string): string {
+  return `${tenant}/${index}/tail`;
+}

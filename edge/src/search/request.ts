@@ -12,12 +12,21 @@ import { LIMITS, MSGPACK_FRAMES_CONTENT_TYPE, searchParamsSchema } from "../../.
 import { ApiError } from "../errors.ts";
 import { parseInput, readBodyCapped, readJson } from "../http/validate.ts";
 
+export const CONSISTENCY_LEVELS = ["strong", "eventual"] as const;
+export type Consistency = (typeof CONSISTENCY_LEVELS)[number];
+
 export const publicSearchSchema = searchParamsSchema
   .extend({
     query: z.string().trim().min(1, "query must not be empty").max(LIMITS.queryChars),
     fields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default([]),
     /** Progressive results (NDJSON, server-sent events or msgpack frames, by Accept). */
     stream: z.boolean().default(false),
+    /**
+     * "strong": the answer sees every write acknowledged before the search started (the WAL tail
+     * after the searched version). "eventual": the version's segments only, skipping writes not yet
+     * compacted, which is faster.
+     */
+    consistency: z.enum(CONSISTENCY_LEVELS).default("strong"),
   })
   .strict();
 export type PublicSearch = z.infer<typeof publicSearchSchema>;
@@ -42,7 +51,7 @@ export function searchFromQueryString(url: URL): PublicSearch {
     if (key === "query" && name !== "q") throw new ApiError(400, "invalid_request", "query: use q=… for the query text");
     if (key === "fields") input.fields = value === "" ? [] : value.split(",");
     else if (key === "earlyStop" || key === "stream") input[key] = BOOLEANS[value] ?? value;
-    else if (key !== "query" && key !== "mode" && INTEGER.test(value)) input[key] = Number(value);
+    else if (key !== "query" && key !== "mode" && key !== "consistency" && INTEGER.test(value)) input[key] = Number(value);
     else input[key] = value;
   }
   if (input.query === undefined) throw new ApiError(400, "invalid_request", "query.q: required (the query text)");

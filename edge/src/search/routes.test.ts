@@ -19,7 +19,7 @@ function setup(options: { versions?: Record<string, number>; tenant?: () => stri
   const catalog: SearchCatalog = async (_db, tenant, index) => {
     if (index === "missing") return { ok: false, reason: "not_found" };
     if (index === "empty") return { ok: false, reason: "not_ready" };
-    return { ok: true, active: { version: versions[`${tenant}/${index}`] ?? 1, shards: SHARDS } };
+    return { ok: true, active: { version: versions[`${tenant}/${index}`] ?? 1, shards: SHARDS, coveredSeq: 0, headSeq: 0 } };
   };
   const app = testApp(createSearchRoutes({ fetcher: pool.fetcher, catalog, auth: stubAuth(options.tenant ?? "acme") }));
   const call = async (path: string, init?: RequestInit) => {
@@ -198,7 +198,7 @@ describe("search route", () => {
     const app = testApp(
       createSearchRoutes({
         fetcher: pool.fetcher,
-        catalog: async () => ({ ok: true, active: { version: 1, shards: SHARDS } }),
+        catalog: async () => ({ ok: true, active: { version: 1, shards: SHARDS, coveredSeq: 0, headSeq: 0 } }),
         auth: stubAuth("acme"),
       }),
     );

@@ -1,13 +1,18 @@
 /**
  * GET|POST /v1/indexes/:id/search (mounted under /v1/indexes): validate → resolve the active version
- * (D1) → result cache → the tenant's concurrency cap → fan out to the GPU workers → render. Requires
- * an API key with the "search" scope.
+ * and head seq (D1) → result cache → the tenant's concurrency cap → fan out to the GPU workers →
+ * render. Requires an API key with the "search" scope.
+ *
+ * Consistency "strong" (the default) searches the version's segments plus the WAL tail
+ * (coveredSeq, headSeq] as the pseudo-shard TAIL_SHARD_ID, so every acknowledged write is seen;
+ * "eventual" searches the segments alone. Answers say what they saw: x-index-version, x-index-head-seq.
  *
  * Some shards unanswered: 200 with `partial: true` and `missingShards`. No shard answered at all: a
  * 503 `workers_unavailable` with Retry-After (a final `error` frame in a stream), never an empty 200.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { z } from "zod";
+import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
 import type { Frame } from "../../../shared/api/worker-api.ts";
 import { indexId } from "../../../shared/api/worker-api.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
@@ -20,7 +25,7 @@ import { type FanoutResult, fanOutSearch, type FanoutInput } from "../routing/fa
 import { acquireSearchSlots } from "../rate-limit/search-slots.ts";
 import { defaultFetcher, type Fetcher } from "../routing/worker-client.ts";
 import { workerPoolFromEnv } from "../routing/worker-pool.ts";
-import { type ActiveVersion, activeVersionOrThrow, d1SearchCatalog, type SearchCatalog } from "./catalog.ts";
+import { activeVersionOrThrow, d1SearchCatalog, type SearchCatalog, tailToRead } from "./catalog.ts";
 import { CONTENT_TYPES, encodeStreamFrame, encodeWhole, publicResult } from "./render.ts";
 import { type PublicSearch, responseFormat, searchFromBody, searchFromQueryString } from "./request.ts";
 
@@ -47,24 +52,29 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     const { id: index } = parseInput(pathSchema, c.req.param(), "path");
     const tenant = c.get("auth").tenantId;
     const format = responseFormat(c.req.header("accept"), request.stream);
-    const active = await activeVersionOrThrow(catalog, c.env.DB, tenant, index);
+    const active = await activeVersionOrThrow(catalog, c.env.DB, tenant, index, { tailOnly: true });
+    const { query, fields, stream: _stream, consistency, ...params } = request;
+    const tail = tailToRead(active, consistency);
+    const shards = tail ? [...active.shards, TAIL_SHARD_ID] : active.shards;
+    const seen: Seen = { version: active.version, headSeq: tail?.toSeq ?? active.coveredSeq };
+    // Nothing to search (a compaction left no segments, and no write came after it): no worker to ask.
+    if (shards.length === 0) return emptyAnswer(format, seen);
     const pool = workerPoolFromEnv(c.env);
-    const { query, fields, stream: _stream, ...params } = request;
     const fanout: FanoutInput = {
-      request: { tenant, index, version: active.version, query, params, fields, includeQNet: false },
-      shards: active.shards,
+      request: { tenant, index, version: active.version, ...(tail ? { tail } : {}), query, params, fields, includeQNet: false },
+      shards,
       workers: pool.workers,
       fetcher,
       secret: pool.secret,
       timeoutMs: pool.timeoutMs,
       signal: c.req.raw.signal,
     };
-    if (request.stream) return streamed(format, fanout, active, await acquireSearchSlots(c.env, tenant, params));
+    if (request.stream) return streamed(format, fanout, seen, await acquireSearchSlots(c.env, tenant, params));
 
     const ttl = Number(c.env.RESULT_CACHE_TTL_SECONDS ?? DEFAULT_RESULT_CACHE_TTL_SECONDS);
     const wholeFormat = format === "msgpack" ? "msgpack" : "json";
     const cache = Number.isFinite(ttl) && ttl > 0 ? cacheFor(ttl) : undefined;
-    const key = cache && (await resultCacheKey({ tenant, index, version: active.version, query, params, fields, format: wholeFormat }));
+    const key = cache && (await resultCacheKey({ tenant, index, version: active.version, query, params, fields, format: wholeFormat, consistency, headSeq: tail?.toSeq ?? null }));
     if (cache && key) {
       const hit = await cache.match(key);
       if (hit) return withHeaders(hit, { "x-cache": "HIT", "cache-control": "private, no-store" });
@@ -80,7 +90,7 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     }
     const result = publicResult(searched, active.version);
     const response = new Response(encodeWhole(wholeFormat, result), {
-      headers: { "content-type": CONTENT_TYPES[wholeFormat], "x-index-version": String(result.version), "cache-control": "private, no-store" },
+      headers: { "content-type": CONTENT_TYPES[wholeFormat], ...seenHeaders(seen), "cache-control": "private, no-store" },
     });
     // A partial answer is a transient failure: caching it would repeat it after the workers recover.
     if (cache && key && !result.partial) cache.put(key, response.clone(), (p) => waitUntil(c, p));
@@ -101,7 +111,7 @@ function answeredByAWorker(result: FanoutResult, shardCount: number): FanoutResu
  * `error` frame. Cancelling the response body (client gone) aborts the fan-out and every upstream fetch.
  * Never cached: see cache/result-cache.ts.
  */
-function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput, active: ActiveVersion, release: () => Promise<void>): Response {
+function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput, seen: Seen, release: () => Promise<void>): Response {
   const upstream = new AbortController();
   const onClientAbort = () => upstream.abort(input.signal?.reason);
   input.signal?.addEventListener("abort", onClientAbort, { once: true });
@@ -114,7 +124,7 @@ function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput,
       void fanOutSearch({ ...input, signal: upstream.signal, onProgress: send })
         .then((result) => answeredByAWorker(result, input.shards.length))
         .then(
-          (result) => send(publicResult(result, active.version)),
+          (result) => send(publicResult(result, seen.version)),
           (error: unknown) => {
             // The client is gone (or stopped reading): nobody reads a final frame.
             if (upstream.signal.aborted) return;
@@ -139,12 +149,32 @@ function streamed(format: ReturnType<typeof responseFormat>, input: FanoutInput,
     headers: {
       "content-type": CONTENT_TYPES[format],
       "cache-control": "no-store",
-      "x-index-version": String(active.version),
+      ...seenHeaders(seen),
       "x-cache": "MISS",
       // Tells reverse proxies not to buffer the stream.
       "x-accel-buffering": "no",
     },
   });
+}
+
+/** What an answer reflects: the version searched, and the highest write seq it saw. */
+interface Seen {
+  version: number;
+  headSeq: number;
+}
+
+function seenHeaders(seen: Seen): Record<string, string> {
+  return { "x-index-version": String(seen.version), "x-index-head-seq": String(seen.headSeq) };
+}
+
+/** The answer of a search with nothing to search: no hits, complete. */
+function emptyAnswer(format: ReturnType<typeof responseFormat>, seen: Seen): Response {
+  const result = publicResult(
+    { type: "result", hits: [], stats: { docsScored: 0, iterations: 0, shardsSearched: 0, ms: { queue: 0, encode: 0, search: 0, total: 0 } }, partial: false, missingShards: [] },
+    seen.version,
+  );
+  const body = format === "json" || format === "msgpack" ? encodeWhole(format, result) : encodeStreamFrame(format, result);
+  return new Response(body, { headers: { "content-type": CONTENT_TYPES[format], ...seenHeaders(seen), "cache-control": "private, no-store", "x-cache": "MISS" } });
 }
 
 function withHeaders(response: Response, headers: Record<string, string>): Response {
