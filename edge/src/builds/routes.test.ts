@@ -151,7 +151,7 @@ describe("builds", () => {
     jobState = "succeeded";
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: manifestKey(tenant, "docs", 1), Body: JSON.stringify(manifest(tenant, "docs", 1)) }));
     expect(await poll(build.id)).toMatchObject({ state: "succeeded" });
-    expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"] } });
+    expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"], coveredSeq: 0, headSeq: 0 } });
     const index = await env.DB.prepare("SELECT active_version, status, doc_count FROM indexes WHERE tenant_id = ?1 AND id = 'docs'").bind(tenant).first();
     expect(index).toEqual({ active_version: 1, status: "ready", doc_count: 3 });
 
@@ -166,7 +166,7 @@ describe("builds", () => {
     const next = await (await postJson("/v1/indexes/docs/builds", { uploadId })).json<View>();
     expect(next.version).toBe(2);
     expect(await poll(next.id)).toMatchObject({ state: "failed", error: { code: "invalid_input" } });
-    expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"] } });
+    expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"], coveredSeq: 0, headSeq: 0 } });
     const v2 = await env.DB.prepare("SELECT state FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs' AND version = 2").bind(tenant).first();
     expect(v2).toEqual({ state: "failed" });
   });
@@ -473,7 +473,7 @@ describe("builds", () => {
       expect(await poll(build.id)).toMatchObject({ state: "writing" });
       envOverrides = {};
       expect(await poll(build.id)).toMatchObject({ state: "succeeded" });
-      expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"] } });
+      expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"], coveredSeq: 0, headSeq: 0 } });
     });
   });
 
