@@ -4,6 +4,7 @@
  * index builder. The HTTP service (service/app.ts) owns everything before and after, including
  * the statuses of the errors thrown here (service/errors.ts).
  */
+import type { CompactionRequest, SweepAnswer, SweepRequest } from "../../../shared/api/living-api.ts";
 import type { BuildRequest, BuildStatus } from "../../../shared/api/worker-api.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { BlobStore } from "../store/blob-store.ts";
@@ -17,12 +18,15 @@ import { formatIndexRef, type IndexRef, IndexRegistry, type LoadedIndex } from "
 import { IndexNotFoundError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { searchIndex } from "./shard-search.ts";
+import { runSweep } from "./sweep/run-sweep.ts";
 
 /** What the backend needs from the index builder (BuildManager in gpu-worker/src/index/build/). */
 export interface BuildDelegate {
   start(request: BuildRequest): BuildStatus;
   get(tenant: string, jobId: string): BuildStatus | undefined;
   cancel(tenant: string, jobId: string): BuildStatus | undefined;
+  /** Compactions (BuildManager.startCompaction); without it POST /v1/compactions is 501. */
+  startCompaction?(request: CompactionRequest): BuildStatus;
   close?(): Promise<void>;
 }
 
@@ -43,6 +47,8 @@ export interface IndexBackendOptions {
   buildLimits?: Partial<BuildLimits>;
   /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */
   batchRows?: number;
+  /** WORKER_MEMORY_BUDGET_BYTES (default half of the machine's memory). */
+  memoryBudgetBytes?: number;
 }
 
 export type IndexBackendImpl = IndexBackend & {
@@ -63,6 +69,8 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
         store,
         cache: new ShardCache({ dir: options.cacheDir, budgetBytes: options.cacheBudgetBytes, store }),
         modelId: options.runtime.manifest.modelId,
+        ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
+        logger,
       })
     : undefined;
 
@@ -78,11 +86,32 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   }
 
   // Builds write new versions into the same store; the registry finds them on their first query.
-  const builds: BuildDelegate | undefined = options.builds ?? (store ? new BuildManager({ runtime: options.runtime, store, logger, limits: options.buildLimits }) : undefined);
+  const builds: BuildDelegate | undefined =
+    options.builds ??
+    (store
+      ? new BuildManager({
+          runtime: options.runtime,
+          store,
+          logger,
+          limits: options.buildLimits,
+          // Lifecycle (H2): compactions read base segments through the verified cache, and hold the
+          // base version (a lease) while they run. A base that cannot be loaded fails in the compaction itself.
+          compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
+          aroundCompaction: async (request, run) => {
+            const lease = request.baseVersion > 0 ? await registry!.acquire({ tenant: request.tenant, index: request.index, version: request.baseVersion }).catch(() => undefined) : undefined;
+            try {
+              return await run();
+            } finally {
+              lease?.release();
+            }
+          },
+        })
+      : undefined);
 
-  const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
+  /** Runs `use` with a lease on the version (IndexRegistry.acquire), released however it ends. */
+  const withVersion = async <T>(tenant: string, index: string, v: number, use: (loaded: LoadedIndex) => Promise<T>): Promise<T> => {
     if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
-    return registry.get({ tenant, index, version: v });
+    return registry.withIndex({ tenant, index, version: v }, use);
   };
   const shardError = (label: string) => (shard: string, err: unknown) =>
     logger.warn({ index: label, shard, err }, "shard could not be loaded; answering without it");
@@ -91,8 +120,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     registry,
 
     async search(input: IndexSearchInput): Promise<IndexSearchResult> {
-      const loaded = await version(input.tenant, input.index, input.version);
-      return searchIndex(loaded, {
+      return withVersion(input.tenant, input.index, input.version, (loaded) => searchIndex(loaded, {
         ...(input.shards ? { shards: input.shards } : {}),
         params: input.params,
         fields: input.fields,
@@ -102,12 +130,11 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
         ...(input.onProgress ? { onProgress: input.onProgress } : {}),
         onShardError: shardError(loaded.label),
         ...(options.batchRows ? { batchRows: options.batchRows } : {}),
-      });
+      }));
     },
 
     async embeddingsById(tenant: string, index: string, v: number, ids: string[]): Promise<StoredEmbeddings> {
-      const loaded = await version(tenant, index, v);
-      return embeddingsById(loaded, ids, shardError(loaded.label));
+      return withVersion(tenant, index, v, (loaded) => embeddingsById(loaded, ids, shardError(loaded.label)));
     },
 
     startBuild(request: BuildRequest): BuildStatus {
@@ -122,6 +149,22 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     cancelBuild(tenant: string, jobId: string): BuildStatus | undefined {
       return builds?.cancel(tenant, jobId);
     },
+
+    // ─── Lifecycle (H2) ───
+    startCompaction(request: CompactionRequest): BuildStatus {
+      if (!builds?.startCompaction) throw new BuildsUnavailableError();
+      return builds.startCompaction(request);
+    },
+
+    sweep(request: SweepRequest): Promise<SweepAnswer> {
+      if (!store) throw new BuildsUnavailableError();
+      return runSweep(request, { store, logger });
+    },
+
+    memory(): { loadedVersions: number; loadedBytes: number } {
+      return registry?.memoryStats() ?? { loadedVersions: 0, loadedBytes: 0 };
+    },
+    // ─── end of lifecycle ───
 
     metrics(): Record<string, number> {
       return registry?.metrics() ?? {};

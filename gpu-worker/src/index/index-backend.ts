@@ -4,6 +4,7 @@
  * errors the index side throws are its own (search-errors.ts, build/errors.ts), without HTTP in
  * them; the service maps them to statuses in one table (service/errors.ts).
  */
+import type { CompactionRequest, SweepAnswer, SweepRequest } from "../../../shared/api/living-api.ts";
 import type { BuildRequest, BuildStatus, Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
 
@@ -54,6 +55,15 @@ export interface IndexBackend {
   getBuild(tenant: string, jobId: string): BuildStatus | undefined;
   /** Stops a queued or running job (see BuildManager.cancel); undefined when unknown to this tenant. */
   cancelBuild(tenant: string, jobId: string): BuildStatus | undefined;
+
+  // ─── Lifecycle (H2): compactions, sweeps, worker memory. Optional: absent → 501 / no gauges. ───
+  /** Queues a compaction job (BuildManager.startCompaction); poll and cancel it with getBuild/cancelBuild. */
+  startCompaction?(request: CompactionRequest): BuildStatus;
+  /** Deletes what no kept version needs (index/sweep/run-sweep.ts). */
+  sweep?(request: SweepRequest): Promise<SweepAnswer>;
+  /** Loaded versions and the bytes they (and the WAL cache) hold, for the /metrics gauges. */
+  memory?(): { loadedVersions: number; loadedBytes: number };
+  // ─── end of lifecycle ───
 }
 
 /** The log methods the index side uses (a pino logger has them). */

@@ -22,6 +22,7 @@ import type { WorkerConfig } from "./config.ts";
 import type { ServiceEnv } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
 import { type EmitFrame, streamFrames } from "./frame-stream.ts";
+import { mountLifecycleRoutes } from "./lifecycle-routes.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
 import type { Logger } from "./logger.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -196,6 +197,8 @@ export function createService(deps: ServiceDeps): Service {
     if (!status) throw new ApiError(404, "build_not_found", "no such build job for this tenant");
     return c.json(status);
   });
+
+  mountLifecycleRoutes(app, { backend, replays, metrics }); // POST /v1/compactions, /v1/sweep; memory gauges
 
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).body(), 404));
 
