@@ -224,6 +224,8 @@ export class IndexRegistry {
     }
     entry.lastUsedMs = performance.now();
     this.supersede(entry);
+    // Shards open lazily during the use, so the budget is checked again when it ends.
+    this.enforceMemoryBudget();
     let released = false;
     return {
       index,
