@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import type { IndexManifest } from "../../../../shared/index/manifest.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
-import { BuildManager, describeFailure } from "./build-manager.ts";
+import { BuildManager, describeCompactionFailure, describeFailure } from "./build-manager.ts";
 import { BuildConflictError, BuildInputError, BuildQueueFullError } from "./errors.ts";
 import type { BuildDeps, runBuild } from "./run-build.ts";
 import type { CompactionRequest } from "../../../../shared/api/living-api.ts";
@@ -189,9 +189,13 @@ describe("BuildManager", () => {
   });
 
   it("maps failures to codes a tenant may see", () => {
-    expect(describeFailure(new CompactionInputError("base_not_found", "base version 3 has no manifest"))).toEqual({ code: "base_not_found", message: "base version 3 has no manifest" });
-    expect(describeFailure(new IndexFormatError("tenants/acme/indexes/docs/wal/000000000002.hwal: body CRC-32 mismatch")).code).toBe("corrupt_index");
-    expect(describeFailure(new IndexFormatError("tenants/acme/x")).message).not.toContain("tenants/");
+    expect(describeCompactionFailure(new CompactionInputError("base_not_found", "base version 3 has no manifest"))).toEqual({ code: "base_not_found", message: "base version 3 has no manifest" });
+    expect(describeCompactionFailure(new IndexFormatError("tenants/acme/indexes/docs/wal/000000000002.hwal: body CRC-32 mismatch")).code).toBe("corrupt_index");
+    expect(describeCompactionFailure(new IndexFormatError("tenants/acme/x")).message).not.toContain("tenants/");
+    expect(describeCompactionFailure(new BuildConflictError("version 2 exists")).code).toBe("build_conflict");
+    expect(describeCompactionFailure(new Error("ENOSPC /secret"))).toEqual({ code: "internal", message: "internal error while compacting the index" });
+    // A build's own format errors are internal (a builder bug), not a corrupt store.
+    expect(describeFailure(new IndexFormatError("shard: bad graph")).code).toBe("internal");
     expect(describeFailure(new BuildConflictError("version 2 exists")).code).toBe("build_conflict");
     expect(describeFailure(new DOMException("stop", "AbortError")).code).toBe("aborted");
   });

@@ -4,7 +4,10 @@
  * queue, a tenant's index has at most one job queued or running (a build and a compaction of one
  * index never race), and finished statuses are kept for a while so clients can poll for the
  * outcome. Both kinds answer BuildStatus and are polled and cancelled alike (GET /v1/builds/:jobId,
- * POST /v1/builds/:jobId/cancel); both get the build time limit (BUILD_TIMEOUT_MS).
+ * POST /v1/builds/:jobId/cancel); both get the build time limit (BUILD_TIMEOUT_MS). A compaction's
+ * progress: docsRead counts the tail's live documents and the merged rows read, docsTotal the rows
+ * going into new segments, docsEncoded equals docsTotal once they are gathered (nothing is
+ * re-encoded: the WAL holds the embeddings), then graphPercent and bytesWritten as for a build.
  */
 import { randomUUID } from "node:crypto";
 import type { CompactionRequest } from "../../../../shared/api/living-api.ts";
@@ -136,7 +139,7 @@ export class BuildManager {
   cancel(tenant: string, jobId: string): BuildStatus | undefined {
     const job = this.jobs.get(jobId);
     if (!job || job.status.tenant !== tenant) return undefined;
-    const cancelled = { code: "cancelled", message: "the build was cancelled" };
+    const cancelled = cancelledFailure(job);
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
       this.queue.splice(queued, 1);
@@ -195,7 +198,7 @@ export class BuildManager {
         "index build succeeded",
       );
     } catch (error) {
-      const failure = job.cancelled ? { code: "cancelled", message: "the build was cancelled" } : describeFailure(error);
+      const failure = job.cancelled ? cancelledFailure(job) : describeFailure(error);
       if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index build failed");
       // The log gets the code and the position (the error's message); the tenant's message may quote the input.
       else this.logger.warn({ ...log, code: failure.code, reason: (error as Error).message }, "index build failed");
@@ -225,7 +228,7 @@ export class BuildManager {
       job.finishedAtMs = Date.now();
       this.logger.info({ ...log, docs: manifest.docCount, segments: manifest.shards.length, ...stats, ms: Math.round(performance.now() - started) }, "index compaction succeeded");
     } catch (error) {
-      const failure = job.cancelled ? { code: "cancelled", message: "the compaction was cancelled" } : describeFailure(error);
+      const failure = job.cancelled ? cancelledFailure(job) : describeCompactionFailure(error);
       if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index compaction failed");
       else this.logger.warn({ ...log, code: failure.code, reason: (error as Error).message }, "index compaction failed");
       this.finish(job, failure);
@@ -256,16 +259,29 @@ export function describeFailure(error: unknown): { code: string; message: string
   if (error instanceof BuildInputError) return { code: "invalid_input", message: error.tenantMessage };
   if (error instanceof BuildLimitError) return { code: error.code, message: error.message };
   if (error instanceof BuildConflictError) return { code: "build_conflict", message: error.message };
-  // Compactions: what the store holds is missing, corrupt or from another model.
-  if (error instanceof CompactionInputError) return { code: error.code, message: error.message };
-  if (error instanceof IndexFormatError) return { code: "corrupt_index", message: "a stored object of the index (manifest, segment, deletion bitmap or WAL batch) is corrupt; details in the worker log" };
+
   if ((error as { name?: string } | undefined)?.name === "AbortError") return { code: "aborted", message: "the build was cancelled" };
   return { code: "internal", message: "internal error while building the index" };
+}
+
+/**
+ * A compaction's failure: what the store holds is missing, corrupt or from another model, or one
+ * of a build's failures (conflict, timeout). The corrupt object's key stays in the worker log.
+ */
+export function describeCompactionFailure(error: unknown): { code: string; message: string } {
+  if (error instanceof CompactionInputError) return { code: error.code, message: error.message };
+  if (error instanceof IndexFormatError) return { code: "corrupt_index", message: "a stored object of the index (manifest, segment, deletion bitmap or WAL batch) is corrupt; details in the worker log" };
+  const failure = describeFailure(error);
+  return failure.code === "internal" ? { code: "internal", message: "internal error while compacting the index" } : failure;
 }
 
 function applyUpdate(status: BuildStatus, update: BuildUpdate): void {
   if (update.state) status.state = update.state;
   if (update.progress) Object.assign(status.progress, update.progress);
+}
+
+function cancelledFailure(job: Job): { code: string; message: string } {
+  return { code: "cancelled", message: `the ${job.work.kind} was cancelled` };
 }
 
 function snapshot(status: BuildStatus): BuildStatus {
