@@ -223,6 +223,18 @@ describe("compaction", () => {
     expect(empty).toMatchObject({ docCount: 0, shards: [], coveredSeq: 3 });
   }, 120_000);
 
+  it("splits a large tail into several segments of at most shardBytes", async () => {
+    const docs = Array.from({ length: 300 }, (_, i) => ({ id: `big-${i}`, text: textOf("big", i) }));
+    await writeWal("big", 1, docs.slice(0, 150));
+    await writeWal("big", 2, docs.slice(150));
+    await runCompaction(compaction("big", 0, 1, 2), compactionDeps({ shardBytes: 1 << 16 }));
+    const { manifest, rows } = await liveRows("big", 1);
+    expect(manifest.shards.length).toBeGreaterThanOrEqual(2);
+    expect(manifest.shards.map((s) => s.id)).toEqual(manifest.shards.map((_, i) => `v000001-t${String(i).padStart(5, "0")}`));
+    for (const s of manifest.shards) expect(s.bytes).toBeLessThanOrEqual(1 << 16);
+    expect([...rows.keys()]).toEqual(docs.map((d) => d.id));
+  }, 120_000);
+
   it("a cancelled compaction publishes nothing and leaves no segment behind", async () => {
     await writeWal("cancel", 1, Array.from({ length: 5 }, (_, i) => ({ id: `x${i}`, text: textOf("x", i) })));
     let manager!: BuildManager;
