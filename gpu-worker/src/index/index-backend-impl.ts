@@ -120,17 +120,19 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     registry,
 
     async search(input: IndexSearchInput): Promise<IndexSearchResult> {
-      return withVersion(input.tenant, input.index, input.version, (loaded) => searchIndex(loaded, {
-        ...(input.shards ? { shards: input.shards } : {}),
-        params: input.params,
-        fields: input.fields,
-        ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
-        qnet: input.qnet,
-        signal: input.signal,
-        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
-        onShardError: shardError(loaded.label),
-        ...(options.batchRows ? { batchRows: options.batchRows } : {}),
-      }));
+      return withVersion(input.tenant, input.index, input.version, (loaded) =>
+        searchIndex(loaded, {
+          ...(input.shards ? { shards: input.shards } : {}),
+          params: input.params,
+          fields: input.fields,
+          ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
+          qnet: input.qnet,
+          signal: input.signal,
+          ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+          onShardError: shardError(loaded.label),
+          ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+        }),
+      );
     },
 
     async embeddingsById(tenant: string, index: string, v: number, ids: string[]): Promise<StoredEmbeddings> {
