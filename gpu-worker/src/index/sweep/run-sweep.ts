@@ -8,7 +8,8 @@
  *   keeps segments of older versions by reference); for a kept version WITHOUT a manifest (a build
  *   or compaction still running), its whole folder. Deleted: every other key under
  *   <index>/versions/, WAL batches with seq <= walUpToSeq, and the listed upload prefixes. Keys
- *   elsewhere under the index prefix are left alone.
+ *   elsewhere under the index prefix are left alone, and so are folders of versions above
+ *   `versionsUpTo` when the edge gives it (reserved after it chose keepVersions: maybe being written).
  *
  * Never deletes a key a kept manifest references: the keep-set is built from the manifests before
  * anything is listed or deleted, and a kept manifest that cannot be read or parsed refuses the whole
@@ -16,7 +17,7 @@
  */
 import type { SweepAnswer, SweepRequest } from "../../../../shared/api/living-api.ts";
 import { sweepRequestSchema } from "../../../../shared/api/living-api.ts";
-import { indexPrefix, MANIFEST_FILE, parseWalFileName, uploadPrefix, versionPrefix, walPrefix } from "../../../../shared/index/keys.ts";
+import { indexPrefix, MANIFEST_FILE, parseVersion, parseWalFileName, uploadPrefix, versionPrefix, walPrefix } from "../../../../shared/index/keys.ts";
 import { manifestKeyBase, parseIndexManifest } from "../../../../shared/index/manifest.ts";
 import { type BlobStore, isNotFound } from "../../store/blob-store.ts";
 import { SweepRefusedError } from "./errors.ts";
@@ -72,10 +73,17 @@ export async function runSweep(rawRequest: SweepRequest, deps: SweepDeps): Promi
         if (s.deletes) keepKeys.add(base + s.deletes.key);
       }
     }
-    const kept = (key: string) => keepKeys.has(key) || keepFolders.some((f) => key.startsWith(f));
+    const versionsRoot = `${root}versions/`;
+    /** A folder of a version reserved after the request was made (versionsUpTo) may be being written. */
+    const tooNew = (key: string) => {
+      if (request.versionsUpTo === undefined) return false;
+      const version = parseVersion(key.slice(versionsRoot.length).split("/")[0]!);
+      return version !== undefined && version > request.versionsUpTo;
+    };
+    const kept = (key: string) => keepKeys.has(key) || keepFolders.some((f) => key.startsWith(f)) || tooNew(key);
 
     const doomed: string[] = [];
-    for (const key of await store.list(`${root}versions/`)) {
+    for (const key of await store.list(versionsRoot)) {
       if (kept(key)) keptObjects++;
       else doomed.push(key);
     }
