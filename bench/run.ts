@@ -18,6 +18,7 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
   // Needs models/debian-mini and models/debian-mini-biencoder; the first run encodes the corpus once per model (cached in bench/.cache).
   relevance: { file: "bench/relevance.bench.ts", args: ["--known-items", "500"] },
+  compaction: { file: "bench/compaction.bench.ts", args: ["--docs", "10000", "--dim", "768", "--degree", "100", "--runs", "3"] },
   edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 
