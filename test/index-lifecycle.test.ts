@@ -478,6 +478,18 @@ describe("lifecycle routes", () => {
       expect(swept.status).toBe(200);
       expect(await swept.json()).toMatchObject({ deletedObjects: 1, keptObjects: 2 });
       expect((await call("POST", "/v1/sweep", { tenant: TENANT, index: "routed", everything: true, extra: 1 })).status).toBe(400);
+
+      // A compaction holds its base while it runs; a base loaded only for it is unloaded afterwards.
+      await writeWal("routed", 2, [{ id: "r2", text: textOf("r", 2) }]);
+      const second = (await (await call("POST", "/v1/compactions", compaction("routed", 1, 2, 2))).json()) as BuildStatus;
+      polled = second;
+      for (let i = 0; i < 200 && polled.state !== "succeeded" && polled.state !== "failed"; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        polled = (await (await call("GET", `/v1/builds/${second.jobId}`, undefined)).json()) as BuildStatus;
+      }
+      expect(polled.state).toBe("succeeded");
+      expect(backend.registry!.has({ tenant: TENANT, index: "routed", version: 1 })).toBe(false);
+      expect(backend.memory!().loadedVersions).toBe(0);
       const unsigned = await service.app.request("http://localhost/v1/sweep", { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
       expect(unsigned.status).toBe(401);
     } finally {

@@ -95,14 +95,18 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
           logger,
           limits: options.buildLimits,
           // Lifecycle (H2): compactions read base segments through the verified cache, and hold the
-          // base version (a lease) while they run. A base that cannot be loaded fails in the compaction itself.
+          // base version (a lease) while they run; a base loaded only for the compaction is unloaded
+          // after it (once no search uses it). A base that cannot be loaded fails in the compaction itself.
           compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
           aroundCompaction: async (request, run) => {
-            const lease = request.baseVersion > 0 ? await registry!.acquire({ tenant: request.tenant, index: request.index, version: request.baseVersion }).catch(() => undefined) : undefined;
+            const base = { tenant: request.tenant, index: request.index, version: request.baseVersion };
+            const wasLoaded = request.baseVersion > 0 && registry!.has(base);
+            const lease = request.baseVersion > 0 ? await registry!.acquire(base).catch(() => undefined) : undefined;
             try {
               return await run();
             } finally {
               lease?.release();
+              if (lease && !wasLoaded) await registry!.unload(base);
             }
           },
         })

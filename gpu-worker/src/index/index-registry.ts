@@ -240,6 +240,11 @@ export class IndexRegistry {
     };
   }
 
+  /** Whether the version is loaded or loading. */
+  has(ref: IndexRef): boolean {
+    return this.findEntry(ref) !== undefined;
+  }
+
   /** Runs `use` with a lease on the version, released however `use` ends. */
   async withIndex<T>(ref: IndexRef, use: (index: LoadedIndex) => Promise<T>): Promise<T> {
     const lease = await this.acquire(ref);
@@ -329,6 +334,11 @@ export class IndexRegistry {
     this.logger?.info({ index: entry.index.label, reason, bytes }, "index version unloaded");
   }
 
+  private findEntry(ref: IndexRef): Entry | undefined {
+    const label = formatIndexRef(ref);
+    return [...this.entries.values()].find((e) => e.ref && formatIndexRef(e.ref) === label);
+  }
+
   private versionBytes(): number {
     let bytes = 0;
     for (const e of this.entries.values()) if (e.index) bytes += e.index.memory().bytes;
@@ -379,7 +389,7 @@ export class IndexRegistry {
    * whether it was loaded or loading.
    */
   async unload(ref: IndexRef): Promise<boolean> {
-    const entry = [...this.entries.values()].find((e) => e.ref && formatIndexRef(e.ref) === formatIndexRef(ref));
+    const entry = this.findEntry(ref);
     if (!entry) return false;
     await entry.pending.catch(() => undefined);
     if (entry.uses > 0) entry.superseded = true;
