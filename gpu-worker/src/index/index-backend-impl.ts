@@ -96,7 +96,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
           limits: options.buildLimits,
           // Lifecycle (H2): compactions read base segments through the verified cache, and hold the
           // base version (a lease) while they run; a base loaded only for the compaction is unloaded
-          // after it (once no search uses it). A base that cannot be loaded fails in the compaction itself.
+          // after it, unless a search is using it by then. A base that cannot be loaded fails in the compaction itself.
           compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
           aroundCompaction: async (request, run) => {
             const base = { tenant: request.tenant, index: request.index, version: request.baseVersion };
@@ -106,7 +106,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
               return await run();
             } finally {
               lease?.release();
-              if (lease && !wasLoaded) await registry!.unload(base);
+              if (lease && !wasLoaded) registry!.unloadIfIdle(base);
             }
           },
         })

@@ -397,6 +397,14 @@ export class IndexRegistry {
     return true;
   }
 
+  /** Unloads a loaded version only if nothing uses it now (a version some search still uses stays). */
+  unloadIfIdle(ref: IndexRef): boolean {
+    const entry = this.findEntry(ref);
+    if (!entry?.index || entry.uses > 0) return false;
+    this.drop(entry, "unload");
+    return true;
+  }
+
   /** Gauges for /metrics: what is loaded, what it costs in memory, and the disk cache's counters. */
   metrics(): Record<string, number> {
     let indexes = 0;
