@@ -20,6 +20,7 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   relevance: { file: "bench/relevance.bench.ts", args: ["--known-items", "500"] },
   // Starts the stack several times; the BERT-base-sized model is generated once (bench/.cache).
   "living-index": { file: "bench/living-index.bench.ts", args: ["--writes", "60", "--base-docs", "20000", "--searches", "15"] },
+  compaction: { file: "bench/compaction.bench.ts", args: ["--docs", "10000", "--dim", "768", "--degree", "100", "--runs", "3"] },
   edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 

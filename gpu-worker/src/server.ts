@@ -34,6 +34,7 @@ async function main(): Promise<void> {
     cacheBudgetBytes: config.shardCacheBytes,
     preload: config.preload,
     buildLimits: config.buildLimits,
+    memoryBudgetBytes: config.workerMemoryBudgetBytes,
     logger,
   });
   const service = createService({ runtime, backend, logger, settings: config });

@@ -187,6 +187,12 @@ export const sweepRequestSchema = z
     keepVersions: z.array(z.number().int().positive()).max(1_000).default([]),
     walUpToSeq: seq.default(0),
     uploads: z.array(id("upload id")).max(1_000).default([]),
+    /**
+     * Optional (H2): the highest version reserved when the edge chose keepVersions. Folders of higher
+     * versions are left alone: they were reserved since, and a build or compaction may be writing
+     * them. Absent: no such guard.
+     */
+    versionsUpTo: seq.optional(),
   })
   .strict();
 export type SweepRequest = z.infer<typeof sweepRequestSchema>;

@@ -4,6 +4,7 @@
  * index builder. The HTTP service (service/app.ts) owns everything before and after, including
  * the statuses of the errors thrown here (service/errors.ts).
  */
+import type { CompactionRequest, SweepAnswer, SweepRequest } from "../../../shared/api/living-api.ts";
 import type { BuildRequest, BuildStatus } from "../../../shared/api/worker-api.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { BlobStore } from "../store/blob-store.ts";
@@ -24,12 +25,15 @@ import { indexState } from "./living/index-state.ts";
 import { writeWalBatch } from "./living/wal-writer.ts";
 import type { TailView } from "./tail/tail-view.ts";
 import { WalCache } from "./tail/wal-cache.ts";
+import { runSweep } from "./sweep/run-sweep.ts";
 
 /** What the backend needs from the index builder (BuildManager in gpu-worker/src/index/build/). */
 export interface BuildDelegate {
   start(request: BuildRequest): BuildStatus;
   get(tenant: string, jobId: string): BuildStatus | undefined;
   cancel(tenant: string, jobId: string): BuildStatus | undefined;
+  /** Compactions (BuildManager.startCompaction); without it POST /v1/compactions is 501. */
+  startCompaction?(request: CompactionRequest): BuildStatus;
   close?(): Promise<void>;
 }
 
@@ -50,6 +54,8 @@ export interface IndexBackendOptions {
   buildLimits?: Partial<BuildLimits>;
   /** Rows per scorer call (default DEFAULT_SCORE_BATCH_ROWS). */
   batchRows?: number;
+  /** WORKER_MEMORY_BUDGET_BYTES (default half of the machine's memory). */
+  memoryBudgetBytes?: number;
 }
 
 export type IndexBackendImpl = IndexBackend & {
@@ -72,6 +78,8 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
         store,
         cache: new ShardCache({ dir: options.cacheDir, budgetBytes: options.cacheBudgetBytes, store }),
         modelId: options.runtime.manifest.modelId,
+        ...(options.memoryBudgetBytes !== undefined ? { memoryBudgetBytes: options.memoryBudgetBytes } : {}),
+        logger,
       })
     : undefined;
 
@@ -87,17 +95,44 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   }
 
   // Builds write new versions into the same store; the registry finds them on their first query.
-  const builds: BuildDelegate | undefined = options.builds ?? (store ? new BuildManager({ runtime: options.runtime, store, logger, limits: options.buildLimits }) : undefined);
+  const builds: BuildDelegate | undefined =
+    options.builds ??
+    (store
+      ? new BuildManager({
+          runtime: options.runtime,
+          store,
+          logger,
+          limits: options.buildLimits,
+          // Lifecycle (H2): compactions read base segments through the verified cache, and hold the
+          // base version (a lease) while they run; a base loaded only for the compaction is unloaded
+          // after it, unless a search is using it by then. A base that cannot be loaded fails in the compaction itself.
+          compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
+          aroundCompaction: async (request, run) => {
+            const base = { tenant: request.tenant, index: request.index, version: request.baseVersion };
+            const wasLoaded = request.baseVersion > 0 && registry!.has(base);
+            const lease = request.baseVersion > 0 ? await registry!.acquire(base).catch(() => undefined) : undefined;
+            try {
+              return await run();
+            } finally {
+              lease?.release();
+              if (lease && !wasLoaded) registry!.unloadIfIdle(base);
+            }
+          },
+        })
+      : undefined);
 
-  const version = async (tenant: string, index: string, v: number): Promise<LoadedIndex> => {
+  /** Runs `use` with a lease on the version (IndexRegistry.acquire), released however it ends. */
+  const withVersion = async <T>(tenant: string, index: string, v: number, use: (loaded: LoadedIndex) => Promise<T>): Promise<T> => {
     if (!registry) throw new IndexNotFoundError(`index ${tenant}/${index}@${v} not found: this worker has no index store configured`);
     // Version 0: never built, so there is no manifest to read; a living index's writes are all in its tail.
-    if (v === 0) return LoadedIndex.empty({ tenant, index }, modelOf(options.runtime), registry.cache);
-    return registry.get({ tenant, index, version: v });
+    if (v === 0) return use(LoadedIndex.empty({ tenant, index }, modelOf(options.runtime), registry.cache));
+    return registry.withIndex({ tenant, index, version: v }, use);
   };
 
   // ─── Living indexes (issue 10) ───
   const walCache = store ? new WalCache({ store, modelId: options.runtime.manifest.modelId, dim: options.runtime.manifest.embeddingDim }) : undefined;
+  // The tails count towards hypencoder_loaded_bytes; the WAL cache bounds itself (its own LRU budget).
+  if (walCache && registry) registry.addMemoryContributor("wal", { bytes: () => walCache.bytes() });
   /** The tail a request names, read from the version's own coveredSeq (the edge's fromSeq is where it thinks that is). */
   const tailOf = async (loaded: LoadedIndex, range: TailRange | undefined): Promise<TailView | undefined> => {
     if (!range || !walCache) return undefined;
@@ -112,25 +147,25 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     registry,
 
     async search(input: IndexSearchInput): Promise<IndexSearchResult> {
-      const loaded = await version(input.tenant, input.index, input.version);
-      const tail = await tailOf(loaded, input.tail);
-      return searchIndex(loaded, {
-        ...(input.shards ? { shards: input.shards } : {}),
-        ...(tail ? { tail } : {}),
-        params: input.params,
-        fields: input.fields,
-        ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
-        qnet: input.qnet,
-        signal: input.signal,
-        ...(input.onProgress ? { onProgress: input.onProgress } : {}),
-        onShardError: shardError(loaded.label),
-        ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+      return withVersion(input.tenant, input.index, input.version, async (loaded) => {
+        const tail = await tailOf(loaded, input.tail);
+        return searchIndex(loaded, {
+          ...(input.shards ? { shards: input.shards } : {}),
+          ...(tail ? { tail } : {}),
+          params: input.params,
+          fields: input.fields,
+          ...(input.maxAnswerBytes !== undefined ? { maxAnswerBytes: input.maxAnswerBytes } : {}),
+          qnet: input.qnet,
+          signal: input.signal,
+          ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+          onShardError: shardError(loaded.label),
+          ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+        });
       });
     },
 
     async embeddingsById(tenant: string, index: string, v: number, ids: string[]): Promise<StoredEmbeddings> {
-      const loaded = await version(tenant, index, v);
-      return embeddingsById(loaded, ids, shardError(loaded.label));
+      return withVersion(tenant, index, v, (loaded) => embeddingsById(loaded, ids, shardError(loaded.label)));
     },
 
     startBuild(request: BuildRequest): BuildStatus {
@@ -159,15 +194,28 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     },
 
     async getDocument(request: DocumentGetRequest): Promise<DocumentAnswer> {
-      const loaded = await version(request.tenant, request.index, request.version);
-      return lookupDocument(loaded, await tailOf(loaded, request.tail), request.id);
+      return withVersion(request.tenant, request.index, request.version, async (loaded) => lookupDocument(loaded, await tailOf(loaded, request.tail), request.id));
     },
 
     async indexState(request: IndexStateRequest): Promise<IndexStateAnswer> {
-      const loaded = await version(request.tenant, request.index, request.version);
-      return indexState(loaded, await tailOf(loaded, request.tail));
+      return withVersion(request.tenant, request.index, request.version, async (loaded) => indexState(loaded, await tailOf(loaded, request.tail)));
     },
     // ─── end living indexes ───
+    // ─── Lifecycle (H2) ───
+    startCompaction(request: CompactionRequest): BuildStatus {
+      if (!builds?.startCompaction) throw new BuildsUnavailableError();
+      return builds.startCompaction(request);
+    },
+
+    sweep(request: SweepRequest): Promise<SweepAnswer> {
+      if (!store) throw new BuildsUnavailableError();
+      return runSweep(request, { store, logger });
+    },
+
+    memory(): { loadedVersions: number; loadedBytes: number } {
+      return registry?.memoryStats() ?? { loadedVersions: 0, loadedBytes: 0 };
+    },
+    // ─── end of lifecycle ───
 
     metrics(): Record<string, number> {
       const wal = walCache?.stats();

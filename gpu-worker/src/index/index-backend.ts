@@ -4,6 +4,7 @@
  * errors the index side throws are its own (search-errors.ts, build/errors.ts), without HTTP in
  * them; the service maps them to statuses in one table (service/errors.ts).
  */
+import type { CompactionRequest, SweepAnswer, SweepRequest } from "../../../shared/api/living-api.ts";
 import type { BuildRequest, BuildStatus, Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import type {
   DocumentAnswer,
@@ -74,6 +75,14 @@ export interface IndexBackend {
   /** Live counts of version + tail. */
   indexState(request: IndexStateRequest): Promise<IndexStateAnswer>;
   // ─── end living indexes ───
+  // ─── Lifecycle (H2): compactions, sweeps, worker memory. Optional: absent → 501 / no gauges. ───
+  /** Queues a compaction job (BuildManager.startCompaction); poll and cancel it with getBuild/cancelBuild. */
+  startCompaction?(request: CompactionRequest): BuildStatus;
+  /** Deletes what no kept version needs (index/sweep/run-sweep.ts). */
+  sweep?(request: SweepRequest): Promise<SweepAnswer>;
+  /** Loaded versions and the bytes they (and the WAL cache) hold, for the /metrics gauges. */
+  memory?(): { loadedVersions: number; loadedBytes: number };
+  // ─── end of lifecycle ───
 }
 
 /** The log methods the index side uses (a pino logger has them). */

@@ -18,6 +18,8 @@ import { indexPrefix, MANIFEST_FILE, versionPrefix } from "../../../shared/index
 import { coveredSeqOf, type IndexManifest, manifestKeyBase, parseIndexManifest, type ShardEntry } from "../../../shared/index/manifest.ts";
 import { NotFoundError, type BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
+import type { IndexLogger } from "./index-backend.ts";
+import { DEFAULT_WORKER_MEMORY_BUDGET_BYTES, MemoryBudget, type MemoryContributor } from "./memory-budget.ts";
 import { IndexNotFoundError, ModelMismatchError } from "./search-errors.ts";
 import type { ShardCache, ShardHandle } from "./shard-cache.ts";
 import type { TailView } from "./tail/tail-view.ts";
@@ -295,11 +297,16 @@ function checkShardAgainstManifest(shard: DecodedShard, entry: ShardEntry, manif
   if (problems.length > 0) throw new IndexFormatError(`shard ${entry.key}: ${problems.join("; ")}`);
 }
 
+// ─── IndexRegistry (worker lifecycle, H2): loading, leases, supersede-unload, the memory budget ───
+
 export interface IndexRegistryOptions {
   store: BlobStore;
   cache: ShardCache;
   /** The worker model's modelId; only indexes built with it are served. */
   modelId: string;
+  /** WORKER_MEMORY_BUDGET_BYTES: idle versions (and tails, via contributors) are evicted LRU above it. */
+  memoryBudgetBytes?: number;
+  logger?: IndexLogger;
 }
 
 export interface PreloadResult {
@@ -308,45 +315,211 @@ export interface PreloadResult {
   error?: Error;
 }
 
+/** One use of a loaded version: release() it when done (idempotent); until then it stays loaded. */
+export interface IndexLease {
+  readonly index: LoadedIndex;
+  release(): void;
+}
+
+/** A version in the registry: loading or loaded, with its in-flight uses. */
+interface Entry {
+  key: string;
+  /** Unset for a bare prefix (the CLI's at()), which is never superseded. */
+  ref?: IndexRef;
+  pending: Promise<LoadedIndex>;
+  /** Set once loaded. */
+  index?: LoadedIndex;
+  uses: number;
+  lastUsedMs: number;
+  /** A newer version of its index has been acquired: unload once the last use ends. */
+  superseded: boolean;
+}
+
+/**
+ * Versions are loaded on first use and held while in use: acquire() → IndexLease → release().
+ * When a version of an index is acquired, older versions of that index are unloaded as soon as
+ * their in-flight uses end (a newer one is never unloaded for an older one: acquiring an older
+ * version while a newer is loaded marks the older for unloading after its use). Above the memory
+ * budget, idle versions are evicted least recently used first (memory-budget.ts), together with
+ * any other registered contributor's idle entries (the WAL cache's tails).
+ */
 export class IndexRegistry {
   readonly store: BlobStore;
   readonly cache: ShardCache;
   readonly modelId: string;
-  private readonly loaded = new Map<string, Promise<LoadedIndex>>();
-  /** The versions in `loaded` whose manifest has been read: metrics() must be synchronous. */
-  private readonly ready = new Set<LoadedIndex>();
+  /** Loaded versions, shards open, and the other contributors (addMemoryContributor). */
+  readonly memory: MemoryBudget;
+  private readonly entries = new Map<string, Entry>();
+  private readonly logger: IndexLogger | undefined;
+  private counters = { supersededUnloads: 0 };
 
   constructor(options: IndexRegistryOptions) {
     this.store = options.store;
     this.cache = options.cache;
     this.modelId = options.modelId;
+    this.logger = options.logger;
+    this.memory = new MemoryBudget(options.memoryBudgetBytes ?? DEFAULT_WORKER_MEMORY_BUDGET_BYTES);
+    this.memory.add("versions", {
+      bytes: () => this.versionBytes(),
+      evictable: () =>
+        [...this.entries.values()]
+          .filter((e) => e.index && e.uses === 0)
+          .map((e) => ({
+            lastUsedMs: e.lastUsedMs,
+            bytes: e.index!.memory().bytes,
+            evict: () => this.drop(e, "memory budget"),
+          })),
+    });
   }
 
-  /** The version `tenant/index@version`; IndexNotFoundError when it has no manifest. */
+  /**
+   * The version `tenant/index@version`, without a lease (the CLI, tests, preload): it counts as idle,
+   * so the memory budget or a newer version may unload it. Services use acquire().
+   */
   get(ref: IndexRef): Promise<LoadedIndex> {
-    // versionPrefix validates the ids, so no request can name a key outside its tenant.
-    return this.load(versionPrefix(ref.tenant, ref.index, ref.version), formatIndexRef(ref), ref);
+    return this.entryFor(ref).pending;
   }
 
   /** A version laid out directly under `prefix` of the store (the CLI's --index <dir>). */
   at(prefix = ""): Promise<LoadedIndex> {
-    return this.load(prefix, `${this.store.describe()}${prefix}`);
+    return this.load(prefix, prefix, `${this.store.describe()}${prefix}`).pending;
   }
 
-  private load(prefix: string, label: string, ref?: IndexRef): Promise<LoadedIndex> {
-    let pending = this.loaded.get(prefix);
-    if (!pending) {
-      pending = this.readManifest(prefix, label, ref).then((m) => {
-        const index = new LoadedIndex(label, m, prefix, this.cache);
-        this.ready.add(index);
-        return index;
-      });
-      this.loaded.set(prefix, pending);
-      pending.catch(() => {
-        if (this.loaded.get(prefix) === pending) this.loaded.delete(prefix);
+  /**
+   * A use of `tenant/index@version` (IndexNotFoundError when it has no manifest): the version stays
+   * loaded until the lease is released. Unloads older versions of the index whose uses have ended.
+   */
+  async acquire(ref: IndexRef): Promise<IndexLease> {
+    const entry = this.entryFor(ref);
+    entry.uses++;
+    let index: LoadedIndex;
+    try {
+      index = await entry.pending;
+    } catch (e) {
+      entry.uses--;
+      throw e;
+    }
+    entry.lastUsedMs = performance.now();
+    this.supersede(entry);
+    // Shards open lazily during the use, so the budget is checked again when it ends.
+    this.enforceMemoryBudget();
+    let released = false;
+    return {
+      index,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.uses--;
+        entry.lastUsedMs = performance.now();
+        if (entry.uses === 0 && entry.superseded) this.drop(entry, "superseded");
+        this.enforceMemoryBudget();
+      },
+    };
+  }
+
+  /** Whether the version is loaded or loading. */
+  has(ref: IndexRef): boolean {
+    return this.findEntry(ref) !== undefined;
+  }
+
+  /** Runs `use` with a lease on the version, released however `use` ends. */
+  async withIndex<T>(ref: IndexRef, use: (index: LoadedIndex) => Promise<T>): Promise<T> {
+    const lease = await this.acquire(ref);
+    try {
+      return await use(lease.index);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * Registers another holder of index memory (the WAL cache's tails) under a fixed name: its bytes
+   * count in hypencoder_loaded_bytes and against the budget, and its idle entries are evicted with
+   * the versions, LRU. Returns the removal.
+   */
+  addMemoryContributor(name: string, contributor: MemoryContributor): () => void {
+    if (name === "versions") throw new RangeError(`"versions" is the registry's own memory contributor`);
+    return this.memory.add(name, contributor);
+  }
+
+  /** Evicts idle versions and tails, LRU, while over the budget (after loads; contributors may call it after growing). */
+  enforceMemoryBudget(): void {
+    const { evicted, bytesFreed } = this.memory.enforce();
+    if (evicted > 0) this.logger?.info({ evicted, bytesFreed, budgetBytes: this.memory.budgetBytes, bytesHeld: this.memory.bytes() }, "index memory over budget: evicted idle entries");
+  }
+
+  /** For the gauges: versions loaded, and the bytes they and the other contributors hold. */
+  memoryStats(): { loadedVersions: number; loadedBytes: number; budgetBytes: number } {
+    let loadedVersions = 0;
+    for (const e of this.entries.values()) if (e.index) loadedVersions++;
+    return { loadedVersions, loadedBytes: this.memory.bytes(), budgetBytes: this.memory.budgetBytes };
+  }
+
+  private entryFor(ref: IndexRef): Entry {
+    // versionPrefix validates the ids, so no request can name a key outside its tenant. Version 0
+    // (never built: the tail only) has no folder; its key base is the index prefix.
+    const prefix = ref.version === 0 ? indexPrefix(ref.tenant, ref.index) : versionPrefix(ref.tenant, ref.index, ref.version);
+    return this.load(ref.version === 0 ? `${prefix}@0` : prefix, prefix, formatIndexRef(ref), ref);
+  }
+
+  private load(key: string, prefix: string, label: string, ref?: IndexRef): Entry {
+    let entry = this.entries.get(key);
+    if (!entry) {
+      const created: Entry = {
+        key,
+        ...(ref ? { ref: { ...ref } } : {}),
+        pending: this.readManifest(prefix, label, ref).then((m) => {
+          const index = new LoadedIndex(label, m, prefix, this.cache);
+          created.index = index;
+          return index;
+        }),
+        uses: 0,
+        lastUsedMs: performance.now(),
+        superseded: false,
+      };
+      entry = created;
+      this.entries.set(key, created);
+      created.pending.catch(() => {
+        if (this.entries.get(key) === created) this.entries.delete(key);
       });
     }
-    return pending;
+    return entry;
+  }
+
+  /** `entry` was just acquired: older loaded versions of its index go (now or after their uses). */
+  private supersede(entry: Entry): void {
+    const ref = entry.ref;
+    if (!ref) return;
+    for (const other of [...this.entries.values()]) {
+      if (other === entry || !other.ref || !other.index || other.ref.tenant !== ref.tenant || other.ref.index !== ref.index) continue;
+      if (other.ref.version > ref.version) {
+        entry.superseded = true;
+      } else {
+        other.superseded = true;
+        if (other.uses === 0) this.drop(other, "superseded");
+      }
+    }
+  }
+
+  /** Removes a loaded version and closes it (its shards stay in the disk cache until evicted there). */
+  private drop(entry: Entry, reason: "superseded" | "memory budget" | "unload"): void {
+    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    if (!entry.index) return;
+    const { bytes } = entry.index.memory();
+    entry.index.close();
+    if (reason === "superseded") this.counters.supersededUnloads++;
+    this.logger?.info({ index: entry.index.label, reason, bytes }, "index version unloaded");
+  }
+
+  private findEntry(ref: IndexRef): Entry | undefined {
+    const label = formatIndexRef(ref);
+    return [...this.entries.values()].find((e) => e.ref && formatIndexRef(e.ref) === label);
+  }
+
+  private versionBytes(): number {
+    let bytes = 0;
+    for (const e of this.entries.values()) if (e.index) bytes += e.index.memory().bytes;
+    return bytes;
   }
 
   private async readManifest(prefix: string, label: string, ref?: IndexRef): Promise<IndexManifest> {
@@ -379,8 +552,7 @@ export class IndexRegistry {
     return Promise.all(
       refs.map(async (ref): Promise<PreloadResult> => {
         try {
-          const index = await this.get(ref);
-          await Promise.all(index.manifest.shards.map((s) => index.shard(s.id)));
+          await this.withIndex(ref, (index) => Promise.all(index.manifest.shards.map((s) => index.shard(s.id))));
           return { ref };
         } catch (e) {
           return { ref, error: e instanceof Error ? e : new Error(String(e)) };
@@ -389,17 +561,24 @@ export class IndexRegistry {
     );
   }
 
-  /** Drops a version from memory (its shards stay in the disk cache until evicted). */
+  /**
+   * Unloads a version: at once when nothing uses it, else as soon as its last use ends. Returns
+   * whether it was loaded or loading.
+   */
   async unload(ref: IndexRef): Promise<boolean> {
-    const prefix = versionPrefix(ref.tenant, ref.index, ref.version);
-    const pending = this.loaded.get(prefix);
-    if (!pending) return false;
-    this.loaded.delete(prefix);
-    const index = await pending.catch(() => undefined);
-    if (index) {
-      this.ready.delete(index);
-      index.close();
-    }
+    const entry = this.findEntry(ref);
+    if (!entry) return false;
+    await entry.pending.catch(() => undefined);
+    if (entry.uses > 0) entry.superseded = true;
+    else this.drop(entry, "unload");
+    return true;
+  }
+
+  /** Unloads a loaded version only if nothing uses it now (a version some search still uses stays). */
+  unloadIfIdle(ref: IndexRef): boolean {
+    const entry = this.findEntry(ref);
+    if (!entry?.index || entry.uses > 0) return false;
+    this.drop(entry, "unload");
     return true;
   }
 
@@ -409,9 +588,10 @@ export class IndexRegistry {
     let shards = 0;
     let bytes = 0;
     let docs = 0;
-    for (const index of this.ready) {
+    for (const entry of this.entries.values()) {
+      if (!entry.index) continue;
       indexes++;
-      const m = index.memory();
+      const m = entry.index.memory();
       shards += m.shards;
       bytes += m.bytes;
       docs += m.docs;
@@ -424,6 +604,10 @@ export class IndexRegistry {
       docs_in_memory: docs,
       // The shard buffers per document: embeddings, graph, ids and stored fields.
       bytes_per_doc_in_memory: docs > 0 ? bytes / docs : 0,
+      memory_budget_bytes: this.memory.budgetBytes,
+      memory_bytes_held: this.memory.bytes(),
+      versions_unloaded_superseded: this.counters.supersededUnloads,
+      memory_evictions: this.memory.evictions,
       cache_bytes: c.bytesCached,
       cache_budget_bytes: c.bytesBudget,
       cache_files: c.files,
@@ -439,10 +623,11 @@ export class IndexRegistry {
 
   /** Releases every open shard, and lets the cache finish writing the files it has verified. */
   async close(): Promise<void> {
-    const all = [...this.loaded.values()];
-    this.loaded.clear();
-    for (const pending of all) (await pending.catch(() => undefined))?.close();
-    this.ready.clear();
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    for (const entry of all) (await entry.pending.catch(() => undefined))?.close();
     await this.cache.flush();
   }
 }
+
+// ─── end of IndexRegistry ───

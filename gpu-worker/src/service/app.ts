@@ -22,6 +22,7 @@ import type { WorkerConfig } from "./config.ts";
 import type { ServiceEnv } from "./context.ts";
 import { ApiError, toApiError } from "./errors.ts";
 import { type EmitFrame, streamFrames } from "./frame-stream.ts";
+import { mountLifecycleRoutes } from "./lifecycle-routes.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
 import type { Logger } from "./logger.ts";
 import { ServiceMetrics } from "./metrics.ts";
@@ -199,6 +200,7 @@ export function createService(deps: ServiceDeps): Service {
   });
 
   registerLivingRoutes(app, { backend, scopeFor: (c) => scopeFor(c) });
+  mountLifecycleRoutes(app, { backend, replays, metrics }); // POST /v1/compactions, /v1/sweep; memory gauges
 
   app.notFound((c) => c.json(new ApiError(404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`).body(), 404));
 

@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import { describe, expect, it } from "vitest";
 import { RERANK_BODY_LIMIT_BYTES } from "../../../edge/src/query-model/request.ts";
 import { DEFAULT_WORKER_TIMEOUT_MS, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
@@ -50,6 +51,12 @@ describe("loadConfig", () => {
       buildLimits: { maxInputBytes: 1_000_000, maxGzipRatio: 50, timeoutMs: 60_000, textBytesInFlight: 65_536 },
     });
     expect(() => loadConfig({ ...BASE, MAX_BODY_BYTES: "8192", MAX_PENDING_BODY_BYTES: "4096" })).toThrow(/MAX_PENDING_BODY_BYTES/);
+  });
+
+  it("reads the worker memory budget: half of the machine's memory by default, a positive integer otherwise", () => {
+    expect(loadConfig(BASE).workerMemoryBudgetBytes).toBe(Math.floor(totalmem() / 2));
+    expect(loadConfig({ ...BASE, WORKER_MEMORY_BUDGET_BYTES: "1048576" }).workerMemoryBudgetBytes).toBe(1_048_576);
+    for (const bad of ["0", "-5", "1.5", "lots"]) expect(() => loadConfig({ ...BASE, WORKER_MEMORY_BUDGET_BYTES: bad })).toThrow(/WORKER_MEMORY_BUDGET_BYTES/);
   });
 
   it("parses numbers, flags and the preload list", () => {

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import * as z from "zod";
 import { ID_PATTERN, WORKER_FRAME_LIMIT_BYTES } from "../../../shared/api/worker-api.ts";
 import { type BuildLimits, DEFAULT_BUILD_LIMITS } from "../index/build/limits.ts";
+import { DEFAULT_WORKER_MEMORY_BUDGET_BYTES } from "../index/memory-budget.ts";
 
 /** See REQUEST_TIMEOUT_MS. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 20_000;
@@ -78,6 +79,8 @@ const envSchema = z.object({
   BUILD_TIMEOUT_MS: int(1000, 30 * 24 * 3_600_000).default(DEFAULT_BUILD_LIMITS.timeoutMs),
   /** Bytes of document text a build holds at once (read ahead, waiting to be encoded). */
   BUILD_TEXT_BYTES_IN_FLIGHT: int(1024, 2 ** 40).default(DEFAULT_BUILD_LIMITS.textBytesInFlight),
+  /** Bytes of loaded index data (shards and deletion masks of loaded versions, WAL tails) held in memory; above it idle ones are evicted, least recently used first. */
+  WORKER_MEMORY_BUDGET_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(DEFAULT_WORKER_MEMORY_BUDGET_BYTES),
   SHARD_CACHE_DIR: z.string().min(1).default(join(tmpdir(), "hypencoder-shard-cache")),
   SHARD_CACHE_BYTES: int(1, Number.MAX_SAFE_INTEGER).default(20 * 2 ** 30),
   /** Where index versions live: s3://bucket/prefix, or a local directory. */
@@ -107,6 +110,8 @@ export interface WorkerConfig {
   maxPendingBodyBytes: number;
   maxAnswerBytes: number;
   buildLimits: BuildLimits;
+  /** WORKER_MEMORY_BUDGET_BYTES */
+  workerMemoryBudgetBytes: number;
   shardCacheDir: string;
   shardCacheBytes: number;
   indexStore?: string;
@@ -164,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       timeoutMs: e.BUILD_TIMEOUT_MS,
       textBytesInFlight: e.BUILD_TEXT_BYTES_IN_FLIGHT,
     },
+    workerMemoryBudgetBytes: e.WORKER_MEMORY_BUDGET_BYTES,
     shardCacheDir: e.SHARD_CACHE_DIR,
     shardCacheBytes: e.SHARD_CACHE_BYTES,
     indexStore: e.INDEX_STORE,

@@ -11,6 +11,7 @@
  */
 import { ZodError } from "zod";
 import { BuildConflictError, BuildQueueFullError, BuildsClosedError, BuildsUnavailableError } from "../index/build/errors.ts";
+import { SweepRefusedError } from "../index/sweep/errors.ts";
 import { AnswerTooLargeError, IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
 import { describeZodError } from "../io/zod-issues.ts";
 import { ModelLimitError } from "../model/runtime/errors.ts";
@@ -80,6 +81,8 @@ export const ERROR_STATUSES: readonly ErrorStatus[] = [
   status(BuildsUnavailableError, (e) => new ApiError(501, "builds_unavailable", e.message)),
   status(BuildQueueFullError, (e) => new ApiError(503, "build_queue_full", e.message, { "retry-after": "60" })),
   status(BuildsClosedError, (e) => new ApiError(503, "shutting_down", e.message, { "retry-after": "1" })),
+  // Lifecycle (H2): a sweep that cannot read a kept manifest deletes nothing.
+  status(SweepRefusedError, (e) => new ApiError(409, "sweep_refused", e.message)),
   status(IndexUnavailableError, (e) => new ApiError(503, "index_unavailable", `${e.summary} (details in the worker log)`), { logDetail: true }),
   // ─── Living indexes (index/living/errors.ts) ───
   status(BatchHashMismatchError, (e) => new ApiError(400, "batch_hash_mismatch", e.message)),

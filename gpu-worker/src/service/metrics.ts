@@ -87,6 +87,16 @@ export class ServiceMetrics {
     });
   }
 
+  /**
+   * Worker memory for loaded index data (IndexRegistry.memoryStats): `hypencoder_loaded_versions`,
+   * the index versions loaded, and `hypencoder_loaded_bytes`, the bytes they (shards, deletion
+   * masks) and the other registered contributors (the WAL cache's tails) hold.
+   */
+  loadedIndexMemory(read: () => { loadedVersions: number; loadedBytes: number }): void {
+    this.gauge("hypencoder_loaded_versions", "Index versions loaded in this worker's memory", () => read().loadedVersions);
+    this.gauge("hypencoder_loaded_bytes", "Bytes of loaded index data: shards and deletion masks of loaded versions, and cached WAL tails", () => read().loadedBytes);
+  }
+
   text(): Promise<string> {
     return this.registry.metrics();
   }

@@ -2,9 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import type { IndexManifest } from "../../../../shared/index/manifest.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
-import { BuildManager, describeFailure } from "./build-manager.ts";
+import { BuildManager, describeCompactionFailure, describeFailure } from "./build-manager.ts";
 import { BuildConflictError, BuildInputError, BuildQueueFullError } from "./errors.ts";
 import type { BuildDeps, runBuild } from "./run-build.ts";
+import type { CompactionRequest } from "../../../../shared/api/living-api.ts";
+import { IndexFormatError } from "../../../../shared/index/errors.ts";
+import { CompactionInputError } from "../compaction/errors.ts";
+import type { CompactionDeps, CompactionResult, runCompaction } from "../compaction/run-compaction.ts";
 
 const request = (tenant: string, index: string, version = 1): BuildRequest => ({
   tenant, index, version, inputs: [{ format: "jsonl", key: `tenants/${tenant}/uploads/u/d.jsonl` }],
@@ -27,7 +31,19 @@ function fakeBuilds() {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 const store = {} as BlobStore;
-const runtime = {} as BuildDeps["runtime"];
+const runtime = { manifest: { modelId: "m".repeat(64), embeddingDim: 4 } } as BuildDeps["runtime"];
+
+/** A fake compaction per request that the test finishes by hand. */
+function fakeCompactions() {
+  const pending = new Map<string, { deps: CompactionDeps; resolve: () => void; reject: (e: unknown) => void }>();
+  const compact: typeof runCompaction = (req, deps) =>
+    new Promise<CompactionResult>((resolve, reject) => {
+      deps.signal?.addEventListener("abort", () => reject(deps.signal!.reason));
+      pending.set(`${req.tenant}/${req.index}`, { deps, resolve: () => resolve({ manifest: { docCount: 3, shards: [] }, stats: {} } as unknown as CompactionResult), reject });
+    });
+  return { compact, pending };
+}
+const compaction = (tenant: string, index: string, version = 2): CompactionRequest => ({ tenant, index, baseVersion: version - 1, version, toSeq: 10 });
 
 describe("BuildManager", () => {
   it("runs one build at a time in order, with progress and final states", async () => {
@@ -126,7 +142,60 @@ describe("BuildManager", () => {
     expect(() => manager.start(request("t1", "c"))).toThrow(/shutting down/);
   });
 
+  it("runs compactions as a second kind of job: one queue, conflicts with builds of the same index, status, progress and cancel", async () => {
+    const builds = fakeBuilds();
+    const compactions = fakeCompactions();
+    const around: string[] = [];
+    const manager = new BuildManager({
+      runtime,
+      store,
+      build: builds.build,
+      compact: compactions.compact,
+      limits: { timeoutMs: 5000 },
+      aroundCompaction: async (req, run) => {
+        around.push(`acquire ${req.index}@${req.baseVersion}`);
+        try {
+          return await run();
+        } finally {
+          around.push(`release ${req.index}@${req.baseVersion}`);
+        }
+      },
+    });
+    const build = manager.start(request("t1", "a"));
+    const c = manager.startCompaction(compaction("t1", "b"));
+    expect(c).toMatchObject({ state: "queued", index: "b", version: 2 });
+    expect(() => manager.startCompaction(compaction("t1", "a"))).toThrow(/already has a build/);
+    expect(() => manager.start(request("t1", "b"))).toThrow(/already has a compaction/);
+    await tick();
+    expect(compactions.pending.size).toBe(0); // waits for the build's slot
+    builds.pending.get("t1/a")!.resolve();
+    await tick();
+    const running = compactions.pending.get("t1/b")!;
+    expect(running.deps).toMatchObject({ store, model: { modelId: "m".repeat(64), embeddingDim: 4 }, timeoutMs: 5000 });
+    running.deps.onProgress?.({ state: "graph", progress: { docsTotal: 3, graphPercent: 50 } });
+    expect(manager.get("t1", c.jobId)).toMatchObject({ state: "graph", progress: { docsTotal: 3, graphPercent: 50 } });
+    expect(manager.get("t2", c.jobId)).toBeUndefined();
+    running.resolve();
+    await tick();
+    expect(manager.get("t1", c.jobId)).toMatchObject({ state: "succeeded" });
+    expect(around).toEqual(["acquire b@1", "release b@1"]);
+
+    const cancelled = manager.startCompaction(compaction("t1", "b", 3));
+    await tick();
+    expect(manager.cancel("t1", cancelled.jobId)).toBeDefined();
+    await tick();
+    expect(manager.get("t1", cancelled.jobId)).toMatchObject({ state: "failed", error: { code: "cancelled", message: "the compaction was cancelled" } });
+    expect(around.at(-1)).toBe("release b@2");
+  });
+
   it("maps failures to codes a tenant may see", () => {
+    expect(describeCompactionFailure(new CompactionInputError("base_not_found", "base version 3 has no manifest"))).toEqual({ code: "base_not_found", message: "base version 3 has no manifest" });
+    expect(describeCompactionFailure(new IndexFormatError("tenants/acme/indexes/docs/wal/000000000002.hwal: body CRC-32 mismatch")).code).toBe("corrupt_index");
+    expect(describeCompactionFailure(new IndexFormatError("tenants/acme/x")).message).not.toContain("tenants/");
+    expect(describeCompactionFailure(new BuildConflictError("version 2 exists")).code).toBe("build_conflict");
+    expect(describeCompactionFailure(new Error("ENOSPC /secret"))).toEqual({ code: "internal", message: "internal error while compacting the index" });
+    // A build's own format errors are internal (a builder bug), not a corrupt store.
+    expect(describeFailure(new IndexFormatError("shard: bad graph")).code).toBe("internal");
     expect(describeFailure(new BuildConflictError("version 2 exists")).code).toBe("build_conflict");
     expect(describeFailure(new DOMException("stop", "AbortError")).code).toBe("aborted");
   });

@@ -1,17 +1,26 @@
 /**
- * Build jobs on one worker: builds run one at a time (each saturates the encoder and the cores),
- * others wait in a bounded queue, a tenant's index has at most one build queued or running, and
- * finished statuses are kept for a while so clients can poll for the outcome.
+ * Index jobs on one worker: builds and compactions (two kinds, one machinery). Jobs run one at a
+ * time (each saturates the encoder or the graph builder and the cores), others wait in a bounded
+ * queue, a tenant's index has at most one job queued or running (a build and a compaction of one
+ * index never race), and finished statuses are kept for a while so clients can poll for the
+ * outcome. Both kinds answer BuildStatus and are polled and cancelled alike (GET /v1/builds/:jobId,
+ * POST /v1/builds/:jobId/cancel); both get the build time limit (BUILD_TIMEOUT_MS). A compaction's
+ * progress: docsRead counts the tail's live documents and the merged rows read, docsTotal the rows
+ * going into new segments, docsEncoded equals docsTotal once they are gathered (nothing is
+ * re-encoded: the WAL holds the embeddings), then graphPercent and bytesWritten as for a build.
  */
 import { randomUUID } from "node:crypto";
+import type { CompactionRequest } from "../../../../shared/api/living-api.ts";
 import type { BuildRequest, BuildStatus } from "../../../../shared/api/worker-api.ts";
+import { IndexFormatError } from "../../../../shared/index/errors.ts";
 import { tenantPrefix } from "../../../../shared/index/keys.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
+import { CompactionInputError } from "../compaction/errors.ts";
+import { runCompaction, type CompactionDeps } from "../compaction/run-compaction.ts";
 import type { IndexLogger } from "../index-backend.ts";
 import { BuildConflictError, BuildInputError, BuildLimitError, BuildQueueFullError, BuildsClosedError } from "./errors.ts";
-import type { BuildLimits } from "./limits.ts";
+import { type BuildLimits, DEFAULT_BUILD_LIMITS } from "./limits.ts";
 import { runBuild, type BuildDeps, type BuildUpdate } from "./run-build.ts";
-
 
 export interface BuildManagerOptions {
   runtime: BuildDeps["runtime"];
@@ -28,11 +37,22 @@ export interface BuildManagerOptions {
   limits?: Partial<BuildLimits>;
   /** Replaces runBuild (tests). */
   build?: typeof runBuild;
+  /** Replaces runCompaction (tests). */
+  compact?: typeof runCompaction;
+  /** What a compaction needs besides the store and the model: the worker's segment opener (its ShardCache), test knobs. */
+  compactionDeps?: Pick<CompactionDeps, "openSegment" | "shardBytes" | "mergePolicy">;
+  /** Runs around each compaction (IndexRegistry.acquire of its base version); none when omitted. */
+  aroundCompaction?: <T>(request: CompactionRequest, run: () => Promise<T>) => Promise<T>;
 }
+
+/** The two kinds of job, each with its request. */
+type JobWork = { kind: "build"; request: BuildRequest } | { kind: "compaction"; request: CompactionRequest };
 
 interface Job {
   status: BuildStatus;
-  request: BuildRequest;
+  work: JobWork;
+  /** The work's tenant and index (both kinds have them). */
+  request: { tenant: string; index: string; version: number };
   abort: AbortController;
   /** Set by cancel(): the abort that follows is a cancel, not a shutdown. */
   cancelled?: boolean;
@@ -53,6 +73,7 @@ export class BuildManager {
   private readonly finishedTtlMs: number;
   private readonly logger: IndexLogger;
   private readonly build: typeof runBuild;
+  private readonly compact: typeof runCompaction;
 
   constructor(private readonly options: BuildManagerOptions) {
     this.maxQueued = options.maxQueued ?? 16;
@@ -60,6 +81,7 @@ export class BuildManager {
     this.finishedTtlMs = options.finishedTtlMs ?? 24 * 3600_000;
     this.logger = options.logger ?? silent;
     this.build = options.build ?? runBuild;
+    this.compact = options.compact ?? runCompaction;
   }
 
   /**
@@ -68,16 +90,30 @@ export class BuildManager {
    * BuildsClosedError once closed.
    */
   start(request: BuildRequest): BuildStatus {
+    return this.enqueue({ kind: "build", request });
+  }
+
+  /**
+   * Queues a compaction (runCompaction) like a build: the same queue, conflicts, status, cancel and
+   * time limit. Its status's `version` is the version it writes.
+   */
+  startCompaction(request: CompactionRequest): BuildStatus {
+    return this.enqueue({ kind: "compaction", request });
+  }
+
+  private enqueue(work: JobWork): BuildStatus {
+    const { request } = work;
     if (this.closed) throw new BuildsClosedError();
     const busy = [...this.queue, ...(this.running ? [this.running] : [])].find(
       (j) => j.request.tenant === request.tenant && j.request.index === request.index,
     );
     if (busy) {
-      throw new BuildConflictError(`index ${request.index} already has a build ${busy.status.state} (version ${busy.request.version}, job ${busy.status.jobId})`);
+      throw new BuildConflictError(`index ${request.index} already has a ${busy.work.kind} ${busy.status.state} (version ${busy.request.version}, job ${busy.status.jobId})`);
     }
     if (this.queue.length >= this.maxQueued) throw new BuildQueueFullError(this.queue.length);
     this.prune();
     const job: Job = {
+      work,
       request,
       abort: new AbortController(),
       status: queuedStatus(request, randomUUID()),
@@ -103,7 +139,7 @@ export class BuildManager {
   cancel(tenant: string, jobId: string): BuildStatus | undefined {
     const job = this.jobs.get(jobId);
     if (!job || job.status.tenant !== tenant) return undefined;
-    const cancelled = { code: "cancelled", message: "the build was cancelled" };
+    const cancelled = cancelledFailure(job);
     const queued = this.queue.indexOf(job);
     if (queued >= 0) {
       this.queue.splice(queued, 1);
@@ -139,7 +175,8 @@ export class BuildManager {
   }
 
   private async execute(job: Job): Promise<void> {
-    const { request } = job;
+    if (job.work.kind === "compaction") return this.executeCompaction(job, job.work.request);
+    const request = job.work.request;
     const log = { jobId: job.status.jobId, tenant: request.tenant, index: request.index, version: request.version };
     const started = performance.now();
     this.logger.info(log, "index build started");
@@ -161,10 +198,39 @@ export class BuildManager {
         "index build succeeded",
       );
     } catch (error) {
-      const failure = job.cancelled ? { code: "cancelled", message: "the build was cancelled" } : describeFailure(error);
+      const failure = job.cancelled ? cancelledFailure(job) : describeFailure(error);
       if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index build failed");
       // The log gets the code and the position (the error's message); the tenant's message may quote the input.
       else this.logger.warn({ ...log, code: failure.code, reason: (error as Error).message }, "index build failed");
+      this.finish(job, failure);
+    }
+  }
+
+  private async executeCompaction(job: Job, request: CompactionRequest): Promise<void> {
+    const log = { jobId: job.status.jobId, tenant: request.tenant, index: request.index, version: request.version, baseVersion: request.baseVersion, toSeq: request.toSeq };
+    const started = performance.now();
+    this.logger.info(log, "index compaction started");
+    const around = this.options.aroundCompaction ?? (<T>(_r: CompactionRequest, run: () => Promise<T>) => run());
+    try {
+      const { manifest, stats } = await around(request, () =>
+        this.compact(request, {
+          store: this.options.store,
+          model: { modelId: this.options.runtime.manifest.modelId, embeddingDim: this.options.runtime.manifest.embeddingDim },
+          ...this.options.compactionDeps,
+          signal: job.abort.signal,
+          onProgress: (update) => applyUpdate(job.status, update),
+          onWarning: (message) => this.logger.warn(log, message),
+          timeoutMs: this.options.limits?.timeoutMs ?? DEFAULT_BUILD_LIMITS.timeoutMs,
+        }),
+      );
+      job.status.state = "succeeded";
+      job.status.finishedAt = new Date().toISOString();
+      job.finishedAtMs = Date.now();
+      this.logger.info({ ...log, docs: manifest.docCount, segments: manifest.shards.length, ...stats, ms: Math.round(performance.now() - started) }, "index compaction succeeded");
+    } catch (error) {
+      const failure = job.cancelled ? cancelledFailure(job) : describeCompactionFailure(error);
+      if (failure.code === "internal") this.logger.error({ ...log, err: error }, "index compaction failed");
+      else this.logger.warn({ ...log, code: failure.code, reason: (error as Error).message }, "index compaction failed");
       this.finish(job, failure);
     }
   }
@@ -193,8 +259,20 @@ export function describeFailure(error: unknown): { code: string; message: string
   if (error instanceof BuildInputError) return { code: "invalid_input", message: error.tenantMessage };
   if (error instanceof BuildLimitError) return { code: error.code, message: error.message };
   if (error instanceof BuildConflictError) return { code: "build_conflict", message: error.message };
+
   if ((error as { name?: string } | undefined)?.name === "AbortError") return { code: "aborted", message: "the build was cancelled" };
   return { code: "internal", message: "internal error while building the index" };
+}
+
+/**
+ * A compaction's failure: what the store holds is missing, corrupt or from another model, or one
+ * of a build's failures (conflict, timeout). The corrupt object's key stays in the worker log.
+ */
+export function describeCompactionFailure(error: unknown): { code: string; message: string } {
+  if (error instanceof CompactionInputError) return { code: error.code, message: error.message };
+  if (error instanceof IndexFormatError) return { code: "corrupt_index", message: "a stored object of the index (manifest, segment, deletion bitmap or WAL batch) is corrupt; details in the worker log" };
+  const failure = describeFailure(error);
+  return failure.code === "internal" ? { code: "internal", message: "internal error while compacting the index" } : failure;
 }
 
 function applyUpdate(status: BuildStatus, update: BuildUpdate): void {
@@ -202,12 +280,16 @@ function applyUpdate(status: BuildStatus, update: BuildUpdate): void {
   if (update.progress) Object.assign(status.progress, update.progress);
 }
 
+function cancelledFailure(job: Job): { code: string; message: string } {
+  return { code: "cancelled", message: `the ${job.work.kind} was cancelled` };
+}
+
 function snapshot(status: BuildStatus): BuildStatus {
   return structuredClone(status);
 }
 
-/** The status of a build that has just been accepted. */
-export function queuedStatus(request: BuildRequest, jobId: string): BuildStatus {
+/** The status of a build (or compaction) that has just been accepted. */
+export function queuedStatus(request: Pick<BuildRequest, "tenant" | "index" | "version">, jobId: string): BuildStatus {
   return {
     jobId,
     tenant: request.tenant,
