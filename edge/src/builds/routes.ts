@@ -44,6 +44,7 @@ import { uploadPrefix } from "../../../shared/index/keys.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { failIndexVersion, getActiveBuild, getIndex } from "../db/indexes.ts";
 import { reserveVersion } from "../db/living.ts";
+import { indexWriterStub } from "../living/index-writer.ts";
 import type { EdgeBindings, EdgeEnv } from "../env.ts";
 import { ApiError, notFound, toApiError } from "../errors.ts";
 import { waitUntil } from "../http/wait-until.ts";
@@ -185,7 +186,10 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
       await failBuild(db, build, polled.status.error ?? { code: "build_failed", message: "the build failed" }, polled.status.progress);
     } else if (polled.status.state === "succeeded") {
       const built = await readVersionManifest(s3Of(c.env), build, manifestBackoffMs);
-      if (built.kind === "ok") await completeBuild(db, build, built.version, polled.status.progress);
+      if (built.kind === "ok") {
+        // The flip supersedes a version: maintenance (the index's IndexWriter) sweeps it after the grace period.
+        if (await completeBuild(db, build, built.version, polled.status.progress)) waitUntil(c, indexWriterStub(c.env, tenant, index).maintain(tenant, index).catch(() => {}));
+      }
       else if (built.kind === "invalid") await failBuild(db, build, { code: "invalid_manifest", message: built.message }, polled.status.progress);
       // S3 did not answer definitely: the work is done, so keep the build open; the next poll reads again.
       else await updateRunningBuild(db, build, { state: "writing", progress: polled.status.progress });

@@ -133,6 +133,21 @@ export class IndexWriter extends DurableObject<EdgeBindings> {
     });
   }
 
+  /**
+   * Makes sure maintenance runs for this index (compaction checks and GC sweeps): writes schedule it
+   * themselves, but an index that only ever gets bulk builds needs this after each build's flip, or
+   * its superseded versions would never be swept.
+   */
+  maintain(tenant: string, index: string): Promise<void> {
+    return this.exclusive(async () => {
+      const storage = this.ctx.storage;
+      await storage.put({ [WRITER_KEYS.tenant]: tenant, [WRITER_KEYS.index]: index });
+      const alarm = await storage.getAlarm();
+      const soon = this.now() + MAINTENANCE_DELAY_MS;
+      if (alarm === null || alarm > soon) await storage.setAlarm(soon);
+    });
+  }
+
   async state(): Promise<WriterState> {
     const storage = this.ctx.storage;
     const [nextSeq, inDoubt, docs, batches, since, deleted] = await Promise.all([

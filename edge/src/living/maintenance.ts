@@ -62,6 +62,7 @@ import { type WorkerPoolConfig, workerPoolFromEnv } from "../routing/worker-pool
 import { s3For } from "../uploads/routes.ts";
 import { type MaintenanceSettings, maintenanceSettings } from "./maintenance-settings.ts";
 import { planSweep } from "./sweep-plan.ts";
+import { indexOwnerKey } from "../routing/rendezvous.ts";
 import { pendingBatches, pendingDocs, resetPending, tailSince } from "./writer-state.ts";
 
 export interface MaintenanceContext {
@@ -125,14 +126,6 @@ interface DestroyState {
   secondAt?: number;
 }
 
-/**
- * The placement key of an index's own worker, the one that writes its WAL and holds it in its WAL
- * cache (the same value as H3's routing/rendezvous.ts indexOwnerKey, which replaces this at the merge):
- * compactions and sweeps go there first.
- */
-export function indexOwnerKey(tenant: string, index: string): string {
-  return `${tenant}/${index}/tail`;
-}
 
 /** Worker answers are external input: only what is used is checked. */
 const jobAnswerSchema = z.object({ jobId: z.string().min(1).max(200), state: z.enum(BUILD_STATES) }).passthrough();
@@ -378,7 +371,9 @@ async function maybeCollectGarbage(ctx: MaintenanceContext, pool: WorkerPoolConf
 
   const needed = plan.collect.length > 0 || plan.walUpToSeq > walSweptTo || uploads.length > 0;
   if (needed) {
-    const answer = await sweep(ctx, pool, { tenant: ctx.tenant, index: ctx.index, everything: false, keepVersions: plan.keepVersions, walUpToSeq: plan.walUpToSeq, uploads });
+    // versionsUpTo: a version reserved after this view was read is never the sweep's to delete.
+    const versionsUpTo = view.versions.reduce((max, v) => Math.max(max, v.version), view.index.activeVersion ?? 0);
+    const answer = await sweep(ctx, pool, { tenant: ctx.tenant, index: ctx.index, everything: false, keepVersions: plan.keepVersions, walUpToSeq: plan.walUpToSeq, uploads, versionsUpTo });
     if (!answer) return now + Math.min(SWEEP_RETRY_MS, settings.gcIntervalMs);
     await markVersionsSwept(db, ctx.tenant, ctx.index, plan.collect);
     await ctx.storage.put({ [MAINT_KEYS.walSweptTo]: Math.max(walSweptTo, plan.walUpToSeq), [MAINT_KEYS.uploadsSweptThrough]: nextThrough });
