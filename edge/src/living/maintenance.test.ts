@@ -399,7 +399,7 @@ describe("living index maintenance", () => {
         expect(await runMaintenance(ctx)).toBe(now + MAINTENANCE_DEFAULTS.GC_INTERVAL_SECONDS * 1000);
         expect(sweeps).toHaveLength(1);
         const future = Array.from({ length: 16 }, (_, i) => 6 + i);
-        expect(sweeps[0]).toEqual({ tenant, index: "docs", everything: false, keepVersions: [2, 3, 4, ...future], walUpToSeq: 5, uploads: ["u1"] });
+        expect(sweeps[0]).toEqual({ tenant, index: "docs", everything: false, keepVersions: [2, 3, 4, ...future], walUpToSeq: 5, uploads: ["u1"], versionsUpTo: 5 });
         expect((await versionRow(1))!.swept_at).not.toBeNull();
         expect((await versionRow(5))!.swept_at).not.toBeNull();
         expect((await versionRow(2))!.swept_at).toBeNull();
