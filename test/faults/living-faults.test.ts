@@ -45,7 +45,8 @@ describe("living-index faults: killed workers and S3 down", () => {
     return keys;
   };
   const killWorker = async () => {
-    product.workers[0]!.process.child.kill("SIGKILL");
+    // The whole process group: the worker runs under a launcher (bin/run-ts.mjs).
+    product.workers[0]!.process.kill("SIGKILL");
     await product.workers[0]!.process.exited;
   };
   const exactIds = async () => {
