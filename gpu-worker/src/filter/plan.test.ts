@@ -11,6 +11,7 @@ import {
   prefixCounts,
   rankOf,
   removeDeletedRows,
+  removeRowsWhere,
   type RowBitmap,
   selectRows,
 } from "./row-bitmap.ts";
@@ -71,6 +72,14 @@ describe("row bitmaps", () => {
     expect(countRows(b)).toBe(17);
     expect([0, 9, 19].map((r) => hasRow(b, r))).toEqual([false, false, false]);
     expect(hasRow(b, 18)).toBe(true);
+  });
+
+  it("removes rows a predicate marks dead, visiting only set rows", () => {
+    const b = bitmapOf(100, [3, 40, 41, 99]);
+    const asked: number[] = [];
+    expect(removeRowsWhere(b, (r) => (asked.push(r), r % 2 === 1))).toBe(3);
+    expect(asked).toEqual([3, 40, 41, 99]);
+    expect(Array.from(bitmapRows(b))).toEqual([40]);
   });
 
   it("rank and select agree with the row list", () => {

@@ -79,6 +79,27 @@ export function removeDeletedRows(a: RowBitmap, deletedBits: Uint8Array): void {
   }
 }
 
+/**
+ * Clears every set row for which `isDead(row)` holds (e.g. rows a tail write hides), visiting only
+ * set rows, so it costs O(matches), not O(rows). Returns how many were cleared.
+ */
+export function removeRowsWhere(a: RowBitmap, isDead: (row: number) => boolean): number {
+  let cleared = 0;
+  const { words } = a;
+  for (let w = 0; w < words.length; w++) {
+    let x = words[w];
+    while (x !== 0) {
+      const low = x & -x;
+      if (isDead(w * 32 + (31 - Math.clz32(low)))) {
+        words[w] &= ~low;
+        cleared++;
+      }
+      x ^= low;
+    }
+  }
+  return cleared;
+}
+
 /** The set rows in increasing order (the rows a filtered exhaustive search scores). */
 export function bitmapRows(bitmap: RowBitmap, count = countRows(bitmap)): Uint32Array {
   const out = new Uint32Array(count);
