@@ -8,7 +8,16 @@ import {
   reorderFilter,
 } from "../../test/support/random-filters.ts";
 import { seededRandom } from "../random.ts";
-import { canonicalFilter, compareCodePoints, type Filter, FilterError, matchesFilter, parseFilter, parseFilterParam } from "./filter.ts";
+import {
+  canonicalFilter,
+  compareCodePoints,
+  type Filter,
+  FilterError,
+  filterSchemaFor,
+  matchesFilter,
+  parseFilter,
+  parseFilterParam,
+} from "./filter.ts";
 import type { FieldSchema } from "./schema.ts";
 
 const schema: FieldSchema = { section: "string", year: "number", tags: "string[]", free: "boolean" };
@@ -112,6 +121,14 @@ describe("parseFilter: every validation error names the path (and field)", () =>
   it("a class instance or prototype trick is not a filter", () => {
     expect(errorOf(new Date())).toContain("a filter must be an object");
     expect(errorOf(JSON.parse(`{"__proto__": {"field": "year"}}`))).toBe(`filter: unknown key "__proto__": a filter is {"and"}, {"or"}, {"not"} or {"field", "op", "value"}`);
+  });
+
+  it("filterSchemaFor: the same checks as a zod schema", () => {
+    const filterSchema = filterSchemaFor(schema);
+    expect(filterSchema.parse(cond("year", "gt", 1))).toEqual(cond("year", "gt", 1));
+    const bad = filterSchema.safeParse({ and: [cond("author", "eq", "x")] });
+    expect(bad.success).toBe(false);
+    expect(bad.error!.issues.map((i) => i.message)).toEqual([`filter.and[0].field: field "author" is not declared for filtering (declared: section, year, tags, free)`]);
   });
 
   it("GET's filter= text must be JSON", () => {

@@ -185,6 +185,23 @@ function chargeValues(budget: Budget, n: number, path: string): void {
  */
 export const filterInputSchema = z.unknown();
 
+/**
+ * A zod schema that parses a filter against one index's fields: for request bodies validated once
+ * the index (and so its schema) is known. A FilterError becomes one issue whose message starts
+ * with the filter path, so a 400 built from the first issue's message names path and field.
+ */
+export function filterSchemaFor(fields: FieldSchema, root = "filter") {
+  return z.unknown().transform((input, ctx): Filter => {
+    try {
+      return parseFilter(input, fields, root);
+    } catch (e) {
+      if (!(e instanceof FilterError)) throw e;
+      ctx.addIssue({ code: "custom", message: e.message });
+      return z.NEVER;
+    }
+  });
+}
+
 /** GET `filter=` (already URL-decoded by the query parser): JSON text, or a FilterError. */
 export function parseFilterParam(text: string, root = "filter"): unknown {
   try {

@@ -4,7 +4,7 @@ import type { FieldSchema } from "../filter/schema.ts";
 import { seededRandom } from "../random.ts";
 import { crc32 } from "./crc32.ts";
 import { IndexFormatError } from "./errors.ts";
-import { buildFilterColumns, decodeFilterColumns, encodeFilterColumns, type FilterColumns } from "./filter-columns.ts";
+import { buildFilterColumns, decodeFilterColumns, encodeFilterColumns, type FilterColumns, rowFieldValues } from "./filter-columns.ts";
 
 const schema: FieldSchema = { section: "string", year: "number", tags: "string[]", free: "boolean" };
 const docs = [
@@ -102,6 +102,21 @@ describe("encode/decode", () => {
     }
     const none = encodeFilterColumns(buildFilterColumns({}, docs));
     expect(decodeFilterColumns(none).columns.size).toBe(0);
+  });
+
+  it("rowFieldValues gives back each row's values, so a merge of selected rows rebuilds the same columns", () => {
+    const set = buildFilterColumns(schema, docs);
+    expect(rowFieldValues(set, 0)).toEqual({ section: "news", year: 2020, tags: ["ir", "ml"], free: true });
+    expect(rowFieldValues(set, 1)).toEqual({ year: 0, tags: [], free: false });
+    expect(rowFieldValues(set, 2)).toEqual({});
+    expect(() => rowFieldValues(set, 5)).toThrow(RangeError);
+    const rand = seededRandom(8);
+    const s = randomSchema(rand);
+    const many = Array.from({ length: 300 }, () => randomDocument(s, rand));
+    const keep = many.map((_, i) => i).filter(() => rand() < 0.6);
+    const source = decodeFilterColumns(encodeFilterColumns(buildFilterColumns(s, many)));
+    const merged = buildFilterColumns(s, keep.map((r) => rowFieldValues(source, r)));
+    expect(encodeFilterColumns(merged)).toEqual(encodeFilterColumns(buildFilterColumns(s, keep.map((r) => many[r]!))));
   });
 
   it("reads bytes that are not 8-byte aligned in their buffer", () => {

@@ -130,6 +130,34 @@ function buildColumn(type: FieldType, presence: RowBits, values: unknown[], rows
   }
 }
 
+/**
+ * Row `row`'s declared field values as a document would hold them (absent fields left out;
+ * string[] as its set, in code point order). Compaction merges rebuild a merged segment's columns
+ * with buildFilterColumns over these, since stored fields need not include the filterable ones.
+ */
+export function rowFieldValues(set: FilterColumns, row: number): Record<string, unknown> {
+  if (!Number.isInteger(row) || row < 0 || row >= set.rows) throw new RangeError(`row ${row} is outside the columns (0..${set.rows - 1})`);
+  const out: Record<string, unknown> = {};
+  for (const [name, c] of set.columns) {
+    if (!hasBit(c.presence, row)) continue;
+    switch (c.type) {
+      case "number":
+        out[name] = c.values[row];
+        break;
+      case "boolean":
+        out[name] = hasBit(c.values, row);
+        break;
+      case "string":
+        out[name] = c.dictionary[c.codes[row]];
+        break;
+      case "string[]":
+        out[name] = Array.from(c.codes.subarray(c.listOffsets[row], c.listOffsets[row + 1]), (code) => c.dictionary[code]);
+        break;
+    }
+  }
+  return out;
+}
+
 const SECTIONS_BY_TYPE: Readonly<Record<FieldType, readonly string[]>> = {
   string: ["presence", "dictOffsets", "dictBytes", "codes"],
   number: ["presence", "values"],
