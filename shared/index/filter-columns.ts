@@ -27,7 +27,7 @@
 import { z } from "zod";
 import { compareCodePoints } from "../filter/filter.ts";
 import { FIELD_TYPES, type FieldSchema, type FieldType, fieldValue, valueHasType } from "../filter/schema.ts";
-import { crc32 } from "./crc32.ts";
+import { portableChecksums, type ShardChecksums } from "./checksums.ts";
 import { IndexFormatError } from "./errors.ts";
 
 export const FILTER_COLUMNS_MAGIC = "HYPXFCOL";
@@ -208,7 +208,8 @@ function columnSections(column: FilterColumn): Record<string, Uint8Array> {
 
 const align8 = (n: number): number => Math.ceil(n / ALIGNMENT) * ALIGNMENT;
 
-export function encodeFilterColumns(set: FilterColumns): Uint8Array {
+export function encodeFilterColumns(set: FilterColumns, options: { checksums?: ShardChecksums } = {}): Uint8Array {
+  const { crc32 } = options.checksums ?? portableChecksums;
   if (!HOST_IS_LITTLE_ENDIAN) throw new IndexFormatError("filter columns need a little-endian host");
   const header: Header = { rows: set.rows, bodyBytes: 0, columns: [] };
   const payloads: { at: number; bytes: Uint8Array }[] = [];
@@ -244,6 +245,8 @@ export interface DecodeFilterColumnsOptions {
   expectedSchema?: FieldSchema;
   /** Names the object in error messages. */
   label?: string;
+  /** Faster host implementations (the worker's nodeChecksums); defaults to portable pure JS. */
+  checksums?: ShardChecksums;
 }
 
 /**
@@ -254,6 +257,7 @@ export interface DecodeFilterColumnsOptions {
  */
 export function decodeFilterColumns(bytes: Uint8Array, options: DecodeFilterColumnsOptions = {}): FilterColumns {
   const label = options.label ? `filter columns ${options.label}` : "filter columns";
+  const { crc32 } = options.checksums ?? portableChecksums;
   const fail = (problem: string): never => {
     throw new IndexFormatError(`${label}: ${problem}`);
   };
