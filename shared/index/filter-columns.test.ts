@@ -164,6 +164,10 @@ describe("corruption is detected", () => {
   it("expectations: rows and schema", () => {
     expect(decodeError(bytes, { expectedRows: 6 })).toBe("filter columns: covers 5 rows, the segment has 6");
     expect(decodeError(bytes, { expectedSchema: { ...schema, year: "string" } })).toContain("do not match the index's fields");
+    expect(decodeError(bytes, { expectedSchema: { ...schema, extra: "number" } })).toContain("do not match the index's fields");
+    const { section: _, ...fewer } = schema;
+    expect(decodeError(bytes, { expectedSchema: fewer })).toContain("do not match the index's fields");
+    expect(() => decodeFilterColumns(bytes, { expectedSchema: { free: "boolean", tags: "string[]", year: "number", section: "string" } })).not.toThrow();
   });
 
   it("structural problems behind valid CRCs", () => {

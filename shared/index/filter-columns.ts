@@ -51,7 +51,7 @@ export type FilterColumn =
 
 export interface FilterColumns {
   rows: number;
-  /** One column per declared field, in the schema's order. */
+  /** One column per declared field, in the schema's order at build time. */
   columns: ReadonlyMap<string, FilterColumn>;
 }
 
@@ -293,9 +293,11 @@ export function decodeFilterColumns(bytes: Uint8Array, options: DecodeFilterColu
   if (body.byteOffset % ALIGNMENT !== 0) body = body.slice();
 
   if (options.expectedSchema) {
+    // Order-insensitive: the schema's key order is a property of whoever last serialised it.
+    const key = (pairs: string[][]) => JSON.stringify(pairs.map((p) => p.join("\u0000")).sort());
     const want = Object.entries(options.expectedSchema);
     const got = header.columns.map((c) => [c.name, c.type]);
-    if (JSON.stringify(want) !== JSON.stringify(got)) fail(`columns ${JSON.stringify(Object.fromEntries(got))} do not match the index's fields ${JSON.stringify(options.expectedSchema)}`);
+    if (key(want) !== key(got)) fail(`columns ${JSON.stringify(Object.fromEntries(got))} do not match the index's fields ${JSON.stringify(options.expectedSchema)}`);
   }
 
   const columns = new Map<string, FilterColumn>();
