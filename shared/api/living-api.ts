@@ -11,6 +11,7 @@
  * version's coveredSeq and toSeq the committed head (strong) — or no tail at all (eventual).
  */
 import { z } from "zod";
+import { fieldSchemaSchema } from "../filter/schema.ts";
 import { ID_PATTERN } from "../index/keys.ts";
 
 const id = (what: string) => z.string().regex(ID_PATTERN, `${what} must match ${ID_PATTERN.source}`);
@@ -168,6 +169,8 @@ export const compactionRequestSchema = z
     toSeq: z.number().int().positive(),
     degree: z.number().int().min(2).max(256).optional(),
     dtype: z.enum(["float16", "float32"]).optional(),
+    /** The index's declared filterable fields: new and merged segments get filter columns for them. */
+    filterFields: fieldSchemaSchema.optional(),
   })
   .strict()
   .refine((r) => r.version > r.baseVersion, { message: "version must be newer than baseVersion" });

@@ -10,6 +10,7 @@ import { ID_PATTERN } from "../index/keys.ts";
 import { REVERSE_SHARE_MAX } from "../index/manifest.ts";
 import { SEED_MAX } from "../random.ts";
 import { tailRangeSchema } from "./living-api.ts";
+import { fieldSchemaSchema } from "../filter/schema.ts";
 
 /** Tenant, index and shard ids: one pattern, defined with the store keys it protects. */
 export { ID_PATTERN };
@@ -110,6 +111,14 @@ export const searchRequestSchema = z
     params: searchParamsSchema.default(searchParamsSchema.parse({})),
     /** Stored fields to return with each hit. */
     fields: z.array(z.string().min(1).max(64)).max(LIMITS.fieldsMax).default([]),
+    /**
+     * A metadata filter (shared/filter/filter.ts), already validated by the edge against the index's
+     * declared fields; the worker parses it again against `filterFields` (its own boundary) and
+     * returns only matching live documents. Requires `filterFields`.
+     */
+    filter: z.unknown().optional(),
+    /** The index's declared filterable fields (POST /v1/indexes `fields`), sent with every filtered search. */
+    filterFields: fieldSchemaSchema.optional(),
     /** Add a `qnet` frame (the q-net in the shared wire format) before the results. */
     includeQNet: z.boolean().default(false),
     /** Token limit for the query, including [CLS] and [SEP]; the model's default when omitted. */
@@ -194,6 +203,11 @@ export const buildRequestSchema = z
      * so writes acknowledged after it stay visible (as the tail) once the version is active.
      */
     coveredSeq: z.number().int().nonnegative().optional(),
+    /**
+     * The index's declared filterable fields: each document's values are checked against them (a
+     * wrong type fails the build, naming the line and field) and stored as the shard's filter columns.
+     */
+    filterFields: fieldSchemaSchema.optional(),
   })
   .strict();
 export type BuildRequest = z.infer<typeof buildRequestSchema>;
