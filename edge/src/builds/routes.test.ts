@@ -3,13 +3,14 @@
  * manifests), and the fake worker pool for the GPU side (edge/test/fake-workers.ts).
  */
 import { GetObjectCommand, PutObjectCommand, type S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { createExecutionContext, env } from "cloudflare:test";
-import { beforeEach, describe, expect, it } from "vitest";
+import { createExecutionContext, env, runInDurableObject } from "cloudflare:test";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { BuildRequest, BuildState, BuildStatus } from "../../../shared/api/worker-api.ts";
 import { manifestKey } from "../../../shared/index/keys.ts";
 import { fakeWorkerPool } from "../../test/fake-workers.ts";
 import { seedIndex, stubAuth, testApp } from "../../test/route-harness.ts";
 import { createIndex } from "../db/indexes.ts";
+import { WRITER_KEYS } from "../living/writer-state.ts";
 import { ownersFor } from "../routing/rendezvous.ts";
 import { parseWorkerPool } from "../routing/worker-pool.ts";
 import { d1SearchCatalog } from "../search/catalog.ts";
@@ -154,6 +155,10 @@ describe("builds", () => {
     expect(await d1SearchCatalog(env.DB, tenant, "docs")).toEqual({ ok: true, active: { version: 1, shards: ["s0", "s1"], coveredSeq: 0, headSeq: 0 } });
     const index = await env.DB.prepare("SELECT active_version, status, doc_count FROM indexes WHERE tenant_id = ?1 AND id = 'docs'").bind(tenant).first();
     expect(index).toEqual({ active_version: 1, status: "ready", doc_count: 3 });
+    // The flip schedules the index's maintenance (GC of what it superseded), even with no write ever made.
+    const writer = (env as unknown as { INDEX_WRITER: DurableObjectNamespace }).INDEX_WRITER;
+    const stub = writer.get(writer.idFromName(`${tenant}/docs`));
+    await vi.waitFor(async () => expect(await runInDurableObject(stub, (_instance, state) => state.storage.get(WRITER_KEYS.index))).toBe("docs"));
 
     // Terminal builds are answered from D1 without asking the worker again.
     const calls = pool.calls.length;
