@@ -1,8 +1,18 @@
 /** Request and response schemas of /v1/indexes. */
 import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
+import { FIELD_TYPES, fieldSchemaSchema } from "../../../shared/filter/schema.ts";
 
-export const createIndexBody = z.strictObject({ id: indexId });
+/** The declared filterable fields as shown (and, for OpenAPI, as given): name → type. */
+const fieldsShape = z
+  .record(z.string(), z.enum(FIELD_TYPES))
+  .describe('filterable fields and their types, e.g. {"section": "string", "year": "number", "tags": "string[]", "free": "boolean"}; fixed at creation');
+
+export const createIndexBody = z.strictObject({
+  id: indexId,
+  /** Validated by fieldSchemaSchema (names, types, at most 64); documented by fieldsShape. */
+  fields: fieldSchemaSchema.optional().describe(fieldsShape.description!),
+});
 export const indexParams = z.strictObject({ id: indexId });
 
 export const indexSummary = z.object({
@@ -11,6 +21,7 @@ export const indexSummary = z.object({
   activeVersion: z.number().int().nullable().describe("the version searches use"),
   docCount: z.number().int().describe("documents in the active version"),
   createdAt: z.string(),
+  fields: fieldsShape,
 });
 
 export const indexVersion = z.object({
