@@ -192,10 +192,12 @@ export async function getActiveVersion(db: D1Database, tenantId: string, indexId
   if (!row) return { ok: false, reason: "not_found" };
   const shards = shardIds(jsonColumn<unknown>(row.shards));
   const headSeq = row.head_seq;
-  const fields = jsonColumn<FieldSchema>(row.filter_fields) ?? {};
+  // Present only when declared, so an index without filter fields reads as before.
+  const declared = jsonColumn<FieldSchema>(row.filter_fields);
+  const fields = declared && Object.keys(declared).length > 0 ? { fields: declared } : {};
   // A ready version answers even with no segments left (a compaction of deletes only): an empty answer.
-  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq, fields } };
-  if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq, fields } };
+  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq, ...fields } };
+  if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq, ...fields } };
   return { ok: false, reason: "not_ready" };
 }
 
