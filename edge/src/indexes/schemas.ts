@@ -1,7 +1,7 @@
 /** Request and response schemas of /v1/indexes. */
 import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
-import { FIELD_TYPES, fieldSchemaSchema } from "../../../shared/filter/schema.ts";
+import { FIELD_LIMITS, FIELD_NAME_PATTERN, FIELD_TYPES, fieldSchemaSchema } from "../../../shared/filter/schema.ts";
 
 /** The declared filterable fields as shown (and, for OpenAPI, as given): name → type. */
 const fieldsShape = z
@@ -10,8 +10,11 @@ const fieldsShape = z
 
 export const createIndexBody = z.strictObject({
   id: indexId,
-  /** Validated by fieldSchemaSchema (names, types, at most 64); documented by fieldsShape. */
-  fields: fieldSchemaSchema.optional().describe(fieldsShape.description!),
+  /** Validated by fieldSchemaSchema (names, types, at most 64); the metadata is its OpenAPI form. */
+  fields: fieldSchemaSchema.optional().meta({
+    description: `${fieldsShape.description!}. At most ${FIELD_LIMITS.maxFields} fields; names match ${FIELD_NAME_PATTERN.source} ("id" is reserved)`,
+    additionalProperties: { type: "string", enum: [...FIELD_TYPES] },
+  }),
 });
 export const indexParams = z.strictObject({ id: indexId });
 

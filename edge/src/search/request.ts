@@ -9,9 +9,17 @@ import { Unpackr } from "msgpackr/index-no-eval";
 import { z } from "zod";
 import { msgpackStrictValueEnd } from "../../../shared/api/frames.ts";
 import { LIMITS, MSGPACK_FRAMES_CONTENT_TYPE, searchParamsSchema } from "../../../shared/api/worker-api.ts";
-import { filterInputSchema, parseFilterParam } from "../../../shared/filter/filter.ts";
+import { FILTER_LIMITS, filterInputSchema, parseFilterParam } from "../../../shared/filter/filter.ts";
 import { ApiError } from "../errors.ts";
 import { parseInput, readBodyCapped, readJson } from "../http/validate.ts";
+
+/** The filter language as the API docs state it (shared/filter/filter.ts is the definition). */
+export const FILTER_DESCRIPTION =
+  'A metadata filter over the index\'s declared fields: {"and": [filter, ...]} | {"or": [filter, ...]} | {"not": filter} | {"field": NAME, "op": OP, "value": V}, ' +
+  "OP one of eq, ne, in, nin, gt, gte, lt, lte, contains, exists. in/nin take an array; contains is for string[] fields (the array holds the value); " +
+  "exists takes true or false; gt/gte/lt/lte compare numbers. A condition on an absent field is false, except ne, nin and exists: false (MongoDB's rule). " +
+  `At most ${FILTER_LIMITS.maxDepth} levels deep, ${FILTER_LIMITS.maxConditions} conditions and ${FILTER_LIMITS.maxValues} values in all. ` +
+  "An undeclared field, a wrong op or value type, or a limit exceeded is a 400 naming the filter path and field. Every hit satisfies the filter.";
 
 export const CONSISTENCY_LEVELS = ["strong", "eventual"] as const;
 export type Consistency = (typeof CONSISTENCY_LEVELS)[number];
@@ -33,7 +41,11 @@ export const publicSearchSchema = searchParamsSchema
      * is parsed against the index's field schema (shared/filter/filter.ts parseFilter) once the
      * catalog read has loaded it, which gives a 400 naming the filter path and field.
      */
-    filter: filterInputSchema.optional(),
+    filter: filterInputSchema.optional().meta({
+      type: "object",
+      description: FILTER_DESCRIPTION,
+      examples: [{ and: [{ field: "section", op: "eq", value: "intro" }, { field: "year", op: "gte", value: 2000 }, { not: { field: "tags", op: "contains", value: "draft" } }] }],
+    }),
   })
   .strict();
 export type PublicSearch = z.infer<typeof publicSearchSchema>;
