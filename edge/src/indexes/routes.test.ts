@@ -150,6 +150,8 @@ describe("/v1/indexes", () => {
       ["the reserved name id", { id: "string" }, /field name "id" is reserved/],
       ["65 fields", Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, "string"])), /at most 64 fields may be declared, got 65/],
       ["not a map", ["year"], /body\.fields/],
+      ["a __proto__ name", JSON.parse('{"__proto__": "string"}'), /field name "__proto__" is not allowed/],
+      ["a constructor name", { constructor: "string" }, /field name "constructor" is not allowed/],
     ])("400 for %s, and no index is created", async (_what, bad, message) => {
       const { key } = await tenantWithKey();
       const response = await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "typed", fields: bad }));

@@ -8,10 +8,23 @@ const fieldsShape = z
   .record(z.string(), z.enum(FIELD_TYPES))
   .describe('filterable fields and their types, e.g. {"section": "string", "year": "number", "tags": "string[]", "free": "boolean"}; fixed at creation');
 
+/**
+ * fieldSchemaSchema, after refusing a "__proto__" key: JSON.parse makes it an own property, but a
+ * zod record drops it, so it would otherwise vanish silently instead of being the 400 it is.
+ */
+const declaredFields = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
+      ctx.addIssue({ code: "custom", path: ["__proto__"], message: 'field name "__proto__" is not allowed' });
+    }
+  })
+  .pipe(fieldSchemaSchema);
+
 export const createIndexBody = z.strictObject({
   id: indexId,
   /** Validated by fieldSchemaSchema (names, types, at most 64); the metadata is its OpenAPI form. */
-  fields: fieldSchemaSchema.optional().meta({
+  fields: declaredFields.optional().meta({
     description: `${fieldsShape.description!}. At most ${FIELD_LIMITS.maxFields} fields; names match ${FIELD_NAME_PATTERN.source} ("id" is reserved)`,
     additionalProperties: { type: "string", enum: [...FIELD_TYPES] },
   }),
