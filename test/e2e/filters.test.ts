@@ -63,7 +63,7 @@ const FILTERS: Array<[string, unknown]> = [
   ["exists false", { field: "tags", op: "exists", value: false }],
   ["not over an absent field", { not: { field: "year", op: "gt", value: 2000 } }],
   ["or of and", { or: [{ and: [{ field: "section", op: "eq", value: "science" }, { field: "free", op: "eq", value: false }] }, { field: "tags", op: "contains", value: "gui" }] }],
-  ["very selective", { and: [{ field: "section", op: "eq", value: "games" }, { field: "year", op: "gte", value: 2015 }, { field: "tags", op: "contains", value: "cli" }] }],
+  ["very selective", { and: [{ field: "section", op: "eq", value: "games" }, { field: "year", op: "gte", value: 2005 }, { field: "tags", op: "contains", value: "gui" }] }],
   ["matches nothing", { field: "section", op: "eq", value: "nowhere" }],
 ];
 
