@@ -6,6 +6,7 @@
 import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { FilterError } from "../../shared/filter/filter.ts";
 
 export interface ApiErrorBody {
   error: { code: string; message: string };
@@ -60,6 +61,8 @@ const CLIENT_CLOSED_REQUEST = 499 as ContentfulStatusCode;
 export function toApiError(error: unknown, clientSignal?: AbortSignal): ApiError {
   if (clientSignal?.aborted) return new ApiError(CLIENT_CLOSED_REQUEST, "client_closed_request", "the client closed the request");
   if (error instanceof ApiError) return error;
+  // An invalid search filter (shared/filter/filter.ts): its message names the path and the field.
+  if (error instanceof FilterError) return new ApiError(400, "invalid_request", error.message);
   if (error instanceof WorkerRejectedError) {
     // The edge validated the request with the worker's own schemas, so a worker 400 is about this
     // input (e.g. too many tokens for the model) and is passed on. Any other refusal is a contract

@@ -72,8 +72,9 @@ export class PublicApi {
     return ((await this.json("POST", `/v1/admin/tenants/${tenant}/keys`, { scopes })) as { key: string }).key;
   }
 
-  async createIndex(id: string): Promise<void> {
-    await this.json("POST", "/v1/indexes", { id });
+  /** `fields`: the index's filterable fields and their types (README "Filters"), fixed at creation. */
+  async createIndex(id: string, fields?: Record<string, "string" | "number" | "boolean" | "string[]">): Promise<void> {
+    await this.json("POST", "/v1/indexes", fields ? { id, fields } : { id });
   }
 
   /** Asks for presigned URLs, PUTs every file with plain fetch, and returns the upload id. */

@@ -4,7 +4,9 @@
  * process and radosgw. The page must ask for a key, show the API's error for a bad one, list the
  * tenant's indexes for a good one, and for a query render the streamed search progress one line per
  * progress frame, the hits (name, synopsis, snippet with the query's words marked) and the stats
- * (docs scored, iterations, timing) — with no script errors or CSP violations. Structure only:
+ * (docs scored, iterations, timing) — with no script errors or CSP violations. The filter box
+ * (README "Filters") lists the index's declared fields, narrows the hits to matching documents,
+ * and shows a clear error for text that is not JSON and for the API's 400 on an invalid filter. Structure only:
  * the model is the tiny random checkpoint, so which packages come first is not checked.
  */
 import { existsSync } from "node:fs";
@@ -40,6 +42,9 @@ let apiKey: string;
 let browser: BrowserContext;
 let page: Page;
 let titles: Map<string, string>;
+let sections: Map<string, string>;
+/** The most common section among the documents: the filter test's value. */
+let commonSection: string;
 const problems: string[] = [];
 
 beforeAll(async () => {
@@ -47,6 +52,10 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "hyp-page-"));
   const docs = (await readDebianCorpus()).filter((_, i) => i % 150 === 0).slice(0, DOC_COUNT);
   titles = new Map(docs.map((d) => [d.id, d.title]));
+  sections = new Map(docs.map((d) => [d.id, d.metadata.section]));
+  const counts = new Map<string, number>();
+  for (const d of docs) counts.set(d.metadata.section, (counts.get(d.metadata.section) ?? 0) + 1);
+  commonSection = [...counts].sort((a, b) => b[1] - a[1])[0]![0];
   const stack = await startStack({
     dir,
     modelDir: await ensureTinyModel(join(dir, "model"), () => {}),
@@ -61,10 +70,10 @@ beforeAll(async () => {
   await admin.createTenant("pagetest");
   apiKey = await admin.createKey("pagetest", ["search", "manage"]);
   const api = new PublicApi(edgeUrl, apiKey);
-  await api.createIndex("packages");
-  const body = new TextEncoder().encode(docs.map((d) => JSON.stringify({ id: d.id, title: d.title, text: d.text })).join("\n"));
+  await api.createIndex("packages", { section: "string" });
+  const body = new TextEncoder().encode(docs.map((d) => JSON.stringify({ id: d.id, title: d.title, text: d.text, section: d.metadata.section })).join("\n"));
   const uploadId = await api.upload("packages", [{ name: "docs.jsonl", body }]);
-  const build = await api.startBuild("packages", uploadId, { storeFields: ["text", "title"], degree: 8, entryRows: 0 });
+  const build = await api.startBuild("packages", uploadId, { storeFields: ["text", "title", "section"], degree: 8, entryRows: 0 });
   expect((await api.waitForBuild("packages", build.id)).state).toBe("succeeded");
 
   browser = await chromium.launchPersistentContext(join(dir, "chromium-profile"), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
@@ -94,12 +103,18 @@ async function textOf(locator: Locator, expected: RegExp | string): Promise<stri
 }
 
 /** Submits a query and waits for its results (the status line names the query once they are shown). */
-async function searchFor(query: string, options: { mode?: "approx" | "exact"; entryPoints?: number } = {}): Promise<void> {
+async function searchFor(query: string, options: { mode?: "approx" | "exact"; entryPoints?: number; filter?: string; fields?: string } = {}): Promise<void> {
+  await submit(query, options);
+  await textOf(page.locator("#status"), new RegExp(`Results for "${query}"`));
+}
+
+async function submit(query: string, options: { mode?: "approx" | "exact"; entryPoints?: number; filter?: string; fields?: string } = {}): Promise<void> {
+  await page.locator("#filter").fill(options.filter ?? "");
+  await page.locator("#fields").fill(options.fields ?? "title,text");
   await page.locator("#mode").selectOption(options.mode ?? "approx");
   await page.locator("#entryPoints").fill(options.entryPoints ? String(options.entryPoints) : "");
   await page.locator("#query").fill(query);
   await page.locator("#search button[type=submit]").click();
-  await textOf(page.locator("#status"), new RegExp(`Results for "${query}"`));
 }
 
 async function statValue(label: string): Promise<number> {
@@ -110,7 +125,7 @@ async function statValue(label: string): Promise<number> {
 describe("search page in headless Chromium", () => {
   it("renders the form", async () => {
     expect(await page.title()).toBe("Hypencoder Search");
-    for (const selector of ["#key", "#load", "#index", "#query", "#k", "#mode", "#entryPoints", "#fields", "#search button[type=submit]"]) {
+    for (const selector of ["#key", "#load", "#index", "#query", "#k", "#mode", "#entryPoints", "#fields", "#filter", "#search button[type=submit]"]) {
       expect(await page.locator(selector).isVisible(), selector).toBe(true);
     }
     expect(await page.locator("#progress").isVisible()).toBe(false);
@@ -168,5 +183,49 @@ describe("search page in headless Chromium", () => {
     for (const label of ["ms encoding the query", "ms searching", "ms in total"]) expect(await statValue(label)).toBeGreaterThanOrEqual(0);
     expect(await page.locator("#progress").isVisible()).toBe(true);
     expect(problems).toEqual([]);
+  });
+
+  it("lists the index's filterable fields under the filter box", async () => {
+    await textOf(page.locator("#filter-fields"), "Filterable fields: section (string)");
+  });
+
+  it("narrows the hits to documents matching the filter, in exact and approximate search", async () => {
+    const filter = JSON.stringify({ field: "section", op: "eq", value: commonSection });
+    for (const mode of ["exact", "approx"] as const) {
+      await searchFor("library", { mode, filter, fields: "title,section" });
+      const names = await page.locator("#hits li.hit .name").allTextContents();
+      expect(names.length).toBeGreaterThan(0);
+      for (const name of names) expect(sections.get(name), name).toBe(commonSection);
+      // The stored field is listed under each hit as it came back.
+      expect(new Set(await page.locator("#hits li.hit .field").allTextContents())).toEqual(new Set([`section: ${commonSection}`]));
+      expect(await page.locator("#stats li", { hasText: "filter plan" }).locator("b").textContent()).toMatch(/^filtered-(walk|exhaustive)$/);
+    }
+  });
+
+  it("refuses filter text that is not JSON in the page, without asking the API", async () => {
+    let searches = 0;
+    const count = (request: { url: () => string }) => {
+      if (request.url().includes("/search")) searches++;
+    };
+    page.on("request", count);
+    await submit("library", { filter: '{"field": "section",' });
+    await textOf(page.locator("#error"), /^Filter: not valid JSON \(/);
+    expect(await page.locator("#filter").getAttribute("aria-invalid")).toBe("true");
+    page.off("request", count);
+    expect(searches).toBe(0);
+  });
+
+  it("shows the API's 400 for an invalid filter as a filter error naming the field", async () => {
+    await submit("library", { filter: JSON.stringify({ field: "author", op: "eq", value: "x" }) });
+    await textOf(page.locator("#error"), /^Filter rejected: invalid_request: filter\.field: field "author" is not declared for filtering/);
+    await submit("library", { filter: JSON.stringify({ field: "section", op: "gt", value: 3 }) });
+    await textOf(page.locator("#error"), /^Filter rejected: invalid_request: filter\.op: op "gt" does not apply to field "section" of type string/);
+    expect(await page.locator("#filter").getAttribute("aria-invalid")).toBe("true");
+    // Clearing the filter searches everything again.
+    await searchFor("library", { filter: "" });
+    expect(await page.locator("#error").isVisible()).toBe(false);
+    expect(await page.locator("#filter").getAttribute("aria-invalid")).toBeNull();
+    // The browser logs the 400s as failed resource loads; those are expected, anything else is not.
+    expect(problems.filter((p) => !/Failed to load resource.*400/.test(p))).toEqual([]);
   });
 });

@@ -165,6 +165,19 @@ const CORPUS: HostileRequest[] = [
   { name: "admin: a tenant id in the path with unicode", as: "admin", method: "GET", path: "/v1/admin/tenants/%F0%9F%98%80/keys", status: 400 },
   { name: "rerank: NUL in the index id", as: "manager", method: "POST", path: "/v1/rerank", json: { query: "x", index: "a\u0000", ids: ["d0"] }, status: 400 },
 
+  // ── search filters (README "Filters"): the index declares no fields, so every filter is refused ──
+  { name: "search: a filter on an undeclared field", as: "manager", method: "POST", path: SEARCH, json: { query: "x", filter: { field: "year", op: "eq", value: 1 } }, status: 400 },
+  { name: "search: a filter nested 2,000 levels deep", as: "manager", method: "POST", path: SEARCH, raw: `{"query":"x","filter":${'{"not":'.repeat(2000)}{"field":"a","op":"eq","value":1}${"}".repeat(2000)}}`, status: 400 },
+  { name: "search: a filter with 5,000 in-values", as: "manager", method: "POST", path: SEARCH, json: { query: "x", filter: { field: "a", op: "in", value: Array.from({ length: 5000 }, (_, i) => i) } }, status: 400 },
+  { name: "search: a filter with a __proto__ key", as: "manager", method: "POST", path: SEARCH, raw: '{"query":"x","filter":{"__proto__":{"field":"a","op":"eq","value":1}}}', status: 400 },
+  { name: "search: a filter that is a string", as: "manager", method: "POST", path: SEARCH, json: { query: "x", filter: "year > 2000" }, status: 400 },
+  { name: "search: GET filter= that is not JSON", as: "manager", method: "GET", path: `${SEARCH}?q=x&filter=%7Byear`, status: 400 },
+  { name: "search: GET filter= given twice", as: "manager", method: "GET", path: `${SEARCH}?q=x&filter=%7B%7D&filter=%7B%7D`, status: 400 },
+  { name: "search: a msgpack filter holding binary", as: "manager", method: "POST", path: SEARCH, raw: pack({ query: "x", filter: { field: "a", op: "eq", value: new Uint8Array([1, 2]) } }), contentType: "application/msgpack", status: 400 },
+  { name: "indexes: a field of an unknown type", as: "manager", method: "POST", path: "/v1/indexes", json: { id: "typed", fields: { year: "int" } }, status: 400 },
+  { name: "indexes: a __proto__ field", as: "manager", method: "POST", path: "/v1/indexes", raw: '{"id":"typed","fields":{"__proto__":"string"}}', status: 400 },
+  { name: "indexes: 1,000 fields", as: "manager", method: "POST", path: "/v1/indexes", json: { id: "typed", fields: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`f${i}`, "string"])) }, status: 400 },
+
   // ── oversized bodies: declared, and chunked (no Content-Length) ──
   { name: "search: a 1 MiB body with Content-Length", as: "manager", method: "POST", path: SEARCH, raw: JSON.stringify({ query: "x", pad: big(MiB) }), status: 413 },
   { name: "search: a 10 MiB chunked body", as: "manager", method: "POST", path: SEARCH, raw: JSON.stringify({ query: "x", pad: big(10 * MiB) }), chunked: true, status: 413 },

@@ -176,6 +176,17 @@ describe("builds", () => {
     expect(v2).toEqual({ state: "failed" });
   });
 
+  it("sends the index's declared fields as filterFields (and none for an index without them)", async () => {
+    const fields = { section: "string", year: "number" } as const;
+    expect((await createIndex(env.DB, tenant, "typed", fields)).ok).toBe(true);
+    expect((await postJson("/v1/indexes/typed/builds", { uploadId: await uploadDocs(true, "typed") })).status).toBe(202);
+    expect(pool.calls.find((c) => c.path === "/v1/builds")!.body).toMatchObject({ index: "typed", filterFields: fields });
+    expect((await postJson("/v1/indexes/docs/builds", { uploadId: await uploadDocs() })).status).toBe(202);
+    const plain = pool.calls.filter((c) => c.path === "/v1/builds").at(-1)!.body as BuildRequest;
+    expect(plain.index).toBe("docs");
+    expect(plain).not.toHaveProperty("filterFields");
+  });
+
   it("records the head seq at dispatch as the version's coveredSeq, the manifest's on success, and superseded_at on the replaced version", async () => {
     const versionRow = (v: number) =>
       env.DB.prepare("SELECT state, kind, covered_seq, superseded_at FROM index_versions WHERE tenant_id = ?1 AND index_id = 'docs' AND version = ?2")

@@ -126,7 +126,8 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
     const body = await readJson(c, buildBodySchema);
     const tenant = c.get("auth").tenantId;
     const db = c.env.DB;
-    if (!(await getIndex(db, tenant, index))) throw notFound(`index ${index}`);
+    const record = await getIndex(db, tenant, index);
+    if (!record) throw notFound(`index ${index}`);
     const upload = await getUpload(db, tenant, index, body.uploadId);
     if (!upload) throw notFound(`upload ${body.uploadId}`);
     const inputs = resolveInputs(body, upload.files);
@@ -154,7 +155,10 @@ export function createBuildRoutes(deps: BuildDeps = {}): Hono<EdgeEnv> {
       throw new ApiError(429, "tenant_build_limit", `this tenant already has ${slots} builds in progress, the most it may hold; wait for one to finish or cancel one`, { "retry-after": "30" });
     }
     const { inputs: _inputs, uploadId: _uploadId, ...options } = body;
-    const request: BuildRequest = { ...options, tenant, index, version, inputs, coveredSeq };
+    // The worker checks every document's declared fields (a wrong type fails the build, naming the
+    // line and field) and stores them as the shards' filter columns.
+    const filterFields = Object.keys(record.fields).length > 0 ? { filterFields: record.fields } : {};
+    const request: BuildRequest = { ...options, tenant, index, version, inputs, coveredSeq, ...filterFields };
     // Not under the client's signal, and kept alive by waitUntil: a client hanging up must not cut
     // the dispatch off between the worker accepting the job and the edge recording it.
     const recorded = dispatchAndRecord(db, fetcher, pool, inserted.build, request);

@@ -5,7 +5,7 @@
  * tenant, index, the ACTIVE version (resolved from D1 before the lookup, so a newly activated version
  * can never be answered from an older version's entry), the consistency and the index's head seq when
  * the answer reads the WAL tail (so a cached answer never outlives a write), the normalised query and every result-affecting
- * parameter, plus the response format. The tenant id is hashed in (and also named in the path), so no
+ * parameter, the filter in its canonical form, plus the response format. The tenant id is hashed in (and also named in the path), so no
  * request of one tenant can produce another tenant's key.
  *
  * Only complete (non-partial), non-streamed answers are stored; streamed responses are never cached
@@ -34,6 +34,11 @@ export interface ResultCacheKeyInput {
   consistency: "strong" | "eventual";
   /** The WAL head the answer saw (the tail's toSeq), or null when it read no tail. */
   headSeq: number | null;
+  /**
+   * The filter's canonical text (shared/filter/filter.ts canonicalFilter), or null for no filter:
+   * equivalent filters (and/or lists in any order, repeated in/nin values) share one entry.
+   */
+  filter?: string | null;
 }
 
 /**
@@ -48,7 +53,7 @@ export function normaliseQuery(query: string): string {
 export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string> {
   // An array, not an object: the order is fixed here, not by how callers happened to build params.
   const canonical = JSON.stringify([
-    "v2",
+    "v3",
     input.tenant,
     input.index,
     input.version,
@@ -66,6 +71,7 @@ export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string
     // Field order does not change the answer's content, so sorted fields share an entry.
     [...new Set(input.fields)].sort(),
     input.format,
+    input.filter ?? null,
   ]);
   const digest = await sha256Hex(new TextEncoder().encode(canonical));
   const path = [input.tenant, input.index, `v${input.version}`, input.headSeq === null ? "segments" : `h${input.headSeq}`].map(encodeURIComponent).join("/");

@@ -1,4 +1,5 @@
 /** Data access for `indexes` and `index_versions`. Every query is scoped by tenant id. */
+import type { FieldSchema } from "../../../shared/filter/schema.ts";
 import { isUniqueViolation, jsonColumn, nowIso } from "./sql.ts";
 
 export type IndexStatus = "empty" | "ready" | "deleted";
@@ -14,6 +15,8 @@ export interface IndexRecord {
   deletedAt: string | null;
   /** Highest acknowledged write seq (0: never written). */
   headSeq: number;
+  /** The declared filterable fields (POST /v1/indexes `fields`); empty when none were declared. */
+  fields: FieldSchema;
 }
 
 export interface IndexVersionRecord {
@@ -37,6 +40,7 @@ interface IndexRow {
   status: IndexStatus;
   deleted_at: string | null;
   head_seq: number;
+  filter_fields: string | null;
 }
 
 interface VersionRow {
@@ -50,7 +54,7 @@ interface VersionRow {
   kind: "build" | "compaction";
 }
 
-const INDEX_COLUMNS = "tenant_id, id, created_at, active_version, doc_count, status, deleted_at, head_seq";
+const INDEX_COLUMNS = "tenant_id, id, created_at, active_version, doc_count, status, deleted_at, head_seq, filter_fields";
 const VERSION_COLUMNS = "version, state, doc_count, manifest_key, shards, created_at, covered_seq, kind";
 
 const toIndex = (row: IndexRow): IndexRecord => ({
@@ -62,6 +66,7 @@ const toIndex = (row: IndexRow): IndexRecord => ({
   status: row.status,
   deletedAt: row.deleted_at,
   headSeq: row.head_seq,
+  fields: jsonColumn<FieldSchema>(row.filter_fields) ?? {},
 });
 
 const toVersion = (row: VersionRow): IndexVersionRecord => ({
@@ -78,11 +83,12 @@ const toVersion = (row: VersionRow): IndexVersionRecord => ({
 export type CreateIndexResult = { ok: true; index: IndexRecord } | { ok: false; reason: "exists" | "deleted" };
 
 /** "deleted": the id belonged to a soft-deleted index whose row (and maybe data) still exists. */
-export async function createIndex(db: D1Database, tenantId: string, id: string): Promise<CreateIndexResult> {
+export async function createIndex(db: D1Database, tenantId: string, id: string, fields: FieldSchema = {}): Promise<CreateIndexResult> {
   try {
+    // The schema is written once, here: nothing updates filter_fields later (segments are built from it).
     const row = await db
-      .prepare(`INSERT INTO indexes (tenant_id, id, created_at) VALUES (?1, ?2, ?3) RETURNING ${INDEX_COLUMNS}`)
-      .bind(tenantId, id, nowIso())
+      .prepare(`INSERT INTO indexes (tenant_id, id, created_at, filter_fields) VALUES (?1, ?2, ?3, ?4) RETURNING ${INDEX_COLUMNS}`)
+      .bind(tenantId, id, nowIso(), Object.keys(fields).length > 0 ? JSON.stringify(fields) : null)
       .first<IndexRow>();
     return { ok: true, index: toIndex(row!) };
   } catch (error) {
@@ -155,6 +161,8 @@ export interface ActiveVersion {
   coveredSeq: number;
   /** The index's highest acknowledged write seq (indexes.head_seq). */
   headSeq: number;
+  /** The index's declared filterable fields (indexes.filter_fields); absent or empty when none. */
+  fields?: FieldSchema;
 }
 
 export type ActiveVersionLookup = { ok: true; active: ActiveVersion } | { ok: false; reason: "not_found" | "not_ready" };
@@ -174,19 +182,22 @@ function shardIds(shards: unknown): string[] {
 export async function getActiveVersion(db: D1Database, tenantId: string, indexId: string): Promise<ActiveVersionLookup> {
   const row = await db
     .prepare(
-      `SELECT v.version AS version, v.shards AS shards, v.covered_seq AS covered_seq, i.head_seq AS head_seq
+      `SELECT v.version AS version, v.shards AS shards, v.covered_seq AS covered_seq, i.head_seq AS head_seq, i.filter_fields AS filter_fields
        FROM indexes i LEFT JOIN index_versions v
          ON v.tenant_id = i.tenant_id AND v.index_id = i.id AND v.version = i.active_version AND v.state = 'ready'
        WHERE i.tenant_id = ?1 AND i.id = ?2 AND i.status != 'deleted'`,
     )
     .bind(tenantId, indexId)
-    .first<{ version: number | null; shards: string | null; covered_seq: number | null; head_seq: number }>();
+    .first<{ version: number | null; shards: string | null; covered_seq: number | null; head_seq: number; filter_fields: string | null }>();
   if (!row) return { ok: false, reason: "not_found" };
   const shards = shardIds(jsonColumn<unknown>(row.shards));
   const headSeq = row.head_seq;
+  // Present only when declared, so an index without filter fields reads as before.
+  const declared = jsonColumn<FieldSchema>(row.filter_fields);
+  const fields = declared && Object.keys(declared).length > 0 ? { fields: declared } : {};
   // A ready version answers even with no segments left (a compaction of deletes only): an empty answer.
-  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq } };
-  if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq } };
+  if (row.version !== null) return { ok: true, active: { version: row.version, shards, coveredSeq: row.covered_seq ?? 0, headSeq, ...fields } };
+  if (row.version === null && headSeq > 0) return { ok: true, active: { version: 0, shards: [], coveredSeq: 0, headSeq, ...fields } };
   return { ok: false, reason: "not_ready" };
 }
 

@@ -4,7 +4,8 @@
  * edge/migrations/0002_living_indexes.sql. Every query is scoped by tenant id.
  */
 import type { BuiltVersion } from "./builds.ts";
-import { nowIso } from "./sql.ts";
+import type { FieldSchema } from "../../../shared/filter/schema.ts";
+import { jsonColumn, nowIso } from "./sql.ts";
 
 export type VersionKind = "build" | "compaction";
 
@@ -53,6 +54,8 @@ export interface MaintenanceIndex {
   activeVersion: number | null;
   headSeq: number;
   purgedAt: string | null;
+  /** The declared filterable fields (indexes.filter_fields); empty when none. */
+  fields: FieldSchema;
 }
 
 export interface MaintenanceVersion {
@@ -75,7 +78,7 @@ export interface MaintenanceView {
 /** The index, its versions and its build in progress, read in one batch (one consistent snapshot). */
 export async function loadMaintenanceView(db: D1Database, tenantId: string, indexId: string): Promise<MaintenanceView> {
   const [indexes, versions, builds] = await db.batch([
-    db.prepare("SELECT status, active_version, head_seq, purged_at FROM indexes WHERE tenant_id = ?1 AND id = ?2").bind(tenantId, indexId),
+    db.prepare("SELECT status, active_version, head_seq, purged_at, filter_fields FROM indexes WHERE tenant_id = ?1 AND id = ?2").bind(tenantId, indexId),
     db
       .prepare("SELECT version, state, kind, covered_seq, superseded_at, swept_at FROM index_versions WHERE tenant_id = ?1 AND index_id = ?2 ORDER BY version")
       .bind(tenantId, indexId),
@@ -83,10 +86,10 @@ export async function loadMaintenanceView(db: D1Database, tenantId: string, inde
       .prepare("SELECT id, version, upload_id FROM builds WHERE tenant_id = ?1 AND index_id = ?2 AND state NOT IN ('succeeded', 'failed', 'cancelled')")
       .bind(tenantId, indexId),
   ]);
-  const i = indexes?.results[0] as { status: MaintenanceIndex["status"]; active_version: number | null; head_seq: number; purged_at: string | null } | undefined;
+  const i = indexes?.results[0] as { status: MaintenanceIndex["status"]; active_version: number | null; head_seq: number; purged_at: string | null; filter_fields: string | null } | undefined;
   const b = builds?.results[0] as { id: string; version: number; upload_id: string | null } | undefined;
   return {
-    index: i ? { status: i.status, activeVersion: i.active_version, headSeq: i.head_seq, purgedAt: i.purged_at } : null,
+    index: i ? { status: i.status, activeVersion: i.active_version, headSeq: i.head_seq, purgedAt: i.purged_at, fields: jsonColumn<FieldSchema>(i.filter_fields) ?? {} } : null,
     versions: ((versions?.results ?? []) as Array<{ version: number; state: MaintenanceVersion["state"]; kind: VersionKind; covered_seq: number; superseded_at: string | null; swept_at: string | null }>).map(
       (v) => ({ version: v.version, state: v.state, kind: v.kind, coveredSeq: v.covered_seq, supersededAt: v.superseded_at, sweptAt: v.swept_at }),
     ),

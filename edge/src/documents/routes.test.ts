@@ -76,6 +76,51 @@ describe("POST /v1/indexes/:id/documents", () => {
     expect(await s.headSeq()).toBe(0);
   });
 
+  describe("declared filter fields", () => {
+    const FIELDS = { section: "string", year: "number", tags: "string[]", free: "boolean" };
+    const typed = async () => {
+      const s = await setup();
+      // As POST /v1/indexes {"fields"} stores them (indexes/routes.test.ts covers the route).
+      await env.DB.prepare("UPDATE indexes SET filter_fields = ?3 WHERE tenant_id = ?1 AND id = ?2").bind(s.tenant, s.index, JSON.stringify(FIELDS)).run();
+      return s;
+    };
+
+    it("documents with the declared types, absent (missing or null) declared fields and undeclared fields are stored as given", async () => {
+      const s = await typed();
+      const upsert = [
+        doc("a", { section: "intro", year: 2001, tags: ["x", "y"], free: true, author: { any: "thing" } }),
+        doc("b", { year: null, tags: [] }),
+        doc("c"),
+      ];
+      const response = await s.write({ upsert });
+      expect(response.status).toBe(200);
+      expect(s.log().get(1)!.upsert).toEqual(upsert);
+    });
+
+    it.each([
+      ["a string for a number", [doc("ok"), doc("bad", { year: "2001" })], /body\.upsert\[1\] \(document "bad"\): field "year" is declared number and must be a finite number, got a string/],
+      ["a number for a string", [doc("n1", { section: 3 })], /document "n1"\): field "section" is declared string/],
+      ["a non-string array element", [doc("t", { tags: ["a", 1] })], /document "t"\): field "tags" is declared string\[\].*non-string element/],
+      ["a string for a string[]", [doc("t", { tags: "a" })], /field "tags" is declared string\[\]/],
+      ["a string for a boolean", [doc("f", { free: "yes" })], /document "f"\): field "free" is declared boolean/],
+      ["an object for a number", [doc("o", { year: { $gt: 1 } })], /field "year" is declared number.*got an object/],
+    ])("400 for %s, naming the document and field, and nothing is written", async (_what, upsert, message) => {
+      const s = await typed();
+      const response = await s.write({ upsert });
+      expect(response.status).toBe(400);
+      const { error } = await response.json<{ error: { code: string; message: string } }>();
+      expect(error.code).toBe("invalid_request");
+      expect(error.message).toMatch(message);
+      expect(s.walCalls()).toEqual([]);
+      expect(await s.headSeq()).toBe(0);
+    });
+
+    it("an index without declared fields takes any field values", async () => {
+      const s = await setup();
+      expect((await s.write({ upsert: [doc("a", { year: "not a number", tags: 7 })] })).status).toBe(200);
+    });
+  });
+
   it("400 for bad JSON, 415 for another content type, 413 over 8 MiB", async () => {
     const s = await setup();
     const bad = await s.write("{not json");

@@ -10,7 +10,8 @@
  * version and the whole tail after it, so it sees every acknowledged write.
  */
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { WRITE_LIMITS, writeBodySchema } from "../../../shared/api/living-api.ts";
+import { type UpsertDocument, WRITE_LIMITS, writeBodySchema } from "../../../shared/api/living-api.ts";
+import { checkDocumentFields, type FieldSchema } from "../../../shared/filter/schema.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { getIndex } from "../db/indexes.ts";
 import type { EdgeEnv } from "../env.ts";
@@ -42,8 +43,10 @@ export function createDocumentRoutes(deps: DocumentDeps = {}): Hono<EdgeEnv> {
     const { id: index } = parseInput(documentsParams, c.req.param(), "path");
     const tenant = c.get("auth").tenantId;
     const idempotencyKey = idempotencyKeyOf(c);
-    if ((await getIndex(c.env.DB, tenant, index)) === null) throw notFound(`index ${index}`);
+    const record = await getIndex(c.env.DB, tenant, index);
+    if (record === null) throw notFound(`index ${index}`);
     const body = await readJson(c, writeBodySchema, { maxBytes: WRITE_LIMITS.bodyBytesMax });
+    checkDeclaredFields(record.fields, body.upsert);
     const result = await indexWriterStub(c.env, tenant, index).write({ tenant, index, upsert: body.upsert, delete: body.delete, ...(idempotencyKey ? { idempotencyKey } : {}) });
     if (!result.ok) {
       throw new ApiError(result.status, result.code, result.message, result.retryAfterSeconds === undefined ? undefined : { "retry-after": String(result.retryAfterSeconds) });
@@ -83,6 +86,22 @@ export function createDocumentRoutes(deps: DocumentDeps = {}): Hono<EdgeEnv> {
   return router;
 }
 
+/**
+ * Every upsert's declared fields have their declared types (README "Filters"), or a 400 naming the
+ * document and field, before anything is written: the batch is refused whole, never half applied.
+ */
+function checkDeclaredFields(schema: FieldSchema, upserts: readonly UpsertDocument[]): void {
+  if (Object.keys(schema).length === 0) return;
+  const problems: string[] = [];
+  upserts.forEach((doc, i) => {
+    for (const problem of checkDocumentFields(schema, doc)) problems.push(`body.upsert[${i}] (document ${JSON.stringify(doc.id)}): ${problem.message}`);
+  });
+  if (problems.length === 0) return;
+  const shown = problems.slice(0, 5);
+  if (problems.length > shown.length) shown.push(`and ${problems.length - shown.length} more`);
+  throw new ApiError(400, "invalid_request", shown.join("; "));
+}
+
 /** The Idempotency-Key header, if given: 1-255 visible ASCII characters. */
 function idempotencyKeyOf(c: Context): string | undefined {
   const value = c.req.header("idempotency-key");
@@ -113,7 +132,7 @@ export const documentRouteDocs: RouteDoc[] = [
     body: writeBodySchema,
     responses: {
       200: { description: "The batch is stored and visible", schema: writeAnswer },
-      400: { description: "Invalid body or Idempotency-Key (the message names the field)" },
+      400: { description: "Invalid body or Idempotency-Key (the message names the field), or a declared filter field of the wrong type (the message names the document and field)" },
       404: { description: "No such index for this tenant" },
       409: { description: "idempotency_key_reused: the key was used with another body" },
       413: { description: "The body is over 8 MiB" },

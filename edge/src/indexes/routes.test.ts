@@ -114,4 +114,52 @@ describe("/v1/indexes", () => {
     expect(noType.status).toBe(415);
     expect((await errorOf(noType)).code).toBe("unsupported_media_type");
   });
+
+  describe("filterable fields", () => {
+    const fields = { section: "string", year: "number", tags: "string[]", free: "boolean" };
+
+    it("are declared at creation and shown by create, get and list in the same form", async () => {
+      const { key } = await tenantWithKey();
+      const created = await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "typed", fields }));
+      expect(created.status).toBe(201);
+      expect(await created.json()).toMatchObject({ id: "typed", fields });
+      expect((await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "plain" }))).status).toBe(201);
+      const detail = await (await keyFetch(key, "/v1/indexes/typed")).json<Record<string, unknown>>();
+      expect(detail.fields).toEqual(fields);
+      expect((await (await keyFetch(key, "/v1/indexes/plain")).json<Record<string, unknown>>()).fields).toEqual({});
+      const list = await (await keyFetch(key, "/v1/indexes")).json<{ indexes: Array<{ id: string; fields: unknown }> }>();
+      expect(list.indexes.map((i) => [i.id, i.fields])).toEqual([
+        ["plain", {}],
+        ["typed", fields],
+      ]);
+    });
+
+    it("are immutable: re-creating the index is a 409 and leaves the schema as it was", async () => {
+      const { key } = await tenantWithKey();
+      expect((await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "typed", fields }))).status).toBe(201);
+      expect((await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "typed", fields: { other: "number" } }))).status).toBe(409);
+      expect((await (await keyFetch(key, "/v1/indexes/typed")).json<Record<string, unknown>>()).fields).toEqual(fields);
+      // No route changes an index: PATCH/PUT are not routes.
+      expect((await keyFetch(key, "/v1/indexes/typed", jsonRequest("PATCH", { fields: {} }))).status).toBe(404);
+    });
+
+    it.each([
+      ["an unknown type", { year: "int" }, /body\.fields\.year: field "year": type must be one of "string", "number", "boolean", "string\[\]", got "int"/],
+      ["a non-string type", { year: 1 }, /body\.fields\.year: .*got 1/],
+      ["a bad name", { "has space": "string" }, /body\.fields\.has space: field name "has space" must be/],
+      ["the reserved name id", { id: "string" }, /field name "id" is reserved/],
+      ["65 fields", Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, "string"])), /at most 64 fields may be declared, got 65/],
+      ["not a map", ["year"], /body\.fields/],
+      ["a __proto__ name", JSON.parse('{"__proto__": "string"}'), /field name "__proto__" is not allowed/],
+      ["a constructor name", { constructor: "string" }, /field name "constructor" is not allowed/],
+    ])("400 for %s, and no index is created", async (_what, bad, message) => {
+      const { key } = await tenantWithKey();
+      const response = await keyFetch(key, "/v1/indexes", jsonRequest("POST", { id: "typed", fields: bad }));
+      expect(response.status).toBe(400);
+      const error = await errorOf(response);
+      expect(error.code).toBe("invalid_request");
+      expect(error.message).toMatch(message);
+      expect((await keyFetch(key, "/v1/indexes/typed")).status).toBe(404);
+    });
+  });
 });

@@ -20,7 +20,7 @@ type IndexSummary = z.infer<typeof indexSummary>;
 
 function summary(index: IndexRecord): IndexSummary {
   // Deleted indexes are never returned by the queries these views are built from.
-  return { id: index.id, status: index.status === "ready" ? "ready" : "empty", activeVersion: index.activeVersion, docCount: index.docCount, createdAt: index.createdAt };
+  return { id: index.id, status: index.status === "ready" ? "ready" : "empty", activeVersion: index.activeVersion, docCount: index.docCount, createdAt: index.createdAt, fields: index.fields };
 }
 
 export interface IndexRouteDeps {
@@ -33,8 +33,9 @@ export function createIndexRoutes(deps: IndexRouteDeps = {}): Hono<EdgeEnv> {
   const indexRoutes = new Hono<EdgeEnv>();
 
   indexRoutes.post("/", requireApiKey("manage"), async (c) => {
-    const { id } = await readJson(c, createIndexBody);
-    const result = await createIndex(c.env.DB, c.get("auth").tenantId, id);
+    const { id, fields } = await readJson(c, createIndexBody);
+    // The field schema is fixed here: there is no route that changes it (segments' filter columns follow it).
+    const result = await createIndex(c.env.DB, c.get("auth").tenantId, id, fields ?? {});
     if (!result.ok) {
       throw new ApiError(
         409,

@@ -1,8 +1,34 @@
 /** Request and response schemas of /v1/indexes. */
 import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
+import { FIELD_LIMITS, FIELD_NAME_PATTERN, FIELD_TYPES, fieldSchemaSchema } from "../../../shared/filter/schema.ts";
 
-export const createIndexBody = z.strictObject({ id: indexId });
+/** The declared filterable fields as shown (and, for OpenAPI, as given): name → type. */
+const fieldsShape = z
+  .record(z.string(), z.enum(FIELD_TYPES))
+  .describe('filterable fields and their types, e.g. {"section": "string", "year": "number", "tags": "string[]", "free": "boolean"}; fixed at creation');
+
+/**
+ * fieldSchemaSchema, after refusing a "__proto__" key: JSON.parse makes it an own property, but a
+ * zod record drops it, so it would otherwise vanish silently instead of being the 400 it is.
+ */
+const declaredFields = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "__proto__")) {
+      ctx.addIssue({ code: "custom", path: ["__proto__"], message: 'field name "__proto__" is not allowed' });
+    }
+  })
+  .pipe(fieldSchemaSchema);
+
+export const createIndexBody = z.strictObject({
+  id: indexId,
+  /** Validated by fieldSchemaSchema (names, types, at most 64); the metadata is its OpenAPI form. */
+  fields: declaredFields.optional().meta({
+    description: `${fieldsShape.description!}. At most ${FIELD_LIMITS.maxFields} fields; names match ${FIELD_NAME_PATTERN.source} ("id" is reserved)`,
+    additionalProperties: { type: "string", enum: [...FIELD_TYPES] },
+  }),
+});
 export const indexParams = z.strictObject({ id: indexId });
 
 export const indexSummary = z.object({
@@ -11,6 +37,7 @@ export const indexSummary = z.object({
   activeVersion: z.number().int().nullable().describe("the version searches use"),
   docCount: z.number().int().describe("documents in the active version"),
   createdAt: z.string(),
+  fields: fieldsShape,
 });
 
 export const indexVersion = z.object({

@@ -183,6 +183,16 @@ describe("living index maintenance", () => {
         expect(compactions).toEqual([{ tenant, index: "docs", baseVersion: 0, version: 1, toSeq: 3 }]);
       }));
 
+    it("sends the index's declared fields as filterFields", () =>
+      withStorage(async (storage) => {
+        const fields = { section: "string", tags: "string[]" };
+        await sql("UPDATE indexes SET filter_fields = ?2 WHERE tenant_id = ?1 AND id = 'docs'", JSON.stringify(fields));
+        vars = { COMPACT_TAIL_BATCHES: "1" };
+        await write(storage, 1, 1, T0);
+        await runMaintenance(ctxOf(storage, () => T0));
+        expect(compactions).toEqual([{ tenant, index: "docs", baseVersion: 0, version: 1, toSeq: 1, filterFields: fields }]);
+      }));
+
     it("compacts when the oldest pending batch is COMPACT_TAIL_AGE_SECONDS old", () =>
       withStorage(async (storage) => {
         vars = { COMPACT_TAIL_AGE_SECONDS: "60" };

@@ -36,6 +36,7 @@
  * worker reachable that is done within 60 s of the delete (30 s plus two sweeps).
  */
 import { z } from "zod";
+import type { FieldSchema } from "../../../shared/filter/schema.ts";
 import { type CompactionRequest, compactionRequestSchema, type SweepAnswer, type SweepRequest } from "../../../shared/api/living-api.ts";
 import { BUILD_STATES, type BuildStatus } from "../../../shared/api/worker-api.ts";
 import { MANIFEST_READ_BACKOFF_MS, readVersionManifest } from "../builds/version-manifest.ts";
@@ -238,10 +239,17 @@ async function maybeCompact(ctx: MaintenanceContext, pool: WorkerPoolConfig, set
   if (view.buildInProgress) return now + BUILD_WAIT_MS;
   const retryAt = (await ctx.storage.get<number>(MAINT_KEYS.retryAt)) ?? 0;
   if (now < retryAt) return retryAt;
-  return dispatchCompaction(ctx, pool, view.index!.activeVersion ?? 0, covered, now);
+  return dispatchCompaction(ctx, pool, view.index!.activeVersion ?? 0, covered, now, view.index!.fields);
 }
 
-async function dispatchCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfig, baseVersion: number, baseCovered: number, now: number): Promise<number | null> {
+async function dispatchCompaction(
+  ctx: MaintenanceContext,
+  pool: WorkerPoolConfig,
+  baseVersion: number,
+  baseCovered: number,
+  now: number,
+  fields: FieldSchema,
+): Promise<number | null> {
   const db = ctx.env.DB;
   const reserved = await reserveVersion(db, ctx.tenant, ctx.index, "compaction");
   if (!reserved) return null;
@@ -251,7 +259,15 @@ async function dispatchCompaction(ctx: MaintenanceContext, pool: WorkerPoolConfi
   }
   const job: CompactionJob = { version: reserved.version, baseVersion, toSeq: reserved.coveredSeq, reservedAt: now, lastHeardAt: now };
   await ctx.storage.put(MAINT_KEYS.job, job);
-  const request: CompactionRequest = compactionRequestSchema.parse({ tenant: ctx.tenant, index: ctx.index, baseVersion, version: job.version, toSeq: job.toSeq });
+  const request: CompactionRequest = compactionRequestSchema.parse({
+    tenant: ctx.tenant,
+    index: ctx.index,
+    baseVersion,
+    version: job.version,
+    toSeq: job.toSeq,
+    // New and merged segments get filter columns for the index's declared fields.
+    ...(Object.keys(fields).length > 0 ? { filterFields: fields } : {}),
+  });
   let accepted;
   try {
     accepted = await tryOwners({

@@ -78,4 +78,15 @@ describe("GET /v1/openapi.json", () => {
     expect(Object.keys(create.responses).sort()).toEqual(["201", "400", "401", "403", "409", "413", "415", "429", "500"]);
     expect(create.security).toEqual([{ apiKey: [] }]);
   });
+
+  it("documents filterable fields at creation and the search filter (body and query string)", async () => {
+    const doc = JSON.parse(JSON.stringify(await fetchDoc())) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { properties: Record<string, { additionalProperties?: unknown; description?: string }> } }> }; parameters?: Array<{ name: string; description?: string }> }>>;
+    };
+    const create = doc.paths["/v1/indexes"]!.post!.requestBody!.content["application/json"]!.schema;
+    expect(create.properties.fields!.additionalProperties).toEqual({ type: "string", enum: ["string", "number", "boolean", "string[]"] });
+    const search = doc.paths["/v1/indexes/{id}/search"]!;
+    expect(search.post!.requestBody!.content["application/json"]!.schema.properties.filter!.description).toMatch(/contains is for string\[\] fields/);
+    expect(JSON.stringify(search.get!.parameters!.find((p) => p.name === "filter"))).toMatch(/URL-encoded JSON/);
+  });
 });

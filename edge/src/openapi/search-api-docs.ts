@@ -9,7 +9,7 @@ import { z } from "zod";
 import { indexId } from "../../../shared/api/worker-api.ts";
 import { buildBodySchema, buildParamsSchema } from "../builds/schemas.ts";
 import { publicQNetSchema, publicRerankSchema } from "../query-model/request.ts";
-import { publicSearchSchema } from "../search/request.ts";
+import { FILTER_DESCRIPTION, publicSearchSchema } from "../search/request.ts";
 import { uploadBodySchema } from "../uploads/schemas.ts";
 import type { RouteDoc } from "./route-doc.ts";
 
@@ -17,10 +17,11 @@ const indexParams = z.strictObject({ id: indexId });
 const buildParams = buildParamsSchema.extend({ id: indexId });
 
 // The query-string form: q is the query, fields is comma-separated; the rest are publicSearchSchema's.
-const { query, fields: _fields, ...searchOptions } = publicSearchSchema.shape;
+const { query, fields: _fields, filter: _filter, ...searchOptions } = publicSearchSchema.shape;
 const searchQueryString = z.object({
   q: query,
   fields: z.string().optional().describe("stored fields to return, comma-separated"),
+  filter: z.string().optional().describe(`the filter as URL-encoded JSON (filter=${encodeURIComponent('{"field":"year","op":"gte","value":2000}')}). ${FILTER_DESCRIPTION}`),
   ...searchOptions,
 });
 
@@ -32,6 +33,10 @@ const searchResult = z.object({
     iterations: z.number(),
     shardsSearched: z.number(),
     ms: z.object({ queue: z.number(), encode: z.number(), search: z.number(), total: z.number() }),
+    plan: z
+      .enum(["filtered-walk", "filtered-exhaustive"])
+      .optional()
+      .describe('filtered searches only: "filtered-walk" when any shard walked the graph (non-matching rows never enter the top-k), "filtered-exhaustive" when every shard scored its few matching rows exhaustively'),
   }),
   partial: z.boolean().describe("true when some shards did not answer"),
   missingShards: z.array(z.string()),
@@ -47,7 +52,7 @@ const searchResponses = {
   },
   400: {
     description:
-      "Invalid request; also `search_too_expensive` (entryPoints/ncandidates cost more than the tenant's SEARCH_CONCURRENCY_PER_TENANT units: the message names the bounds) and `answer_too_large` (ask for fewer hits or stored fields)",
+      "Invalid request (an invalid `filter`: the message names the filter path and field, e.g. `filter.and[1].field: field \"author\" is not declared for filtering`); also `search_too_expensive` (entryPoints/ncandidates cost more than the tenant's SEARCH_CONCURRENCY_PER_TENANT units: the message names the bounds) and `answer_too_large` (ask for fewer hits or stored fields)",
   },
   404: { description: "No such index" },
   409: { description: "`index_not_ready`: the index has neither a built version nor any written document" },

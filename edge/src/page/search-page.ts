@@ -8,6 +8,11 @@
  * graph-search iteration, with the best hits so far, and the page shows them as they arrive, then
  * the `result` frame with the hits' fields and the timing and docs-scored stats.
  *
+ * The filter box takes a metadata filter as JSON (README "Filters"), sent as the request's `filter`;
+ * text that is not JSON is refused in the page, and the API's 400 for an invalid filter (an
+ * undeclared field, a wrong type, a limit) is shown as a filter error with the API's message. The
+ * fields the selected index declares are listed under the box.
+ *
  * Hits show their id as the name, the stored `title` field as the synopsis and a snippet of the
  * stored `text` field (without its first line when that repeats the title), with the query's words
  * marked. Other requested fields are listed below.
@@ -31,6 +36,10 @@ details summary { cursor: pointer; color: var(--muted); }
 .options input, .options select { padding: .15rem .35rem; }
 .options input[type=number] { width: 5rem; }
 .options #fields { width: 10rem; }
+.filterbox { display: flex; gap: .5rem; align-items: center; margin: .6rem 0 0; color: var(--muted); font-size: .9rem; }
+.filterbox input { flex: 1; font-family: ui-monospace, monospace; font-size: .85rem; }
+.filterbox input[aria-invalid=true] { border-color: #c62828; }
+#filter-fields { margin: .25rem 0 0; color: var(--muted); font-size: .8rem; }
 #status { color: var(--muted); min-height: 1.4em; margin: 1rem 0 .3rem; }
 #error { color: #c62828; font-weight: 600; }
 #stats { display: flex; flex-wrap: wrap; gap: .4rem; margin: 0 0 .8rem; padding: 0; list-style: none; }
@@ -56,6 +65,8 @@ const $ = (id) => document.getElementById(id);
 const SNIPPET_CHARS = 260;
 const PROGRESS_NAMES = 4;
 let running = null;
+// Index id -> its declared filterable fields (from the index list).
+const declaredFields = new Map();
 
 function showError(message) {
   $("error").textContent = message;
@@ -75,12 +86,38 @@ function headers(extra) {
   return { ...(extra || {}), authorization: "Bearer " + key };
 }
 
-// A non-2xx answer's JSON error body becomes "code: message".
+// A non-2xx answer's JSON error body becomes "code: message"; a refused filter says so first.
 async function failure(response) {
   let body = null;
   try { body = await response.json(); } catch { /* not JSON */ }
   const error = body && body.error;
-  return new Error(error ? error.code + ": " + error.message : "HTTP " + response.status);
+  const message = error ? error.code + ": " + error.message : "HTTP " + response.status;
+  if (response.status === 400 && error && /^filter[.:\[]/.test(String(error.message))) {
+    $("filter").setAttribute("aria-invalid", "true");
+    return new Error("Filter rejected: " + message);
+  }
+  return new Error(message);
+}
+
+function showDeclaredFields() {
+  const fields = declaredFields.get($("index").value) || {};
+  const names = Object.keys(fields);
+  $("filter-fields").textContent = names.length
+    ? "Filterable fields: " + names.map((name) => name + " (" + fields[name] + ")").join(", ")
+    : "This index declares no filterable fields.";
+}
+
+// The filter box's JSON, undefined when empty; throws a clear error for text that is not JSON.
+function filterOf() {
+  const text = $("filter").value.trim();
+  $("filter").removeAttribute("aria-invalid");
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    $("filter").setAttribute("aria-invalid", "true");
+    throw new Error("Filter: not valid JSON (" + error.message + ")");
+  }
 }
 
 async function loadIndexes() {
@@ -92,11 +129,14 @@ async function loadIndexes() {
     const response = await fetch("/v1/indexes", { headers: headers() });
     if (!response.ok) throw await failure(response);
     const { indexes } = await response.json();
+    declaredFields.clear();
     for (const index of indexes) {
+      declaredFields.set(index.id, index.fields || {});
       const option = element("option", "", index.id + " (" + index.status + ", " + Number(index.docCount).toLocaleString() + " docs)");
       option.value = index.id;
       select.append(option);
     }
+    showDeclaredFields();
     $("status").textContent = indexes.length ? indexes.length + " index(es). Type a query." : "This tenant has no indexes yet.";
     if (indexes.length) $("query").focus();
   } catch (error) {
@@ -174,6 +214,7 @@ function renderStats(result, iterationsSeen) {
     stat("ms in total", String(Math.round(ms.total || 0))),
   ];
   if (s.shardsSearched > 1) items.push(stat("shards", String(s.shardsSearched)));
+  if (s.plan) items.push(stat("filter plan", String(s.plan)));
   if (result.version) {
     const version = element("li", "", "index version ");
     version.append(element("b", "", String(result.version)));
@@ -217,6 +258,14 @@ async function search(event) {
   const body = { query, k: Number($("k").value) || 10, mode: $("mode").value, fields, stream: true };
   // Empty: the service default (10,000 per shard). Fewer entry points make the graph walk take more steps.
   if ($("entryPoints").value) body.entryPoints = Number($("entryPoints").value);
+  try {
+    const filter = filterOf();
+    if (filter !== undefined) body.filter = filter;
+  } catch (error) {
+    running = null;
+    $("status").textContent = "";
+    return showError(error.message);
+  }
   $("status").textContent = "Searching…";
   $("hits").replaceChildren();
   $("stats").hidden = true;
@@ -271,6 +320,7 @@ async function search(event) {
 }
 
 $("load").addEventListener("click", loadIndexes);
+$("index").addEventListener("change", showDeclaredFields);
 $("search").addEventListener("submit", search);
 `;
 
@@ -309,6 +359,8 @@ export function renderSearchPage(): string {
     <label>Entry points <input id="entryPoints" name="entryPoints" type="number" min="1" placeholder="10000"></label>
     <label>Fields <input id="fields" name="fields" value="title,text" placeholder="stored fields, comma-separated"></label>
   </div>
+  <label class="filterbox">Filter <input id="filter" name="filter" spellcheck="false" autocomplete="off" placeholder='JSON, e.g. {"field": "section", "op": "eq", "value": "utils"}' aria-describedby="filter-fields"></label>
+  <p id="filter-fields"></p>
 </form>
 <p id="status" role="status"></p>
 <p id="error" role="alert" hidden></p>

@@ -9,8 +9,17 @@ import { Unpackr } from "msgpackr/index-no-eval";
 import { z } from "zod";
 import { msgpackStrictValueEnd } from "../../../shared/api/frames.ts";
 import { LIMITS, MSGPACK_FRAMES_CONTENT_TYPE, searchParamsSchema } from "../../../shared/api/worker-api.ts";
+import { FILTER_LIMITS, filterInputSchema, parseFilterParam } from "../../../shared/filter/filter.ts";
 import { ApiError } from "../errors.ts";
 import { parseInput, readBodyCapped, readJson } from "../http/validate.ts";
+
+/** The filter language as the API docs state it (shared/filter/filter.ts is the definition). */
+export const FILTER_DESCRIPTION =
+  'A metadata filter over the index\'s declared fields: {"and": [filter, ...]} | {"or": [filter, ...]} | {"not": filter} | {"field": NAME, "op": OP, "value": V}, ' +
+  "OP one of eq, ne, in, nin, gt, gte, lt, lte, contains, exists. in/nin take an array; contains is for string[] fields (the array holds the value); " +
+  "exists takes true or false; gt/gte/lt/lte compare numbers. A condition on an absent field is false, except ne, nin and exists: false (MongoDB's rule). " +
+  `At most ${FILTER_LIMITS.maxDepth} levels deep, ${FILTER_LIMITS.maxConditions} conditions and ${FILTER_LIMITS.maxValues} values in all. ` +
+  "An undeclared field, a wrong op or value type, or a limit exceeded is a 400 naming the filter path and field. Every hit satisfies the filter.";
 
 export const CONSISTENCY_LEVELS = ["strong", "eventual"] as const;
 export type Consistency = (typeof CONSISTENCY_LEVELS)[number];
@@ -27,11 +36,22 @@ export const publicSearchSchema = searchParamsSchema
      * compacted, which is faster.
      */
     consistency: z.enum(CONSISTENCY_LEVELS).default("strong"),
+    /**
+     * A metadata filter over the index's declared fields (README "Filters"). Any JSON value here: it
+     * is parsed against the index's field schema (shared/filter/filter.ts parseFilter) once the
+     * catalog read has loaded it, which gives a 400 naming the filter path and field.
+     */
+    filter: filterInputSchema.optional().meta({
+      type: "object",
+      description: FILTER_DESCRIPTION,
+      examples: [{ and: [{ field: "section", op: "eq", value: "intro" }, { field: "year", op: "gte", value: 2000 }, { not: { field: "tags", op: "contains", value: "draft" } }] }],
+    }),
   })
   .strict();
 export type PublicSearch = z.infer<typeof publicSearchSchema>;
 
-const SEARCH_BODY_LIMIT_BYTES = 16 * 1024;
+/** Room for a filter at its limits (1,024 values, 64 conditions) beside the query. */
+export const SEARCH_BODY_LIMIT_BYTES = 64 * 1024;
 const INTEGER = /^-?[0-9]{1,16}$/;
 const BOOLEANS: Record<string, boolean> = { true: true, false: false, "1": true, "0": false };
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false });
@@ -39,7 +59,8 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structured
 /**
  * Query string → the schema's input: `q` is the query, numbers and booleans are converted only when
  * they look like one (anything else reaches zod unchanged and fails with a precise message),
- * `fields` is comma-separated, and a repeated parameter is refused rather than silently picked.
+ * `fields` is comma-separated, `filter` is URL-encoded JSON, and a repeated parameter is refused
+ * rather than silently picked.
  */
 export function searchFromQueryString(url: URL): PublicSearch {
   const input: Record<string, unknown> = {};
@@ -50,6 +71,7 @@ export function searchFromQueryString(url: URL): PublicSearch {
     const key = name === "q" ? "query" : name;
     if (key === "query" && name !== "q") throw new ApiError(400, "invalid_request", "query: use q=… for the query text");
     if (key === "fields") input.fields = value === "" ? [] : value.split(",");
+    else if (key === "filter") input.filter = parseFilterParam(value);
     else if (key === "earlyStop" || key === "stream") input[key] = BOOLEANS[value] ?? value;
     else if (key !== "query" && key !== "mode" && key !== "consistency" && INTEGER.test(value)) input[key] = Number(value);
     else input[key] = value;

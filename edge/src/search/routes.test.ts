@@ -100,7 +100,7 @@ describe("search route", () => {
     ["k=100000", post({ query: "x", k: 100000 }), 400, "invalid_request"],
     ["non-integer k", post({ query: "x", k: 1.5 }), 400, "invalid_request"],
     ["too many fields", post({ query: "x", fields: Array.from({ length: 33 }, (_, i) => `f${i}`) }), 400, "invalid_request"],
-    ["oversized body", post({ query: "x".repeat(20_000) }), 413, "payload_too_large"],
+    ["oversized body", post({ query: "x".repeat(70_000) }), 413, "payload_too_large"],
   ] as const)("POST refuses %s", async (_name, init, status, code) => {
     const { call } = setup();
     const { response, json } = await call("/v1/indexes/docs/search", init as RequestInit);

@@ -15,6 +15,7 @@ import { z } from "zod";
 import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
 import type { Frame } from "../../../shared/api/worker-api.ts";
 import { indexId } from "../../../shared/api/worker-api.ts";
+import { canonicalFilter, parseFilter } from "../../../shared/filter/filter.ts";
 import { requireApiKey } from "../auth/require-api-key.ts";
 import { DEFAULT_RESULT_CACHE_TTL_SECONDS, type ResultCache, resultCache, resultCacheKey } from "../cache/result-cache.ts";
 import type { EdgeEnv } from "../env.ts";
@@ -53,7 +54,9 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     const tenant = c.get("auth").tenantId;
     const format = responseFormat(c.req.header("accept"), request.stream);
     const active = await activeVersionOrThrow(catalog, c.env.DB, tenant, index, { tailOnly: true });
-    const { query, fields, stream: _stream, consistency, ...params } = request;
+    const { query, fields, stream: _stream, consistency, filter: filterInput, ...params } = request;
+    // Validated against the index's own field schema (a FilterError is a 400 naming path and field).
+    const filter = filterInput === undefined ? undefined : parseFilter(filterInput, active.fields ?? {});
     const tail = tailToRead(active, consistency);
     const shards = tail ? [...active.shards, TAIL_SHARD_ID] : active.shards;
     const seen: Seen = { version: active.version, headSeq: tail?.toSeq ?? active.coveredSeq };
@@ -61,7 +64,18 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     if (shards.length === 0) return emptyAnswer(format, seen);
     const pool = workerPoolFromEnv(c.env);
     const fanout: FanoutInput = {
-      request: { tenant, index, version: active.version, ...(tail ? { tail } : {}), query, params, fields, includeQNet: false },
+      request: {
+        tenant,
+        index,
+        version: active.version,
+        ...(tail ? { tail } : {}),
+        query,
+        params,
+        fields,
+        // Every worker filters its own shards (and the tail), each against the same schema.
+        ...(filter ? { filter, filterFields: active.fields ?? {} } : {}),
+        includeQNet: false,
+      },
       shards,
       workers: pool.workers,
       fetcher,
@@ -74,7 +88,20 @@ export function createSearchRoutes(deps: SearchDeps = {}): Hono<EdgeEnv> {
     const ttl = Number(c.env.RESULT_CACHE_TTL_SECONDS ?? DEFAULT_RESULT_CACHE_TTL_SECONDS);
     const wholeFormat = format === "msgpack" ? "msgpack" : "json";
     const cache = Number.isFinite(ttl) && ttl > 0 ? cacheFor(ttl) : undefined;
-    const key = cache && (await resultCacheKey({ tenant, index, version: active.version, query, params, fields, format: wholeFormat, consistency, headSeq: tail?.toSeq ?? null }));
+    const key =
+      cache &&
+      (await resultCacheKey({
+        tenant,
+        index,
+        version: active.version,
+        query,
+        params,
+        fields,
+        format: wholeFormat,
+        consistency,
+        headSeq: tail?.toSeq ?? null,
+        filter: filter ? canonicalFilter(filter) : null,
+      }));
     if (cache && key) {
       const hit = await cache.match(key);
       if (hit) return withHeaders(hit, { "x-cache": "HIT", "cache-control": "private, no-store" });
