@@ -114,7 +114,7 @@ async function writeThroughput(label: string, modelDir: string | undefined): Pro
 }
 
 console.log(`(a) write throughput and write-to-visible latency (${WRITES} writes per setting)`);
-for (const model of args.models.split(",")) {
+for (const model of args.models.split(",").filter((m) => m !== "")) {
   if (model === "tiny") await writeThroughput("tiny", undefined);
   else if (model === "bert-base") await writeThroughput("bert-base", await bertBaseModel());
   else throw new Error(`unknown model ${model}: tiny or bert-base`);
@@ -128,19 +128,23 @@ await withStack("tail", undefined, { COMPACT_TAIL_DOCS: "1000000000", COMPACT_TA
   const built = await api.waitForBuild("t", build.id, { timeoutMs: 1_800_000 });
   if (built.state !== "succeeded") throw new Error(`build failed: ${JSON.stringify(built)}`);
   let q = 0;
-  const searchP50 = async () => {
-    const times: number[] = [];
+  /** Strong (segments + tail) and eventual (segments only) searches interleaved, so drift hits both alike. */
+  const searchP50s = async () => {
+    const strong: number[] = [];
+    const eventual: number[] = [];
     for (let i = 0; i < SEARCHES + 2; i++) {
-      const t0 = performance.now();
-      const r = await api.search("t", { query: `${TOPICS[q % 8]} ${q++}` });
-      if (r.status !== 200) throw new Error(`search: ${r.status} ${await r.text()}`);
-      await r.arrayBuffer();
-      if (i >= 2) times.push(performance.now() - t0);
+      for (const [consistency, times] of [["strong", strong], ["eventual", eventual]] as const) {
+        const t0 = performance.now();
+        const r = await api.search("t", { query: `${TOPICS[q % 8]} ${q++}`, consistency });
+        if (r.status !== 200) throw new Error(`search: ${r.status} ${await r.text()}`);
+        await r.arrayBuffer();
+        if (i >= 2) times.push(performance.now() - t0);
+      }
     }
-    return median(times);
+    return { strong: median(strong), eventual: median(eventual) };
   };
-  const none = await searchP50();
-  const rows = [`  tail 0: p50 ${ms(none)} (1.00×)`];
+  const none = await searchP50s();
+  const rows = [`  tail 0: strong p50 ${ms(none.strong)} (1.00×), eventual p50 ${ms(none.eventual)}`];
   let written = 0;
   for (const tail of [1000, 10000]) {
     while (written < tail) {
@@ -148,8 +152,11 @@ await withStack("tail", undefined, { COMPACT_TAIL_DOCS: "1000000000", COMPACT_TA
       await api.write("t", { upsert: docs });
       written += 1000;
     }
-    const p50 = await searchP50();
-    rows.push(`  tail ${tail}: p50 ${ms(p50)} (${(p50 / none).toFixed(2)}× no tail)`);
+    const p50 = await searchP50s();
+    rows.push(
+      `  tail ${tail}: strong p50 ${ms(p50.strong)} (${(p50.strong / none.strong).toFixed(2)}× tail 0), ` +
+        `eventual (no tail) p50 ${ms(p50.eventual)} in the same run: strong/eventual ${(p50.strong / p50.eventual).toFixed(2)}×`,
+    );
   }
   console.log(rows.join("\n"));
   const before = await api.index("t");
