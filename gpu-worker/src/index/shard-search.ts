@@ -28,6 +28,13 @@ import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
+import { matchesFilter } from "../../../shared/filter/filter.ts";
+import { scoreRowList } from "../filter/filtered-exhaustive.ts";
+import { choosePlan, type FilterPlan, filteredEntryRows } from "../filter/plan.ts";
+import { bitmapRows, countRows, hasRow } from "../filter/row-bitmap.ts";
+import { liveMatchingRows, type SearchFilter } from "../filter/search-filter.ts";
+import { declaredFieldValues } from "../filter/segment-columns.ts";
+import type { RowScorer } from "../search/row-scorer.ts";
 
 export interface SearchIndexOptions {
   /** Shard ids (TAIL_SHARD_ID for the tail's documents); all of the version's, and the tail, when omitted. Duplicates are searched once. */
@@ -46,6 +53,8 @@ export interface SearchIndexOptions {
   onShardError?: (shardId: string, error: unknown) => void;
   /** Rows per scorer call. */
   batchRows?: number;
+  /** Only documents matching this filter are returned (search-filter.ts prepareSearchFilter). */
+  filter?: SearchFilter;
 }
 
 export async function searchIndex(index: LoadedIndex, options: SearchIndexOptions): Promise<IndexSearchResult> {
@@ -77,6 +86,8 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
   const searches = available.map(({ id, shard, dead }) => searchShard(index, id, shard, dead, options));
   if (tail) searches.push(searchTailDocuments(index, tail, options));
   const results = await Promise.all(searches);
+  // One word per worker answer: any shard that walked makes it "filtered-walk" (the edge merges likewise).
+  const plan: FilterPlan | undefined = options.filter ? (results.some((r) => r.plan === "filtered-walk") ? "filtered-walk" : "filtered-exhaustive") : undefined;
   const byPosition = new Map(available.map(({ id, shard }) => [index.position(id)!, shard]));
   const tailPosition = index.manifest.shards.length;
   const merged = mergeRowTopK(
@@ -93,6 +104,7 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
     iterations: results.reduce((most, r) => Math.max(most, r.iterations), 0),
     shardsSearched: available.length + (tail ? 1 : 0),
     missingShards,
+    ...(plan ? { plan } : {}),
   };
 }
 
@@ -118,9 +130,25 @@ async function searchTailDocuments(index: LoadedIndex, tail: SearchedTail, optio
     signal: options.signal,
     ...(options.batchRows ? { batchRows: options.batchRows } : {}),
   });
-  const result = await exhaustiveSearch(scorer, tail.docCount, { k: options.params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
+  const batch = options.batchRows ? { batchSize: options.batchRows } : {};
+  const { filter } = options;
+  // A filtered tail: exactly its live documents whose declared fields (as written) match.
+  const result = filter
+    ? await scoreRowList(scorer, tailMatchingRows(tail, filter), { k: options.params.k, shard: position, signal: options.signal, ...batch })
+    : await exhaustiveSearch(scorer, tail.docCount, { k: options.params.k, shard: position, signal: options.signal, ...batch });
   options.onProgress?.({ shard: TAIL_SHARD_ID, iteration: 1, hits: result.hits.map((h) => ({ id: tail.ids[h.row]!, score: h.score })) });
-  return { hits: result.hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score })), docsScored: result.stats.docsScored, iterations: 1 };
+  return {
+    hits: result.hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score })),
+    docsScored: result.stats.docsScored,
+    iterations: 1,
+    ...(filter ? { plan: "filtered-exhaustive" as const } : {}),
+  };
+}
+
+function tailMatchingRows(tail: SearchedTail, filter: SearchFilter): Uint32Array {
+  const rows: number[] = [];
+  for (let row = 0; row < tail.docCount; row++) if (matchesFilter(filter.filter, declaredFieldValues(filter.fields, tail.fields(row)))) rows.push(row);
+  return Uint32Array.from(rows);
 }
 
 function toTailHit(index: LoadedIndex, tail: SearchedTail, hit: RowHit, fields: readonly string[]): Hit {
@@ -141,6 +169,8 @@ interface ShardResult {
   hits: RowHit[];
   docsScored: number;
   iterations: number;
+  /** The plan this shard ran, for filtered searches. */
+  plan?: FilterPlan;
 }
 
 async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, dead: DeletionBitmap | undefined, options: SearchIndexOptions): Promise<ShardResult> {
@@ -156,6 +186,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     options.onProgress?.({ shard: id, iteration, hits: hits.map((h) => ({ id: shard.ids[h.row]!, score: h.score })) });
   const global = (hits: RowHit[]): RowHit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
 
+  if (options.filter) return searchShardFiltered(index, id, shard, dead, options, options.filter, { scorer, position, progress, global });
   if (params.mode === "exact") {
     const result = await exhaustiveSearch(scorer, shard.docCount, {
       k: params.k,
@@ -186,6 +217,64 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     },
   );
   return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations };
+}
+
+interface ShardContext {
+  scorer: RowScorer;
+  position: number;
+  progress: (iteration: number, hits: RowHit[]) => void;
+  global: (hits: RowHit[]) => RowHit[];
+}
+
+/**
+ * A filtered search of one segment: its live matching rows (compiled bitmap minus dead rows), then
+ * the plan. Exact mode and "filtered-exhaustive" score exactly those rows; "filtered-walk" walks the
+ * graph with every other row treated as dead (walked through, never returned), entered from
+ * matching rows only (the segment's matching medoids first, then seeded random matching rows).
+ */
+async function searchShardFiltered(
+  index: LoadedIndex,
+  id: string,
+  shard: DecodedShard,
+  dead: DeletionBitmap | undefined,
+  options: SearchIndexOptions,
+  filter: SearchFilter,
+  { scorer, position, progress, global }: ShardContext,
+): Promise<ShardResult> {
+  const { params } = options;
+  const matching = liveMatchingRows(shard, dead, filter, `${index.label} segment ${id}`);
+  const matches = countRows(matching);
+  const plan: FilterPlan =
+    params.mode === "exact" ? "filtered-exhaustive" : (filter.forcePlan ?? choosePlan(matches, shard.docCount, { ...filter.planOptions, entryPoints: params.entryPoints }));
+  if (plan === "filtered-exhaustive" || matches === 0) {
+    const result = await scoreRowList(scorer, bitmapRows(matching, matches), {
+      k: params.k,
+      shard: position,
+      signal: options.signal,
+      ...(options.batchRows ? { batchSize: options.batchRows } : {}),
+    });
+    progress(1, result.hits);
+    return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1, plan };
+  }
+  const entryRows = filteredEntryRows(matching, { count: params.entryPoints, seed: shardSeed(params.seed, position), preferred: shard.entryRows });
+  const result = await graphSearch(
+    scorer,
+    { offsets: shard.offsets, neighbors: shard.neighbors },
+    {
+      k: params.k,
+      entryPoints: entryRows.length,
+      ncandidates: params.ncandidates,
+      maxIter: params.maxIter,
+      earlyStop: params.earlyStop,
+      entryRows,
+      seed: shardSeed(params.seed, position),
+      shard: position,
+      isDead: (row) => !hasRow(matching, row),
+      onIteration: (p) => progress(p.iteration, p.topK),
+      signal: options.signal,
+    },
+  );
+  return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations, plan };
 }
 
 /**
