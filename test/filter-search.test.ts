@@ -138,11 +138,16 @@ function buildDoc(i: number) {
   if (i % 13 === 0) doc.year = null; // null is absent
   return doc;
 }
-const DECLARED = (doc: Record<string, unknown>) => declaredFieldValues(BUILD_SCHEMA, doc);
+/** The declared fields as the columns give them back: a string[] as its set, in code point order. */
+const DECLARED = (doc: Record<string, unknown>) => {
+  const values = declaredFieldValues(BUILD_SCHEMA, doc);
+  if (Array.isArray(values.tags)) values.tags = [...new Set(values.tags as string[])].sort();
+  return values;
+};
 
 describe("builds and compaction write filter columns", () => {
   const INDEX = "built";
-  const DOCS = Array.from({ length: 240 }, (_, i) => buildDoc(i));
+  const DOCS = Array.from({ length: 400 }, (_, i) => buildDoc(i));
   let v1: IndexManifest;
 
   beforeAll(async () => {
@@ -150,7 +155,7 @@ describe("builds and compaction write filter columns", () => {
     await store.put(upload, new TextEncoder().encode(DOCS.map((d) => JSON.stringify(d)).join("\n") + "\n"));
     v1 = await runBuild(
       // storeFields leaves the filterable fields out: the columns come from the documents, not the stored fields.
-      buildRequestSchema.parse({ tenant: TENANT, index: INDEX, version: 1, inputs: [{ format: "jsonl", key: upload }], degree: 12, entryRows: 8, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 16, docMaxLength: 32, filterFields: BUILD_SCHEMA }),
+      buildRequestSchema.parse({ tenant: TENANT, index: INDEX, version: 1, inputs: [{ format: "jsonl", key: upload }], degree: 16, entryRows: 8, storeFields: ["text"], dtype: "float16", shardBytes: 1 << 16, docMaxLength: 32, filterFields: BUILD_SCHEMA }),
       { runtime, store, inputKeyPrefix: `tenants/${TENANT}/`, onWarning: () => {} },
     );
   }, 240_000);
@@ -192,6 +197,7 @@ describe("builds and compaction write filter columns", () => {
     const { manifest, rows } = await storedRows(INDEX, 2);
     expect(manifest.filterFields).toEqual(BUILD_SCHEMA);
     const kept = manifest.shards.filter((s) => s.id.startsWith("v000001-"));
+    expect(kept.length).toBeGreaterThan(0);
     expect(kept.map((s) => s.sha256)).toEqual(v1.shards.slice(0, -1).map((s) => s.sha256)); // the same objects
     for (const doc of DOCS) {
       const id = doc.id as string;
@@ -354,7 +360,7 @@ describe("the worker service", () => {
     {
       const undeclared = await call({ ...base, filter: { field: "color", op: "eq", value: "red" } });
       expect(undeclared.status).toBe(400);
-      expect(await undeclared.json()).toMatchObject({ error: { code: "invalid_filter", message: expect.stringMatching(/^filter: .*"color"/) } });
+      expect(await undeclared.json()).toMatchObject({ error: { code: "invalid_filter", message: expect.stringMatching(/^filter\.field: field "color" is not declared/) } });
       const wrongType = await call({ ...base, filter: { and: [{ field: "bucket", op: "eq", value: "7" }] } });
       expect(wrongType.status).toBe(400);
       expect(await wrongType.json()).toMatchObject({ error: { code: "invalid_filter", message: expect.stringContaining("filter.and[0]") } });
