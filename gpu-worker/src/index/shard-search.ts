@@ -30,8 +30,8 @@ import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
 import { matchesFilter } from "../../../shared/filter/filter.ts";
 import { scoreRowList } from "../filter/filtered-exhaustive.ts";
-import { choosePlan, type FilterPlan, filteredEntryRows } from "../filter/plan.ts";
-import { bitmapRows, countRows, hasRow } from "../filter/row-bitmap.ts";
+import type { FilterPlan } from "../filter/plan.ts";
+import { searchFilteredSegment } from "../filter/filtered-search.ts";
 import { liveMatchingRows, type SearchFilter } from "../filter/search-filter.ts";
 import { declaredFieldValues } from "../filter/segment-columns.ts";
 import type { RowScorer } from "../search/row-scorer.ts";
@@ -226,12 +226,7 @@ interface ShardContext {
   global: (hits: RowHit[]) => RowHit[];
 }
 
-/**
- * A filtered search of one segment: its live matching rows (compiled bitmap minus dead rows), then
- * the plan. Exact mode and "filtered-exhaustive" score exactly those rows; "filtered-walk" walks the
- * graph with every other row treated as dead (walked through, never returned), entered from
- * matching rows only (the segment's matching medoids first, then seeded random matching rows).
- */
+/** A filtered search of one segment: its live matching rows (compiled bitmap minus dead rows), then the plan (filtered-search.ts). */
 async function searchShardFiltered(
   index: LoadedIndex,
   id: string,
@@ -241,40 +236,19 @@ async function searchShardFiltered(
   filter: SearchFilter,
   { scorer, position, progress, global }: ShardContext,
 ): Promise<ShardResult> {
-  const { params } = options;
   const matching = liveMatchingRows(shard, dead, filter, `${index.label} segment ${id}`);
-  const matches = countRows(matching);
-  const plan: FilterPlan =
-    params.mode === "exact" ? "filtered-exhaustive" : (filter.forcePlan ?? choosePlan(matches, shard.docCount, { ...filter.planOptions, entryPoints: params.entryPoints }));
-  if (plan === "filtered-exhaustive" || matches === 0) {
-    const result = await scoreRowList(scorer, bitmapRows(matching, matches), {
-      k: params.k,
-      shard: position,
-      signal: options.signal,
-      ...(options.batchRows ? { batchSize: options.batchRows } : {}),
-    });
-    progress(1, result.hits);
-    return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1, plan };
-  }
-  const entryRows = filteredEntryRows(matching, { count: params.entryPoints, seed: shardSeed(params.seed, position), preferred: shard.entryRows });
-  const result = await graphSearch(
-    scorer,
-    { offsets: shard.offsets, neighbors: shard.neighbors },
-    {
-      k: params.k,
-      entryPoints: entryRows.length,
-      ncandidates: params.ncandidates,
-      maxIter: params.maxIter,
-      earlyStop: params.earlyStop,
-      entryRows,
-      seed: shardSeed(params.seed, position),
-      shard: position,
-      isDead: (row) => !hasRow(matching, row),
-      onIteration: (p) => progress(p.iteration, p.topK),
-      signal: options.signal,
-    },
-  );
-  return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations, plan };
+  const result = await searchFilteredSegment(scorer, { offsets: shard.offsets, neighbors: shard.neighbors }, matching, {
+    params: options.params,
+    seed: shardSeed(options.params.seed, position),
+    entryRows: shard.entryRows,
+    ...(filter.forcePlan ? { forcePlan: filter.forcePlan } : {}),
+    ...(filter.planOptions ? { planOptions: filter.planOptions } : {}),
+    shard: position,
+    ...(options.batchRows ? { batchSize: options.batchRows } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    onIteration: progress,
+  });
+  return { hits: global(result.hits), docsScored: result.docsScored, iterations: result.iterations, plan: result.plan };
 }
 
 /**
