@@ -13,6 +13,11 @@
  * force over exactly the live documents. The tail's own live documents are scored exhaustively (one
  * iteration, shard id TAIL_SHARD_ID) when the request names that shard, or names none; their hits
  * sit after the last segment (position shards.length, rows from docCount on) when merged.
+ *
+ * Filters (issue 12): with `filter`, each segment searches only its live matching rows
+ * (filter/filtered-search.ts: the planner's "filtered-exhaustive" or "filtered-walk"; exact mode
+ * scores exactly those rows), and the tail only its live documents whose WAL fields match. The
+ * answer's `plan` is "filtered-walk" when any segment walked.
  */
 import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
