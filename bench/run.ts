@@ -21,6 +21,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   // Starts the stack several times; the BERT-base-sized model is generated once (bench/.cache).
   "living-index": { file: "bench/living-index.bench.ts", args: ["--writes", "60", "--base-docs", "20000", "--searches", "15"] },
   compaction: { file: "bench/compaction.bench.ts", args: ["--docs", "10000", "--dim", "768", "--degree", "100", "--runs", "3"] },
+  // Filtered search (issue 12): recall@10 and p50 against selectivity per plan at 100k docs, and compile time at 1M rows.
+  filters: { file: "bench/filters.bench.ts", args: ["--n", "100000", "--queries", "10", "--compile-rows", "1000000"] },
   edge: { file: "bench/edge.bench.ts", args: ["--runs", "40", "--queries", "120", "--concurrency", "4"] },
 };
 

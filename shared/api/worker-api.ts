@@ -241,6 +241,12 @@ export interface SearchStats {
   iterations: number;
   shardsSearched: number;
   ms: { queue: number; encode: number; search: number; total: number };
+  /**
+   * Filtered searches only: the plan that ran. A worker answers "filtered-walk" when any of its
+   * shards walked its graph, else "filtered-exhaustive" (exact mode is always the latter); a merge
+   * of several answers is "filtered-walk" when any of them is.
+   */
+  plan?: "filtered-walk" | "filtered-exhaustive";
 }
 
 export interface RerankScore {

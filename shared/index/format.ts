@@ -40,7 +40,7 @@ export type ShardSectionName = (typeof SHARD_SECTIONS)[number];
  * Sections a version-1 file may have after the required ones (added within version 1: readers
  * that predate one ignore it, as they ignore unknown header keys).
  */
-export const OPTIONAL_SHARD_SECTIONS = ["entryRows"] as const;
+export const OPTIONAL_SHARD_SECTIONS = ["entryRows", "filterColumns"] as const;
 export type OptionalShardSectionName = (typeof OPTIONAL_SHARD_SECTIONS)[number];
 type AnySectionName = ShardSectionName | OptionalShardSectionName;
 
@@ -74,6 +74,12 @@ export interface ShardInput {
    * < docCount. Omitted or empty: no entryRows section.
    */
   entryRows?: Uint32Array;
+  /**
+   * The shard's filter columns, encoded (filter-columns.ts encodeFilterColumns: the `.hxf` bytes,
+   * one row per document). Omitted or empty: no filterColumns section (every declared field is
+   * absent in this shard).
+   */
+  filterColumns?: Uint8Array;
 }
 
 export interface DecodedShard {
@@ -87,6 +93,11 @@ export interface DecodedShard {
   neighbors: Uint32Array;
   /** Build-time entry rows for graph search (a view); empty when the shard has none. */
   entryRows: Uint32Array;
+  /**
+   * The filter columns' `.hxf` bytes (a view; covered by the shard's body CRC and sha256), decoded
+   * by the reader with decodeFilterColumns; empty when the shard has none.
+   */
+  filterColumns: Uint8Array;
   ids: string[];
   /** Document i's stored fields, decoded on demand (each call decodes afresh). */
   fields(i: number): Record<string, unknown>;
@@ -247,6 +258,7 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
     fieldIndex: [new Uint8Array(fieldIndex.buffer)],
     fields: [arrayHeader, ...packedFields],
     entryRows: [new Uint8Array(entryRows.buffer, entryRows.byteOffset, entryRows.byteLength)],
+    filterColumns: [input.filterColumns ?? new Uint8Array(0)],
   };
   // Optional sections are written only when they have content, so a shard without them is
   // byte-for-byte what a reader that predates them expects.
@@ -432,7 +444,8 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
     return value as Record<string, unknown>;
   };
 
-  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, entryRows, ids: ids as string[], fields, byteLength: bytes.length };
+  const filterColumns = section("filterColumns");
+  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, entryRows, filterColumns, ids: ids as string[], fields, byteLength: bytes.length };
 }
 
 /** Unpacks exactly one msgpack value; anything else is a format error. */

@@ -14,6 +14,7 @@ import * as z from "zod";
 import { IndexFormatError } from "./errors.ts";
 import { SHARD_DTYPES, SHARD_MAX_BYTES } from "./format.ts";
 import { ID_PATTERN } from "./keys.ts";
+import { fieldSchemaSchema } from "../filter/schema.ts";
 
 export const INDEX_MANIFEST_FORMAT = "hypencoder.index";
 /** The newest format this code writes (compactions); builds still write 1. */
@@ -81,6 +82,11 @@ export const indexManifestSchema = z
       reverseShare: z.number().min(0).max(REVERSE_SHARE_MAX).optional(),
     }),
     fields: z.array(z.string().min(1)),
+    /**
+     * The index's declared filterable fields (shared/filter/schema.ts) its segments' filter columns
+     * were written for; absent when none were declared (and in manifests that predate filters).
+     */
+    filterFields: fieldSchemaSchema.optional(),
     shards: z.array(shardEntrySchema),
     /** The last WAL seq whose batches this version includes (absent, as in v1 manifests that predate it: 0; read it with coveredSeqOf). */
     coveredSeq: count.optional(),

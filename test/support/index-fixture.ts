@@ -9,6 +9,9 @@ import { type IndexManifest, serializeIndexManifest } from "../../shared/index/m
 import type { BlobStore } from "../../gpu-worker/src/store/blob-store.ts";
 import { nodeChecksums } from "../../gpu-worker/src/store/checksums.ts";
 import { buildKnnGraph } from "../../gpu-worker/src/index/build/knn-graph.ts";
+import { declaredFieldValues } from "../../gpu-worker/src/filter/segment-columns.ts";
+import { buildFilterColumns, encodeFilterColumns } from "../../shared/index/filter-columns.ts";
+import type { FieldSchema } from "../../shared/filter/schema.ts";
 
 export interface FixtureIndexOptions {
   store: BlobStore;
@@ -30,6 +33,10 @@ export interface FixtureIndexOptions {
   degree?: number;
   /** Entry rows per shard (local row numbers), by shard position. */
   entryRows?: Uint32Array[];
+  /** Declared filterable fields: each shard gets filter columns from its documents' `fields`, the manifest `filterFields`. */
+  filterFields?: FieldSchema;
+  /** Shard positions written WITHOUT filter columns (a segment from before the fields were declared). */
+  withoutFilterColumns?: number[];
   /** Skip writing manifest.json (an interrupted build). */
   withoutManifest?: boolean;
 }
@@ -54,6 +61,16 @@ export async function writeFixtureIndex(o: FixtureIndexOptions): Promise<IndexMa
         dtype,
         graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree: graph.degree },
         ...(o.entryRows?.[i] ? { entryRows: o.entryRows[i] } : {}),
+        ...(o.filterFields && !o.withoutFilterColumns?.includes(i)
+          ? {
+              filterColumns: encodeFilterColumns(
+                buildFilterColumns(
+                  o.filterFields,
+                  fields.slice(docStart, docStart + size).map((f) => declaredFieldValues(o.filterFields!, f)),
+                ),
+              ),
+            }
+          : {}),
       },
       { checksums: nodeChecksums },
     );
@@ -75,6 +92,7 @@ export async function writeFixtureIndex(o: FixtureIndexOptions): Promise<IndexMa
     docCount: n,
     graph: { metric: "l2", degree: Math.max(0, ...shards.map((s) => Math.min(o.degree ?? 8, s.docCount - 1))), builder: "exact", reachableFraction: 1 },
     fields: [...new Set(fields.flatMap((f) => Object.keys(f)))],
+    ...(o.filterFields ? { filterFields: o.filterFields } : {}),
     shards,
   };
   if (!o.withoutManifest) await o.store.put(o.prefix + MANIFEST_FILE, new TextEncoder().encode(serializeIndexManifest(manifest)));

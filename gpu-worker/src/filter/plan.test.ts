@@ -23,16 +23,16 @@ function bitmapOf(rows: number, set: Iterable<number>): RowBitmap {
 }
 
 describe("choosePlan switch points", () => {
-  it("defaults: up to 4,096 rows or 2% of the shard is exhaustive", () => {
-    expect(FILTER_PLAN_DEFAULTS).toEqual({ exhaustiveMaxRows: 4096, exhaustiveMaxFraction: 0.02 });
+  it("defaults: up to 8,192 rows or 2% of the shard is exhaustive", () => {
+    expect(FILTER_PLAN_DEFAULTS).toEqual({ exhaustiveMaxRows: 8192, exhaustiveMaxFraction: 0.02 });
     expect(choosePlan(0, 100_000)).toBe("filtered-exhaustive");
-    expect(choosePlan(4096, 100_000)).toBe("filtered-exhaustive");
-    expect(choosePlan(4097, 100_000)).toBe("filtered-walk");
+    expect(choosePlan(8192, 100_000)).toBe("filtered-exhaustive");
+    expect(choosePlan(8193, 100_000)).toBe("filtered-walk");
     expect(choosePlan(20_000, 1_000_000)).toBe("filtered-exhaustive");
     expect(choosePlan(20_001, 1_000_000)).toBe("filtered-walk");
     expect(choosePlan(1_000_000, 1_000_000)).toBe("filtered-walk");
     // A small shard is always scored exhaustively.
-    expect(choosePlan(3000, 3000)).toBe("filtered-exhaustive");
+    expect(choosePlan(8000, 8000)).toBe("filtered-exhaustive");
   });
 
   it("at or below the walk's entry set, exhaustive", () => {

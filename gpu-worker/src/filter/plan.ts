@@ -18,9 +18,19 @@ import { bitmapRows, countRows, hasRow, prefixCounts, rankOf, type RowBitmap, se
 export const FILTER_PLANS = ["filtered-walk", "filtered-exhaustive"] as const;
 export type FilterPlan = (typeof FILTER_PLANS)[number];
 
-/** Defaults for the switch points; bench/filter-compile.bench.ts and the filters benchmark measure them. */
+/**
+ * Defaults for the switch points, from bench/filters.bench.ts (bench/reports/filters.txt; 100k
+ * docs, 768-d, 6-layer q-nets, 2 CPU cores): a walk costs about the rows it scores, and an
+ * exhaustive plan exactly its matches, at the same cost per row. At the default search parameters
+ * the walk scores ~12,500 rows (its 10,000-row entry set and a few expansions), so scoring every
+ * match was faster up to 9,945 matches and slower from 19,857: the `entryPoints` term below puts
+ * the switch at 10,000 there. With a small entry set (256) the walk still scores ~7,500 rows
+ * (16 × 64 expansions) and its recall falls to 0.70-0.91 at 1-10% selectivity, so no walk is worth
+ * it below 8,192 matches whatever the parameters. The 2% share is kept for larger shards
+ * (not measured past 100k rows): there it trades a little latency for recall.
+ */
 export const FILTER_PLAN_DEFAULTS = {
-  exhaustiveMaxRows: 4_096,
+  exhaustiveMaxRows: 8_192,
   exhaustiveMaxFraction: 0.02,
 } as const;
 

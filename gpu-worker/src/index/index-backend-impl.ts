@@ -160,6 +160,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
           ...(input.onProgress ? { onProgress: input.onProgress } : {}),
           onShardError: shardError(loaded.label),
           ...(options.batchRows ? { batchRows: options.batchRows } : {}),
+          ...(input.filter ? { filter: input.filter } : {}),
         });
       });
     },

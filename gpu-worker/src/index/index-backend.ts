@@ -16,6 +16,8 @@ import type {
   WalWriteRequest,
 } from "../../../shared/api/living-api.ts";
 import type { PreparedQNet } from "../model/runtime/runtime.ts";
+import type { FilterPlan } from "../filter/plan.ts";
+import type { SearchFilter } from "../filter/search-filter.ts";
 
 export interface ShardProgress {
   shard: string;
@@ -39,6 +41,8 @@ export interface IndexSearchInput {
   onProgress?: (progress: ShardProgress) => void;
   /** The largest answer, in bytes (MAX_ANSWER_BYTES): past it, AnswerTooLargeError. */
   maxAnswerBytes?: number;
+  /** Only documents matching it are returned (parsed by the service: filter/search-filter.ts). */
+  filter?: SearchFilter;
 }
 
 export interface IndexSearchResult {
@@ -49,6 +53,8 @@ export interface IndexSearchResult {
   shardsSearched: number;
   /** Shards that could not be searched (the answer is then partial, never silently incomplete). */
   missingShards: string[];
+  /** Filtered searches: "filtered-walk" when any shard walked its graph, else "filtered-exhaustive". */
+  plan?: FilterPlan;
 }
 
 export interface StoredEmbeddings {

@@ -13,6 +13,11 @@
  * force over exactly the live documents. The tail's own live documents are scored exhaustively (one
  * iteration, shard id TAIL_SHARD_ID) when the request names that shard, or names none; their hits
  * sit after the last segment (position shards.length, rows from docCount on) when merged.
+ *
+ * Filters (issue 12): with `filter`, each segment searches only its live matching rows
+ * (filter/filtered-search.ts: the planner's "filtered-exhaustive" or "filtered-walk"; exact mode
+ * scores exactly those rows), and the tail only its live documents whose WAL fields match. The
+ * answer's `plan` is "filtered-walk" when any segment walked.
  */
 import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
@@ -28,6 +33,13 @@ import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
+import { matchesFilter } from "../../../shared/filter/filter.ts";
+import { scoreRowList } from "../filter/filtered-exhaustive.ts";
+import type { FilterPlan } from "../filter/plan.ts";
+import { searchFilteredSegment } from "../filter/filtered-search.ts";
+import { liveMatchingRows, type SearchFilter } from "../filter/search-filter.ts";
+import { declaredFieldValues } from "../filter/segment-columns.ts";
+import type { RowScorer } from "../search/row-scorer.ts";
 
 export interface SearchIndexOptions {
   /** Shard ids (TAIL_SHARD_ID for the tail's documents); all of the version's, and the tail, when omitted. Duplicates are searched once. */
@@ -46,6 +58,8 @@ export interface SearchIndexOptions {
   onShardError?: (shardId: string, error: unknown) => void;
   /** Rows per scorer call. */
   batchRows?: number;
+  /** Only documents matching this filter are returned (search-filter.ts prepareSearchFilter). */
+  filter?: SearchFilter;
 }
 
 export async function searchIndex(index: LoadedIndex, options: SearchIndexOptions): Promise<IndexSearchResult> {
@@ -77,6 +91,8 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
   const searches = available.map(({ id, shard, dead }) => searchShard(index, id, shard, dead, options));
   if (tail) searches.push(searchTailDocuments(index, tail, options));
   const results = await Promise.all(searches);
+  // One word per worker answer: any shard that walked makes it "filtered-walk" (the edge merges likewise).
+  const plan: FilterPlan | undefined = options.filter ? (results.some((r) => r.plan === "filtered-walk") ? "filtered-walk" : "filtered-exhaustive") : undefined;
   const byPosition = new Map(available.map(({ id, shard }) => [index.position(id)!, shard]));
   const tailPosition = index.manifest.shards.length;
   const merged = mergeRowTopK(
@@ -93,6 +109,7 @@ export async function searchIndex(index: LoadedIndex, options: SearchIndexOption
     iterations: results.reduce((most, r) => Math.max(most, r.iterations), 0),
     shardsSearched: available.length + (tail ? 1 : 0),
     missingShards,
+    ...(plan ? { plan } : {}),
   };
 }
 
@@ -118,9 +135,25 @@ async function searchTailDocuments(index: LoadedIndex, tail: SearchedTail, optio
     signal: options.signal,
     ...(options.batchRows ? { batchRows: options.batchRows } : {}),
   });
-  const result = await exhaustiveSearch(scorer, tail.docCount, { k: options.params.k, shard: position, signal: options.signal, ...(options.batchRows ? { batchSize: options.batchRows } : {}) });
+  const batch = options.batchRows ? { batchSize: options.batchRows } : {};
+  const { filter } = options;
+  // A filtered tail: exactly its live documents whose declared fields (as written) match.
+  const result = filter
+    ? await scoreRowList(scorer, tailMatchingRows(tail, filter), { k: options.params.k, shard: position, signal: options.signal, ...batch })
+    : await exhaustiveSearch(scorer, tail.docCount, { k: options.params.k, shard: position, signal: options.signal, ...batch });
   options.onProgress?.({ shard: TAIL_SHARD_ID, iteration: 1, hits: result.hits.map((h) => ({ id: tail.ids[h.row]!, score: h.score })) });
-  return { hits: result.hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score })), docsScored: result.stats.docsScored, iterations: 1 };
+  return {
+    hits: result.hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score })),
+    docsScored: result.stats.docsScored,
+    iterations: 1,
+    ...(filter ? { plan: "filtered-exhaustive" as const } : {}),
+  };
+}
+
+function tailMatchingRows(tail: SearchedTail, filter: SearchFilter): Uint32Array {
+  const rows: number[] = [];
+  for (let row = 0; row < tail.docCount; row++) if (matchesFilter(filter.filter, declaredFieldValues(filter.fields, tail.fields(row)))) rows.push(row);
+  return Uint32Array.from(rows);
 }
 
 function toTailHit(index: LoadedIndex, tail: SearchedTail, hit: RowHit, fields: readonly string[]): Hit {
@@ -141,6 +174,8 @@ interface ShardResult {
   hits: RowHit[];
   docsScored: number;
   iterations: number;
+  /** The plan this shard ran, for filtered searches. */
+  plan?: FilterPlan;
 }
 
 async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, dead: DeletionBitmap | undefined, options: SearchIndexOptions): Promise<ShardResult> {
@@ -156,6 +191,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     options.onProgress?.({ shard: id, iteration, hits: hits.map((h) => ({ id: shard.ids[h.row]!, score: h.score })) });
   const global = (hits: RowHit[]): RowHit[] => hits.map((h) => ({ shard: position, row: docStart + h.row, score: h.score }));
 
+  if (options.filter) return searchShardFiltered(index, id, shard, dead, options, options.filter, { scorer, position, progress, global });
   if (params.mode === "exact") {
     const result = await exhaustiveSearch(scorer, shard.docCount, {
       k: params.k,
@@ -186,6 +222,38 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     },
   );
   return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations };
+}
+
+interface ShardContext {
+  scorer: RowScorer;
+  position: number;
+  progress: (iteration: number, hits: RowHit[]) => void;
+  global: (hits: RowHit[]) => RowHit[];
+}
+
+/** A filtered search of one segment: its live matching rows (compiled bitmap minus dead rows), then the plan (filtered-search.ts). */
+async function searchShardFiltered(
+  index: LoadedIndex,
+  id: string,
+  shard: DecodedShard,
+  dead: DeletionBitmap | undefined,
+  options: SearchIndexOptions,
+  filter: SearchFilter,
+  { scorer, position, progress, global }: ShardContext,
+): Promise<ShardResult> {
+  const matching = liveMatchingRows(shard, dead, filter, `${index.label} segment ${id}`);
+  const result = await searchFilteredSegment(scorer, { offsets: shard.offsets, neighbors: shard.neighbors }, matching, {
+    params: options.params,
+    seed: shardSeed(options.params.seed, position),
+    entryRows: shard.entryRows,
+    ...(filter.forcePlan ? { forcePlan: filter.forcePlan } : {}),
+    ...(filter.planOptions ? { planOptions: filter.planOptions } : {}),
+    shard: position,
+    ...(options.batchRows ? { batchSize: options.batchRows } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+    onIteration: progress,
+  });
+  return { hits: global(result.hits), docsScored: result.docsScored, iterations: result.iterations, plan: result.plan };
 }
 
 /**

@@ -183,6 +183,16 @@ describe("graphSearch", () => {
     }
   });
 
+  it("the published early stop does not fire on a frontier of dead rows only (a filter no row near the entry matches)", async () => {
+    // Entry at 0 (dead), the only live rows beyond 5: every frontier until row 6 holds no live row.
+    const isDead = (r: number) => r < 6;
+    const scorer = fnScorer((r) => -r);
+    const got = await graphSearch(scorer, pathGraph(20), { k: 2, entryPoints: 1, entryRows: Uint32Array.of(0), ncandidates: 1, maxIter: 40, earlyStop: true, isDead });
+    expect(got.hits.map((h) => h.row)).toEqual([6, 7]);
+    // Once live rows were seen, a frontier that adds nothing to the top-k still stops the walk early.
+    expect(got.stats.stoppedBy).toBe("early_stop");
+  });
+
   it("validates its parameters", async () => {
     const graph = pathGraph(10);
     const s = fnScorer((r) => r);

@@ -26,6 +26,8 @@
  * other, so the graph stays connected through them, but they never enter the top-k. The published
  * step then offers every live row of the frontier to T, not only its best max(ncandidates, k): a
  * live row below that cut may be beaten only by dead rows. Without dead rows the two are the same.
+ * Its early stop ignores a frontier without live rows: with a filter (non-matching rows are dead)
+ * such a frontier is common and says nothing about whether better matches lie further on.
  */
 import { SEARCH_DEFAULTS } from "../../../shared/api/worker-api.ts";
 import { SEED_MAX } from "../../../shared/random.ts";
@@ -265,15 +267,22 @@ function publishedStep(state: WalkState): Step {
     const best = new TopK(Math.min(Math.max(opts.ncandidates, opts.k), rows.length));
     for (let i = 0; i < rows.length; i++) best.push(rows[i], scores[i]);
     let entered = 0;
+    let live = rows.length;
     const next: number[] = [];
     if (isDead) {
-      for (let i = 0; i < rows.length; i++) if (!isDead(rows[i]) && top.push(rows[i], scores[i])) entered++;
+      live = 0;
+      for (let i = 0; i < rows.length; i++) {
+        if (isDead(rows[i])) continue;
+        live++;
+        if (top.push(rows[i], scores[i])) entered++;
+      }
     }
     best.sorted().forEach((hit, i) => {
       if (!isDead && top.push(hit.row, hit.score)) entered++;
       if (i < opts.ncandidates) expand(state, hit.row, next);
     });
-    return { next, earlyStop: entered === 0 && opts.earlyStop };
+    // A frontier of dead rows only (e.g. none matches a filter) says nothing about convergence: walk on.
+    return { next, earlyStop: entered === 0 && live > 0 && opts.earlyStop };
   };
 }
 

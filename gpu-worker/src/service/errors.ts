@@ -10,6 +10,7 @@
  * never document text).
  */
 import { ZodError } from "zod";
+import { FilterError } from "../../../shared/filter/filter.ts";
 import { BuildConflictError, BuildQueueFullError, BuildsClosedError, BuildsUnavailableError } from "../index/build/errors.ts";
 import { SweepRefusedError } from "../index/sweep/errors.ts";
 import { AnswerTooLargeError, IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "../index/search-errors.ts";
@@ -73,6 +74,8 @@ export const ERROR_STATUSES: readonly ErrorStatus[] = [
   // Request validation: the schema, then what only the index or the model can check.
   status(ZodError, (e) => new ApiError(400, "invalid_request", describeZodError(e))),
   status(SearchRequestError, invalidRequest),
+  // A filter the index's declared fields do not allow (its message names the path and field).
+  status(FilterError, (e) => new ApiError(400, "invalid_filter", e.message)),
   status(AnswerTooLargeError, (e) => new ApiError(400, "answer_too_large", e.message)),
   status(ModelLimitError, invalidRequest),
   status(IndexNotFoundError, (e) => new ApiError(404, "index_not_found", e.message)),

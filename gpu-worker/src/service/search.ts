@@ -11,6 +11,7 @@ import { checkAnswerSize } from "../index/answer-budget.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { QueryBatcher } from "./query-batcher.ts";
+import { prepareSearchFilter } from "../filter/search-filter.ts";
 import type { RequestScope } from "./request-scope.ts";
 
 export interface SearchDeps {
@@ -25,6 +26,8 @@ export interface SearchDeps {
 /** `emit` is given only for frame responses: it receives the q-net (if asked for) and progress. */
 export async function runSearch(deps: SearchDeps, request: SearchRequest, scope: RequestScope, emit?: EmitFrame): Promise<ResultFrame> {
   const { signal } = scope;
+  // Before any model work: a bad filter is the client's 400 (FilterError).
+  const filter = request.filter === undefined ? undefined : prepareSearchFilter(request.filter, request.filterFields);
   const encodeStart = performance.now();
   const qnet = await deps.batcher.encode(request.query, request.queryMaxLength, signal);
   const encodeMs = performance.now() - encodeStart;
@@ -44,6 +47,7 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
       ...(request.tail ? { tail: request.tail } : {}),
       params: request.params,
       fields: request.fields,
+      ...(filter ? { filter } : {}),
       qnet: prepared,
       signal,
       maxAnswerBytes: deps.maxAnswerBytes,
@@ -64,6 +68,7 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
       iterations: result.iterations,
       shardsSearched: result.shardsSearched,
       ms: { queue: scope.queuedMs, encode: encodeMs, search: searchMs, total: performance.now() - scope.startedAt },
+      ...(result.plan ? { plan: result.plan } : {}),
     },
     partial: result.missingShards.length > 0,
     missingShards: result.missingShards,

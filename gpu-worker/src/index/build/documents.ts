@@ -12,6 +12,7 @@ import { ByteReader } from "./byte-reader.ts";
 import { BuildInputError } from "./errors.ts";
 import { type InputMeter, openInput, readLines } from "./input-stream.ts";
 import { NpyFormatError, readNpyHeader, type NpyHeader } from "./npy.ts";
+import { checkDocumentFields, fieldValue, type FieldSchema } from "../../../../shared/filter/schema.ts";
 
 /** The build request's documented text limit. */
 export const MAX_TEXT_CHARS = 1_000_000;
@@ -28,6 +29,8 @@ export interface SourceDocument {
   embedding?: Float32Array;
   /** The stored fields (storeFields that the document has). */
   fields: Record<string, unknown>;
+  /** The declared filterable fields the document has (checked against `filterFields`), for the shard's filter columns. */
+  filterValues: Record<string, unknown>;
   /** The input's position in the request, its key (the ids file for npy) and the 1-based line. */
   input: number;
   key: string;
@@ -36,6 +39,8 @@ export interface SourceDocument {
 
 export interface ReadDocumentsOptions {
   storeFields: readonly string[];
+  /** The index's declared filterable fields: each line's values are checked against them. */
+  filterFields?: FieldSchema;
   embeddingDim: number;
   /** Read .npy rows; false only checks the header and the object's size. */
   withEmbeddings: boolean;
@@ -59,7 +64,15 @@ async function* readJsonlDocuments(store: BlobStore, key: string, input: number,
     if (text.trim() === "") continue;
     const where = `input ${key} line ${line}`;
     const record = parseRecord(text, where);
-    yield { id: parseId(record, where), text: parseText(record, where), fields: pickFields(record, options.storeFields), input, key, line };
+    yield {
+      id: parseId(record, where),
+      text: parseText(record, where),
+      fields: pickFields(record, options.storeFields),
+      filterValues: filterValues(record, options.filterFields, where),
+      input,
+      key,
+      line,
+    };
   }
 }
 
@@ -90,7 +103,14 @@ async function* readNpyDocuments(
       const where = `input ${idsKey} line ${line}`;
       if (row === rows) throw new BuildInputError(`${where}: more ids than the ${rows} rows of ${key}`);
       const record = parseRecord(text, where);
-      const doc: SourceDocument = { id: parseId(record, where), fields: pickFields(record, options.storeFields), input, key: idsKey, line };
+      const doc: SourceDocument = {
+        id: parseId(record, where),
+        fields: pickFields(record, options.storeFields),
+        filterValues: filterValues(record, options.filterFields, where),
+        input,
+        key: idsKey,
+        line,
+      };
       if (options.withEmbeddings) {
         if (row - blockStart >= block.length / dim) {
           blockStart = row;
@@ -194,4 +214,20 @@ function pickFields(record: Record<string, unknown>, names: readonly string[]): 
   const fields: Record<string, unknown> = {};
   for (const name of names) if (record[name] !== undefined) fields[name] = record[name];
   return fields;
+}
+
+/**
+ * The document's declared filterable fields (absent ones left out). A wrong type fails the build
+ * with the input key, the line and the field; the value itself is the tenant's detail.
+ */
+function filterValues(record: Record<string, unknown>, schema: FieldSchema | undefined, where: string): Record<string, unknown> {
+  if (!schema) return {};
+  const problems = checkDocumentFields(schema, record);
+  if (problems.length > 0) throw new BuildInputError(`${where}: ${problems.map((p) => p.message).join("; ")}`);
+  const values: Record<string, unknown> = {};
+  for (const name of Object.keys(schema)) {
+    const value = fieldValue(record, name);
+    if (value !== undefined) values[name] = value;
+  }
+  return values;
 }

@@ -29,6 +29,8 @@ import { randomBytes } from "node:crypto";
 import type { BuildRequest, BuildState, BuildStatus } from "../../../../shared/api/worker-api.ts";
 import { buildRequestSchema } from "../../../../shared/api/worker-api.ts";
 import { encodeShard } from "../../../../shared/index/format.ts";
+import { buildFilterColumns, encodeFilterColumns } from "../../../../shared/index/filter-columns.ts";
+import type { FieldSchema } from "../../../../shared/filter/schema.ts";
 import { MANIFEST_FILE, SHARDS_FOLDER, shardRelativeKey, versionPrefix } from "../../../../shared/index/keys.ts";
 import { type IndexManifest, type ShardEntry, serializeIndexManifest } from "../../../../shared/index/manifest.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
@@ -89,6 +91,8 @@ interface Plan {
 interface ShardInProgress {
   ids: string[];
   fields: Array<Record<string, unknown>>;
+  /** Each document's declared filterable fields (empty objects when the index declares none). */
+  filterValues: Array<Record<string, unknown>>;
   embeddings: Float32Array;
 }
 
@@ -121,7 +125,8 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
     new BuildConflictError(`version ${request.version} of index ${request.index} already exists (${manifestKey}); builds never replace a version`);
   if (await store.head(manifestKey)) throw conflict();
 
-  const readOptions = { storeFields, embeddingDim: dim };
+  const filterFields = request.filterFields && Object.keys(request.filterFields).length > 0 ? request.filterFields : undefined;
+  const readOptions = { storeFields, embeddingDim: dim, ...(filterFields ? { filterFields } : {}) };
   report({ state: "reading" });
   const plan = await validateAndPlan(inputStore, request, { ...readOptions, meter: meter() }, report, checkAborted);
   const docsTotal = plan.counts.reduce((a, b) => a + b, 0);
@@ -191,6 +196,8 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
           // Every shard declares the index's degree; a smaller shard's rows are simply shorter.
           graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree: plan.degree },
           entryRows,
+          // Built from the documents' declared fields, whether or not they are stored fields too.
+          ...(filterFields ? { filterColumns: encodeFilterColumns(buildFilterColumns(filterFields, done.filterValues), { checksums: nodeChecksums }) } : {}),
         },
         { checksums: nodeChecksums },
       );
@@ -208,12 +215,13 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       if (shards.length >= plan.counts.length) throw inputChanged();
       const count = plan.counts[shards.length]!;
       if (!shard) {
-        shard = { ids: [], fields: [], embeddings: new Float32Array(count * dim) };
+        shard = { ids: [], fields: [], filterValues: [], embeddings: new Float32Array(count * dim) };
         report({ state: "encoding" });
       }
       const row = shard.ids.length;
       shard.ids.push(doc.id);
       shard.fields.push(doc.fields);
+      shard.filterValues.push(doc.filterValues);
       if (doc.embedding) {
         shard.embeddings.set(doc.embedding, row * dim);
         docsEncoded++;
@@ -244,6 +252,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
       docCount: docsTotal,
       graph: { metric: "l2", degree: plan.degree, builder: [...builders].sort().join("+"), reachableFraction: minReachable, reverseShare: request.reverseShare },
       fields: storeFields,
+      ...(filterFields ? { filterFields } : {}),
       shards,
       coveredSeq: request.coveredSeq ?? 0,
     };
@@ -285,7 +294,7 @@ async function deleteUnreferencedShards(store: BlobStore, prefix: string, manife
 async function validateAndPlan(
   store: BlobStore,
   request: BuildRequest,
-  readOptions: { storeFields: string[]; embeddingDim: number; meter: InputMeter },
+  readOptions: { storeFields: string[]; filterFields?: FieldSchema; embeddingDim: number; meter: InputMeter },
   report: (u: BuildUpdate) => void,
   checkAborted: () => void,
 ): Promise<Plan> {

@@ -37,6 +37,8 @@ import {
   versionPrefix,
 } from "../../../../shared/index/keys.ts";
 import { coveredSeqOf, type IndexManifest, manifestKeyBase, parseIndexManifest, serializeIndexManifest, type ShardEntry } from "../../../../shared/index/manifest.ts";
+import { buildFilterColumns, encodeFilterColumns, rowFieldValues } from "../../../../shared/index/filter-columns.ts";
+import { declaredFieldValues, storedFilterColumns } from "../../filter/segment-columns.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
 import { AlreadyExistsError, type BlobStore, isNotFound } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
@@ -109,6 +111,8 @@ interface Segment {
 interface NewDocs {
   ids: string[];
   fields: Record<string, unknown>[];
+  /** Each document's declared filterable field values (for the new segment's filter columns). */
+  filterValues: Record<string, unknown>[];
   /** One Float32Array row per document. */
   rows: Float32Array[];
 }
@@ -146,6 +150,9 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
   if (base && request.dtype && request.dtype !== base.dtype) warn(`compaction keeps the base's dtype ${base.dtype} (asked: ${request.dtype}): a version has one dtype`);
   const degree = request.degree ?? (base && base.graph.degree > 0 ? base.graph.degree : BUILD_DEFAULTS.degree);
   const reverseShare = base?.graph.reverseShare ?? BUILD_DEFAULTS.reverseShare;
+  // The index's declared fields (the request's, else the base's): new and merged segments get columns for them.
+  const requestedFields = request.filterFields ?? base?.filterFields;
+  const filterFields = requestedFields && Object.keys(requestedFields).length > 0 ? requestedFields : undefined;
   const segments: Segment[] = (base?.shards ?? []).map((s) => ({ entry: asIndexRelative(s, base!, baseVersion), changed: false }));
 
   // ── The tail ───────────────────────────────────────────────────────────────────────────────
@@ -190,7 +197,7 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
     policy,
   );
   const byId = new Map(segments.map((s) => [s.entry.id, s]));
-  const mergedDocs: NewDocs = { ids: [], fields: [], rows: [] };
+  const mergedDocs: NewDocs = { ids: [], fields: [], filterValues: [], rows: [] };
   for (const id of plan.merge) {
     checkAborted();
     const segment = byId.get(id)!;
@@ -198,10 +205,13 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
     try {
       const shard = opened.shard;
       checkSegment(shard, segment.entry, dim, dtype);
+      // Stored fields need not hold the filterable ones: the merged columns come from the source columns.
+      const columns = filterFields ? storedFilterColumns(shard, segment.entry.key) : null;
       for (let row = 0; row < shard.docCount; row++) {
         if (segment.bitmap?.has(row)) continue;
         mergedDocs.ids.push(shard.ids[row]!);
         mergedDocs.fields.push(shard.fields(row));
+        mergedDocs.filterValues.push(filterFields && columns ? declaredFieldValues(filterFields, rowFieldValues(columns, row)) : {});
         mergedDocs.rows.push(rowAsFloat32(shard, row));
       }
     } finally {
@@ -209,10 +219,11 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
     }
     report({ progress: { docsRead: tail.live.size + mergedDocs.ids.length } });
   }
-  const tailDocs: NewDocs = { ids: [], fields: [], rows: [] };
+  const tailDocs: NewDocs = { ids: [], fields: [], filterValues: [], rows: [] };
   for (const doc of tail.live.values()) {
     tailDocs.ids.push(doc.id);
     tailDocs.fields.push(doc.batch.upsert[doc.row]!.fields);
+    tailDocs.filterValues.push(filterFields ? declaredFieldValues(filterFields, doc.batch.upsert[doc.row]!.fields) : {});
     tailDocs.rows.push(doc.batch.embeddings.slice(doc.row * dim, (doc.row + 1) * dim));
   }
   const groups: Array<{ kind: "m" | "t"; docs: NewDocs }> = [];
@@ -283,6 +294,9 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
             dtype,
             graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree },
             entryRows,
+            ...(filterFields
+              ? { filterColumns: encodeFilterColumns(buildFilterColumns(filterFields, group.docs.filterValues.slice(start, start + count)), { checksums: nodeChecksums }) }
+              : {}),
           },
           { checksums: nodeChecksums },
         );
@@ -323,6 +337,7 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
         reverseShare,
       },
       fields,
+      ...(filterFields ? { filterFields } : {}),
       shards,
       coveredSeq: toSeq,
     };
@@ -419,7 +434,7 @@ function rowAsFloat32(shard: DecodedShard, row: number): Float32Array {
 }
 
 function concatDocs(a: NewDocs, b: NewDocs): NewDocs {
-  return { ids: [...a.ids, ...b.ids], fields: [...a.fields, ...b.fields], rows: [...a.rows, ...b.rows] };
+  return { ids: [...a.ids, ...b.ids], fields: [...a.fields, ...b.fields], filterValues: [...a.filterValues, ...b.filterValues], rows: [...a.rows, ...b.rows] };
 }
 
 /** After publishing, segment objects under versions/vV/shards/ that the manifest does not name are a killed attempt's. */
