@@ -14,6 +14,14 @@ const FRAMES: Frame[] = [
     partial: false,
     missingShards: [],
   },
+  {
+    type: "result",
+    hits: [{ id: "f", score: 2 }],
+    // A filtered search's plan survives decoding: the edge merges it into the public stats.
+    stats: { docsScored: 3, iterations: 1, shardsSearched: 1, ms: { queue: 0, encode: 1, search: 1, total: 2 }, plan: "filtered-exhaustive" },
+    partial: false,
+    missingShards: [],
+  },
   { type: "scores", scores: [{ id: "d", score: 3 }], missing: ["e"] },
   { type: "error", code: "timeout", message: "took too long" },
 ];

@@ -50,6 +50,8 @@ export const frameSchema = z.discriminatedUnion("type", [
       iterations: z.number(),
       shardsSearched: z.number(),
       ms: z.object({ queue: z.number(), encode: z.number(), search: z.number(), total: z.number() }),
+      /** A filtered search's plan (worker-api.ts SearchStats.plan); kept, or the edge could not merge it. */
+      plan: z.enum(["filtered-walk", "filtered-exhaustive"]).optional(),
     }),
     partial: z.boolean(),
     missingShards: z.array(z.string()),

@@ -172,7 +172,7 @@ describe("filters and the result cache", () => {
 });
 
 describe("the filter plan in the stats", () => {
-  const stats = (plan?: string): SearchStats => Object.assign({ docsScored: 1, iterations: 1, shardsSearched: 1, ms: { queue: 0, encode: 0, search: 0, total: 0 } }, plan ? { plan } : {});
+  const stats = (plan?: string): SearchStats => Object.assign({ docsScored: 1, iterations: 1, shardsSearched: 1, ms: { queue: 0, encode: 0, search: 0, total: 0 } }, plan ? { plan } : {}) as SearchStats;
 
   it('is "filtered-walk" if any shard walked, else "filtered-exhaustive", and absent without a filter', () => {
     expect(mergeFilterPlans([stats("filtered-exhaustive"), stats("filtered-walk"), stats("filtered-exhaustive")])).toBe("filtered-walk");
