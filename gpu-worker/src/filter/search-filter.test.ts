@@ -5,7 +5,7 @@ import { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import { buildFilterColumns, encodeFilterColumns } from "../../../shared/index/filter-columns.ts";
 import { decodeShard, encodeShard } from "../../../shared/index/format.ts";
 import { bitmapRows } from "./row-bitmap.ts";
-import { FILTER_BITMAPS_PER_SEGMENT, liveMatchingRows, matchingRows, prepareSearchFilter } from "./search-filter.ts";
+import { FILTER_BITMAPS_PER_SEGMENT, filterBitmapBytes, liveMatchingRows, matchingRows, prepareSearchFilter } from "./search-filter.ts";
 import { declaredFieldValues, segmentFilterColumns } from "./segment-columns.ts";
 
 const ROWS = 40;
@@ -71,5 +71,15 @@ describe("search filters per segment", () => {
     const again = matchingRows(s, f);
     expect(again).not.toBe(first);
     expect(again.words).toEqual(first.words);
+  });
+
+  it("reports the bytes of the bitmaps it caches per segment, so they count in the worker's memory budget", () => {
+    const s = shard(schema);
+    expect(filterBitmapBytes(s)).toBe(0);
+    matchingRows(s, prepareSearchFilter({ field: "n", op: "lt", value: 7 }, schema));
+    const one = filterBitmapBytes(s);
+    expect(one).toBe(Math.ceil(ROWS / 32) * 4);
+    matchingRows(s, prepareSearchFilter({ field: "n", op: "gt", value: 7 }, schema));
+    expect(filterBitmapBytes(s)).toBe(2 * one);
   });
 });

@@ -39,6 +39,13 @@ export const FILTER_BITMAPS_PER_SEGMENT = 16;
 
 const compiled = new WeakMap<DecodedShard, Map<string, RowBitmap>>();
 
+/** Bytes of the compiled bitmaps cached for a segment: counted in its version's memory (LoadedIndex.memory). */
+export function filterBitmapBytes(shard: DecodedShard): number {
+  let bytes = 0;
+  for (const bitmap of compiled.get(shard)?.values() ?? []) bytes += bitmap.words.byteLength;
+  return bytes;
+}
+
 /** The segment's rows matching the filter, ignoring deletions (cached; the caller must not change it). */
 export function matchingRows(shard: DecodedShard, filter: SearchFilter, label?: string): RowBitmap {
   let cache = compiled.get(shard);

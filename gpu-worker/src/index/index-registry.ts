@@ -16,6 +16,7 @@ import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
 import { indexPrefix, MANIFEST_FILE, versionPrefix } from "../../../shared/index/keys.ts";
 import { coveredSeqOf, type IndexManifest, manifestKeyBase, parseIndexManifest, type ShardEntry } from "../../../shared/index/manifest.ts";
+import { filterBitmapBytes } from "../filter/search-filter.ts";
 import { NotFoundError, type BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
 import type { IndexLogger } from "./index-backend.ts";
@@ -256,7 +257,8 @@ export class LoadedIndex {
     let bytes = 0;
     let docs = 0;
     for (const h of this.handles.values()) {
-      bytes += h.shard.byteLength;
+      // The shard's buffers, and the filter bitmaps compiled for it (filter/search-filter.ts).
+      bytes += h.shard.byteLength + filterBitmapBytes(h.shard);
       docs += h.shard.docCount;
     }
     for (const b of this.deletionBytes.values()) bytes += b;
