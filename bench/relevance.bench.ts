@@ -3,7 +3,7 @@
  * (infra/dev/corpus/debian-main.jsonl.gz), with every package in the collection.
  *
  *   node bin/run-ts.mjs bench/relevance.bench.ts [--model models/debian-mini]
- *     [--bi-encoder models/debian-mini-biencoder] [--known-items 1000] [--seed 13] [--cache bench/.cache/relevance]
+ *     [--bi-encoder models/debian-mini-biencoder-distilled] [--known-items 1000] [--seed 13] [--cache bench/.cache/relevance]
  *
  * Two query sets:
  * - known-item: the synopsis of a test-split package (a seeded sample of --known-items of them) is the
@@ -54,7 +54,7 @@ import { percentile } from "./stats.ts";
 const { values: args } = parseArgs({
   options: {
     model: { type: "string", default: "models/debian-mini" },
-    "bi-encoder": { type: "string", default: "models/debian-mini-biencoder" },
+    "bi-encoder": { type: "string", default: "models/debian-mini-biencoder-distilled" },
     "known-items": { type: "string", default: "1000" },
     seed: { type: "string", default: "13" },
     cache: { type: "string", default: "bench/.cache/relevance" },
