@@ -191,7 +191,7 @@ export const sweepRequestSchema = z
     walUpToSeq: seq.default(0),
     uploads: z.array(id("upload id")).max(1_000).default([]),
     /**
-     * Optional (H2): the highest version reserved when the edge chose keepVersions. Folders of higher
+     * Optional: the highest version reserved when the edge chose keepVersions. Folders of higher
      * versions are left alone: they were reserved since, and a build or compaction may be writing
      * them. Absent: no such guard.
      */

@@ -103,7 +103,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
           store,
           logger,
           limits: options.buildLimits,
-          // Lifecycle (H2): compactions read base segments through the verified cache, and hold the
+          // Compactions read base segments through the verified cache, and hold the
           // base version (a lease) while they run; a base loaded only for the compaction is unloaded
           // after it, unless a search is using it by then. A base that cannot be loaded fails in the compaction itself.
           compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
@@ -129,7 +129,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     return registry.withIndex({ tenant, index, version: v }, use);
   };
 
-  // ─── Living indexes (issue 10) ───
+  // Living indexes: the WAL tail that each read of version + tail sees.
   const walCache = store ? new WalCache({ store, modelId: options.runtime.manifest.modelId, dim: options.runtime.manifest.embeddingDim }) : undefined;
   // The tails count towards hypencoder_loaded_bytes; the WAL cache bounds itself (its own LRU budget).
   if (walCache && registry) registry.addMemoryContributor("wal", { bytes: () => walCache.bytes() });
@@ -139,7 +139,6 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     const fromSeq = loaded.coveredSeq;
     return walCache.view(loaded.manifest.tenant, loaded.manifest.index, { fromSeq, toSeq: Math.max(fromSeq, range.toSeq) });
   };
-  // ─── end living indexes ───
   const shardError = (label: string) => (shard: string, err: unknown) =>
     logger.warn({ index: label, shard, err }, "shard could not be loaded; answering without it");
 
@@ -182,7 +181,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
       return builds?.cancel(tenant, jobId);
     },
 
-    // ─── Living indexes (issue 10) ───
+    // Living indexes: WAL writes, documents by id, index state.
     walCache,
 
     async writeWal(request: WalWriteRequest, signal: AbortSignal): Promise<WalWriteAnswer> {
@@ -201,8 +200,7 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     async indexState(request: IndexStateRequest): Promise<IndexStateAnswer> {
       return withVersion(request.tenant, request.index, request.version, async (loaded) => indexState(loaded, await tailOf(loaded, request.tail)));
     },
-    // ─── end living indexes ───
-    // ─── Lifecycle (H2) ───
+    // The index lifecycle: compactions, sweeps, worker memory.
     startCompaction(request: CompactionRequest): BuildStatus {
       if (!builds?.startCompaction) throw new BuildsUnavailableError();
       return builds.startCompaction(request);
@@ -216,7 +214,6 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     memory(): { loadedVersions: number; loadedBytes: number } {
       return registry?.memoryStats() ?? { loadedVersions: 0, loadedBytes: 0 };
     },
-    // ─── end of lifecycle ───
 
     metrics(): Record<string, number> {
       const wal = walCache?.stats();

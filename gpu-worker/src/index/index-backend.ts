@@ -73,22 +73,20 @@ export interface IndexBackend {
   /** Stops a queued or running job (see BuildManager.cancel); undefined when unknown to this tenant. */
   cancelBuild(tenant: string, jobId: string): BuildStatus | undefined;
 
-  // ─── Living indexes (issue 10): WAL writes, documents by id, index state (index/living/) ───
+  // Living indexes: WAL writes, documents by id, index state (index/living/).
   /** Embeds a write batch and stores it as wal/<seq>.hwal, create-if-absent (index/living/wal-writer.ts). */
   writeWal(request: WalWriteRequest, signal: AbortSignal): Promise<WalWriteAnswer>;
   /** The live document of version + tail; DocumentNotFoundError when there is none. */
   getDocument(request: DocumentGetRequest): Promise<DocumentAnswer>;
   /** Live counts of version + tail. */
   indexState(request: IndexStateRequest): Promise<IndexStateAnswer>;
-  // ─── end living indexes ───
-  // ─── Lifecycle (H2): compactions, sweeps, worker memory. Optional: absent → 501 / no gauges. ───
+  // The index lifecycle: compactions, sweeps, worker memory. Optional: absent → 501 / no gauges.
   /** Queues a compaction job (BuildManager.startCompaction); poll and cancel it with getBuild/cancelBuild. */
   startCompaction?(request: CompactionRequest): BuildStatus;
   /** Deletes what no kept version needs (index/sweep/run-sweep.ts). */
   sweep?(request: SweepRequest): Promise<SweepAnswer>;
   /** Loaded versions and the bytes they (and the WAL cache) hold, for the /metrics gauges. */
   memory?(): { loadedVersions: number; loadedBytes: number };
-  // ─── end of lifecycle ───
 }
 
 /** The log methods the index side uses (a pino logger has them). */

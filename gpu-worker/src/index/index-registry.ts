@@ -299,7 +299,7 @@ function checkShardAgainstManifest(shard: DecodedShard, entry: ShardEntry, manif
   if (problems.length > 0) throw new IndexFormatError(`shard ${entry.key}: ${problems.join("; ")}`);
 }
 
-// ─── IndexRegistry (worker lifecycle, H2): loading, leases, supersede-unload, the memory budget ───
+// ─── IndexRegistry (worker lifecycle): loading, leases, supersede-unload, the memory budget ───
 
 export interface IndexRegistryOptions {
   store: BlobStore;

@@ -84,15 +84,14 @@ export const ERROR_STATUSES: readonly ErrorStatus[] = [
   status(BuildsUnavailableError, (e) => new ApiError(501, "builds_unavailable", e.message)),
   status(BuildQueueFullError, (e) => new ApiError(503, "build_queue_full", e.message, { "retry-after": "60" })),
   status(BuildsClosedError, (e) => new ApiError(503, "shutting_down", e.message, { "retry-after": "1" })),
-  // Lifecycle (H2): a sweep that cannot read a kept manifest deletes nothing.
+  // A sweep that cannot read a kept manifest deletes nothing.
   status(SweepRefusedError, (e) => new ApiError(409, "sweep_refused", e.message)),
   status(IndexUnavailableError, (e) => new ApiError(503, "index_unavailable", `${e.summary} (details in the worker log)`), { logDetail: true }),
-  // ─── Living indexes (index/living/errors.ts) ───
+  // Living indexes (index/living/errors.ts).
   status(BatchHashMismatchError, (e) => new ApiError(400, "batch_hash_mismatch", e.message)),
   status(DocumentNotFoundError, (e) => new ApiError(404, "document_not_found", e.message)),
   status(WalConflictError, (e) => new ApiError(409, "wal_conflict", e.message)),
   status(StorageUnavailableError, (e) => new ApiError(503, "storage_unavailable", `${e.summary} (details in the worker log)`, { "retry-after": "5" }), { logDetail: true }),
-  // ─── end living indexes ───
 ];
 
 export interface MappedError {
