@@ -94,6 +94,10 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
     logger.info({ ms: Math.round(performance.now() - started), ...registry.metrics() }, "preload done");
   }
 
+  const walCache = store ? new WalCache({ store, modelId: options.runtime.manifest.modelId, dim: options.runtime.manifest.embeddingDim }) : undefined;
+  // The tails count towards hypencoder_loaded_bytes; the WAL cache bounds itself (its own LRU budget).
+  if (walCache && registry) registry.addMemoryContributor("wal", { bytes: () => walCache.bytes() });
+
   // Builds write new versions into the same store; the registry finds them on their first query.
   const builds: BuildDelegate | undefined =
     options.builds ??
@@ -106,7 +110,11 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
           // Compactions read base segments through the verified cache, and hold the
           // base version (a lease) while they run; a base loaded only for the compaction is unloaded
           // after it, unless a search is using it by then. A base that cannot be loaded fails in the compaction itself.
-          compactionDeps: { openSegment: (ref) => registry!.cache.open(ref) },
+          compactionDeps: {
+            openSegment: (ref) => registry!.cache.open(ref),
+            // The owner worker usually holds the tail already (its searches read it).
+            ...(walCache ? { knownWal: (tenant: string, index: string) => walCache.known(tenant, index) } : {}),
+          },
           aroundCompaction: async (request, run) => {
             const base = { tenant: request.tenant, index: request.index, version: request.baseVersion };
             const wasLoaded = request.baseVersion > 0 && registry!.has(base);
@@ -130,9 +138,6 @@ export async function createIndexBackend(options: IndexBackendOptions): Promise<
   };
 
   // Living indexes: the WAL tail that each read of version + tail sees.
-  const walCache = store ? new WalCache({ store, modelId: options.runtime.manifest.modelId, dim: options.runtime.manifest.embeddingDim }) : undefined;
-  // The tails count towards hypencoder_loaded_bytes; the WAL cache bounds itself (its own LRU budget).
-  if (walCache && registry) registry.addMemoryContributor("wal", { bytes: () => walCache.bytes() });
   /** The tail a request names, read from the version's own coveredSeq (the edge's fromSeq is where it thinks that is). */
   const tailOf = async (loaded: LoadedIndex, range: TailRange | undefined): Promise<TailView | undefined> => {
     if (!range || !walCache) return undefined;

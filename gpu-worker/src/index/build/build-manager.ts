@@ -39,8 +39,8 @@ export interface BuildManagerOptions {
   build?: typeof runBuild;
   /** Replaces runCompaction (tests). */
   compact?: typeof runCompaction;
-  /** What a compaction needs besides the store and the model: the worker's segment opener (its ShardCache), test knobs. */
-  compactionDeps?: Pick<CompactionDeps, "openSegment" | "shardBytes" | "mergePolicy">;
+  /** What a compaction needs besides the store and the model: the worker's segment opener (its ShardCache) and WAL cache, test knobs. */
+  compactionDeps?: Pick<CompactionDeps, "openSegment" | "knownWal" | "shardBytes" | "mergePolicy">;
   /** Runs around each compaction (IndexRegistry.acquire of its base version); none when omitted. */
   aroundCompaction?: <T>(request: CompactionRequest, run: () => Promise<T>) => Promise<T>;
 }

@@ -49,6 +49,7 @@ import { buildKnnGraph, reachableFraction } from "../build/knn-graph.ts";
 import { LOW_REACHABILITY, REACHABILITY_ENTRIES } from "../build/run-build.ts";
 import { ShardPlanner } from "../build/shard-plan.ts";
 import type { ShardRef } from "../shard-cache.ts";
+import type { WalBatch } from "../../../../shared/index/wal.ts";
 import { foldTail, readWalRange } from "../tail/wal-range.ts";
 import { CompactionInputError } from "./errors.ts";
 import { MERGE_POLICY, type MergePolicy, planMerges } from "./merge-policy.ts";
@@ -63,6 +64,8 @@ export interface CompactionDeps {
   store: BlobStore;
   /** The worker model: the base and every WAL batch must have been embedded by it. */
   model: { modelId: string; embeddingDim: number };
+  /** WAL batches already at hand (the worker's WalCache.known); every batch is fetched when omitted. */
+  knownWal?: (tenant: string, index: string) => (seq: number) => WalBatch | null | undefined;
   /** Opens a segment of the base (the worker's ShardCache); downloaded and verified directly when omitted. */
   openSegment?: (ref: ShardRef) => Promise<OpenedSegment>;
   onProgress?: (update: BuildUpdate) => void;
@@ -157,7 +160,10 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
 
   // ── The tail ───────────────────────────────────────────────────────────────────────────────
   checkAborted();
-  const batches = await readWalRange(store, tenant, index, { fromSeq: coveredSeq, toSeq }, deps.signal ? { signal: deps.signal } : {});
+  const batches = await readWalRange(store, tenant, index, { fromSeq: coveredSeq, toSeq }, {
+    ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.knownWal ? { known: deps.knownWal(tenant, index) } : {}),
+  });
   for (const b of batches) {
     if (b.modelId !== modelId || b.dim !== dim) {
       throw new CompactionInputError("model_mismatch", `WAL batch ${b.seq} was embedded by model ${b.modelId.slice(0, 12)}… (dim ${b.dim}), not the worker's ${modelId.slice(0, 12)}… (dim ${dim})`);

@@ -317,6 +317,18 @@ describe("WalCache", () => {
     expect(cache.bytes()).toBeGreaterThan(b.embeddings.byteLength);
   });
 
+  it("lends what it holds to other readers (compaction): batches, known gaps, and nothing it never read", async () => {
+    const cache = new WalCache({ store, modelId: MODEL, dim: DIM });
+    expect(cache.known("acme", "docs")(3)).toBeUndefined();
+    await cache.view("acme", "docs", { fromSeq: 2, toSeq: 6 });
+    const known = cache.known("acme", "docs");
+    const held = [3, 4, 5, 6].map(known);
+    expect(held.filter((b) => b === null)).toHaveLength(1);
+    expect(held.filter((b) => b !== null).map((b) => b!.seq)).toEqual([3, 4, 5, 6].filter((_, i) => held[i] !== null));
+    expect(known(7)).toBeUndefined();
+    expect(cache.known("acme", "other")(3)).toBeUndefined();
+  });
+
   it("drops batches a newer version covers once older versions are no longer searched", async () => {
     let now = 0;
     const cache = new WalCache({ store, modelId: MODEL, dim: DIM, now: () => now });

@@ -128,16 +128,23 @@ export class WalCache {
     return entry.pending;
   }
 
+  /**
+   * The batches this cache already holds for tenant/index, as readWalRange's `known` lookup: a batch,
+   * null for a known gap, undefined for a seq to fetch. Compaction on the index's owner reads its
+   * tail through it instead of downloading again what searches already read.
+   */
+  known(tenant: string, index: string): (seq: number) => WalBatch | null | undefined {
+    const tail = this.tails.get(`${tenant}/${index}`);
+    return (seq) => tail?.batches.get(seq);
+  }
+
   private async build(tail: IndexTail, tenant: string, index: string, range: TailRange): Promise<TailView> {
     const fetched: WalBatch[] = [];
     let batches: WalBatch[];
     try {
       batches = await readWalRange(this.store, tenant, index, range, {
         ...(this.concurrency ? { concurrency: this.concurrency } : {}),
-        known: (seq) => {
-          const known = tail.batches.get(seq);
-          return known === undefined ? undefined : known;
-        },
+        known: (seq) => tail.batches.get(seq),
       });
     } catch (e) {
       if (e instanceof IndexFormatError || isNotFound(e)) throw e;
