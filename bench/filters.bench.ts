@@ -19,7 +19,9 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { BUILD_DEFAULTS, SEARCH_DEFAULTS } from "../shared/api/worker-api.ts";
+import { BUILD_DEFAULTS, SEARCH_DEFAULTS, VARIANT_DEFAULTS } from "../shared/api/worker-api.ts";
+/** The filtered walk keeps the published step and parameters (filter/filtered-search.ts). */
+const PUBLISHED = VARIANT_DEFAULTS.published;
 import { parseFilter } from "../shared/filter/filter.ts";
 import type { FieldSchema } from "../shared/filter/schema.ts";
 import { buildFilterColumns, type FilterColumns } from "../shared/index/filter-columns.ts";
@@ -114,7 +116,7 @@ const cell = (): Cell => ({ recall: [], docs: [], ms: [] });
 
 console.log(`== N=${N}, ${DIM}-d fp16, ${CLUSTERS} clusters (latent dim ${LATENT_DIM}), q-net ${LAYERS}×${DIM}→1 relu, ${QUERIES} queries, threads=${args.threads}`);
 console.log(
-  `search defaults: entryPoints ${SEARCH_DEFAULTS.entryPoints}, ncandidates ${SEARCH_DEFAULTS.ncandidates}, maxIter ${SEARCH_DEFAULTS.maxIter}, earlyStop ${SEARCH_DEFAULTS.earlyStop}; ` +
+  `search defaults: entryPoints ${PUBLISHED.entryPoints}, ncandidates ${PUBLISHED.ncandidates}, maxIter ${PUBLISHED.maxIter}, earlyStop ${SEARCH_DEFAULTS.earlyStop}; ` +
     `planner: exhaustive when matches <= max(${FILTER_PLAN_DEFAULTS.exhaustiveMaxRows}, ${FILTER_PLAN_DEFAULTS.exhaustiveMaxFraction} × rows, entryPoints)`,
 );
 let t0 = performance.now();
@@ -134,7 +136,7 @@ const session = await ort.InferenceSession.create(encodeModel(buildQNetScorerGra
 const PLANS = ["filtered-exhaustive", "filtered-walk", `filtered-walk, entryPoints ${SMALL_ENTRY}`] as const;
 const results = new Map<number, Record<(typeof PLANS)[number], Cell>>(SELECTIVITIES.map((p) => [p, { [PLANS[0]]: cell(), [PLANS[1]]: cell(), [PLANS[2]]: cell() } as Record<(typeof PLANS)[number], Cell>]));
 const rand = seededRandom(7);
-const defaults = { k: K, mode: "approx" as const, entryPoints: SEARCH_DEFAULTS.entryPoints, ncandidates: SEARCH_DEFAULTS.ncandidates, maxIter: SEARCH_DEFAULTS.maxIter, earlyStop: SEARCH_DEFAULTS.earlyStop };
+const defaults = { k: K, mode: "approx" as const, variant: "published" as const, entryPoints: PUBLISHED.entryPoints, ncandidates: PUBLISHED.ncandidates, maxIter: PUBLISHED.maxIter, earlyStop: SEARCH_DEFAULTS.earlyStop };
 for (let q = 0; q < QUERIES; q++) {
   const scorer = onnxRowScorer(session, randomQNet(rand, architecture(LAYERS)), half);
   if (q === 0) await scorer.scoreRows(Uint32Array.of(0, 1, 2, 3)); // warm-up

@@ -46,8 +46,8 @@ import { freshBucket, s3TestClient } from "./support/s3.ts";
 const TENANT = "acme";
 const WORDS = TINY_VOCAB.filter((w) => /^[a-z]{3,}$/.test(w));
 const logger = createLogger({ level: "silent" });
-const EXACT: SearchParams = { k: 1000, mode: "exact", entryPoints: 8, ncandidates: 4, maxIter: 32, earlyStop: true, seed: 0 };
-const APPROX: SearchParams = { k: 10, mode: "approx", entryPoints: 8, ncandidates: 4, maxIter: 32, earlyStop: true, seed: 0 };
+const EXACT: SearchParams = { k: 1000, mode: "exact", variant: "published", entryPoints: 8, ncandidates: 4, maxIter: 32, earlyStop: true, seed: 0 };
+const APPROX: SearchParams = { k: 10, mode: "approx", variant: "published", entryPoints: 8, ncandidates: 4, maxIter: 32, earlyStop: true, seed: 0 };
 
 let root: string;
 let runtime: HypencoderRuntime;

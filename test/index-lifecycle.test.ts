@@ -341,7 +341,7 @@ describe("sweep", () => {
 });
 
 describe("worker memory", () => {
-  const EXACT: SearchParams = { k: 5, mode: "exact", entryPoints: 8, ncandidates: 8, maxIter: 4, earlyStop: true, seed: 0 };
+  const EXACT: SearchParams = { k: 5, mode: "exact", variant: "published", entryPoints: 8, ncandidates: 8, maxIter: 4, earlyStop: true, seed: 0 };
   let embeddings: Float32Array;
   const ids = Array.from({ length: 40 }, (_, i) => `m-${i}`);
 

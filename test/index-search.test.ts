@@ -34,7 +34,7 @@ const BIN = resolve(import.meta.dirname, "../bin/hypencoder.mjs");
 const execFileAsync = promisify(execFile);
 const N = 90;
 const K = 10;
-const EXACT: SearchParams = { k: K, mode: "exact", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
+const EXACT: SearchParams = { k: K, mode: "exact", variant: "published", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
 
 /** The backend's failure as the service answers it: the backend throws domain errors, service/errors.ts gives statuses. */
 const asAnswered = <T>(pending: Promise<T>): Promise<T> => pending.catch((error: unknown) => Promise.reject(toApiError(error).error));

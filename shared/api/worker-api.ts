@@ -43,6 +43,7 @@ export const LIMITS = {
   entryPointsMax: 1_000_000,
   ncandidatesMax: 10_000,
   maxIterMax: 1_000,
+  proxySeedsMax: 10_000,
   fieldsMax: 32,
   rerankDocsMax: 1_000,
   rerankDocChars: 100_000,
@@ -52,20 +53,84 @@ export const LIMITS = {
   reverseShareMax: REVERSE_SHARE_MAX,
 } as const;
 
+/** The graph walks (gpu-worker/src/search/graph-search.ts): "proxy" is the default. */
+export const GRAPH_SEARCH_VARIANTS = ["proxy", "best-first", "published"] as const;
+export type GraphSearchVariant = (typeof GRAPH_SEARCH_VARIANTS)[number];
+
 /**
  * Search parameters, the one set of defaults for the API, the CLI and the worker's graph search.
- * entryPoints / ncandidates / maxIter are the paper's Table 4 "Efficient 1" setting (10,000 / 64 /
- * 16); the paper's code defaults to nCandidates 50 with the same entry points and maxIter.
+ * The walk's own parameters (entryPoints, ncandidates, maxIter, proxySeeds) default per variant
+ * (VARIANT_DEFAULTS) when a request leaves them out.
  */
 export const SEARCH_DEFAULTS = {
   k: 10,
   mode: "approx",
-  entryPoints: 10_000,
-  ncandidates: 64,
-  maxIter: 16,
+  variant: "proxy",
   earlyStop: true,
   seed: 0,
-} as const;
+} as const satisfies { variant: GraphSearchVariant } & Record<string, unknown>;
+
+export interface WalkParams {
+  /** Size of the first frontier: the shard's stored k-means entry rows first, then random rows. */
+  entryPoints: number;
+  /** Rows expanded per step. */
+  ncandidates: number;
+  /** The most scoring steps. */
+  maxIter: number;
+  /** Rows taken from the shard's inner-product index by the q-net's gradient (variant "proxy"). */
+  proxySeeds: number;
+}
+
+/**
+ * "published" (and "best-first", which changes only the step) use the paper's Table 4 "Efficient 1"
+ * setting, 10,000 / 64 / 16 (the paper's code defaults to nCandidates 50 with the same entry
+ * points and maxIter). "proxy" starts from far fewer rows, the stored k-means rows and 32 random
+ * ones, then the rows the q-net's gradient points at, and expands fewer rows per step for longer:
+ * bench/reports/graph-search.txt measures the choice.
+ */
+export const VARIANT_DEFAULTS: Readonly<Record<GraphSearchVariant, Readonly<WalkParams>>> = {
+  published: { entryPoints: 10_000, ncandidates: 64, maxIter: 16, proxySeeds: 0 },
+  "best-first": { entryPoints: 10_000, ncandidates: 64, maxIter: 16, proxySeeds: 0 },
+  proxy: { entryPoints: 288, ncandidates: 16, maxIter: 64, proxySeeds: 256 },
+};
+
+export function variantDefaults(variant: GraphSearchVariant): Readonly<WalkParams> {
+  return VARIANT_DEFAULTS[variant];
+}
+
+const positiveInt = (max: number) => z.number().int().min(1).max(max);
+
+export const searchParamsSchema = z
+  .object({
+    k: positiveInt(LIMITS.kMax).default(SEARCH_DEFAULTS.k),
+    mode: z.enum(["approx", "exact"]).default(SEARCH_DEFAULTS.mode),
+    /** The graph walk; its parameters below default per variant (VARIANT_DEFAULTS). */
+    variant: z.enum(GRAPH_SEARCH_VARIANTS).default(SEARCH_DEFAULTS.variant),
+    /** Size of the first frontier per shard: the shard's stored k-means entry rows first, then random rows. */
+    entryPoints: positiveInt(LIMITS.entryPointsMax).optional(),
+    ncandidates: positiveInt(LIMITS.ncandidatesMax).optional(),
+    maxIter: positiveInt(LIMITS.maxIterMax).optional(),
+    /** variant "proxy": rows per shard taken from its inner-product index by the q-net's gradient (0: none). */
+    proxySeeds: z.number().int().min(0).max(LIMITS.proxySeedsMax).optional(),
+    earlyStop: z.boolean().default(SEARCH_DEFAULTS.earlyStop),
+    /** Seeds the random entry set, so a search is reproducible. */
+    seed: z.number().int().min(0).max(LIMITS.seedMax).default(SEARCH_DEFAULTS.seed),
+  })
+  .strict();
+export type SearchParams = z.infer<typeof searchParamsSchema>;
+export type ResolvedSearchParams = SearchParams & WalkParams;
+
+/** The parameters with the variant's defaults filled in (what the walk runs, what a cache key holds). */
+export function resolveSearchParams(params: SearchParams): ResolvedSearchParams {
+  const d = variantDefaults(params.variant);
+  return {
+    ...params,
+    entryPoints: params.entryPoints ?? d.entryPoints,
+    ncandidates: params.ncandidates ?? d.ncandidates,
+    maxIter: params.maxIter ?? d.maxIter,
+    proxySeeds: params.proxySeeds ?? d.proxySeeds,
+  };
+}
 
 /** Index build parameters: the graph degree is the paper's (100 neighbours per document). */
 export const BUILD_DEFAULTS = {
@@ -76,22 +141,6 @@ export const BUILD_DEFAULTS = {
   entryRows: 256,
 } as const;
 
-const positiveInt = (max: number) => z.number().int().min(1).max(max);
-
-export const searchParamsSchema = z
-  .object({
-    k: positiveInt(LIMITS.kMax).default(SEARCH_DEFAULTS.k),
-    mode: z.enum(["approx", "exact"]).default(SEARCH_DEFAULTS.mode),
-    /** Size of the first frontier per shard: the shard's stored k-means entry rows first, then random rows. */
-    entryPoints: positiveInt(LIMITS.entryPointsMax).default(SEARCH_DEFAULTS.entryPoints),
-    ncandidates: positiveInt(LIMITS.ncandidatesMax).default(SEARCH_DEFAULTS.ncandidates),
-    maxIter: positiveInt(LIMITS.maxIterMax).default(SEARCH_DEFAULTS.maxIter),
-    earlyStop: z.boolean().default(SEARCH_DEFAULTS.earlyStop),
-    /** Seeds the random entry set, so a search is reproducible. */
-    seed: z.number().int().min(0).max(LIMITS.seedMax).default(SEARCH_DEFAULTS.seed),
-  })
-  .strict();
-export type SearchParams = z.infer<typeof searchParamsSchema>;
 
 export const searchRequestSchema = z
   .object({

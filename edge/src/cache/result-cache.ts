@@ -15,7 +15,7 @@
  * The Cache API is a no-op on *.workers.dev hosts: production needs a custom domain for hits.
  */
 import { sha256Hex } from "../../../shared/api/signing.ts";
-import type { SearchParams } from "../../../shared/api/worker-api.ts";
+import { resolveSearchParams, type SearchParams } from "../../../shared/api/worker-api.ts";
 import { queryKeyText } from "../../../shared/text/query-key-text.ts";
 
 export const CACHE_HOST = "https://search-cache.hypencoder.internal";
@@ -52,8 +52,10 @@ export function normaliseQuery(query: string): string {
 /** A synthetic GET URL: tenant/index/version in the path for debugging, the hash of everything as the leaf. */
 export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string> {
   // An array, not an object: the order is fixed here, not by how callers happened to build params.
+  // Defaults resolved, so leaving a parameter out and giving its default value share an entry.
+  const params = resolveSearchParams(input.params);
   const canonical = JSON.stringify([
-    "v3",
+    "v4",
     input.tenant,
     input.index,
     input.version,
@@ -61,13 +63,15 @@ export async function resultCacheKey(input: ResultCacheKeyInput): Promise<string
     // A write raises the head: no answer cached before it can be served after it.
     input.headSeq,
     normaliseQuery(input.query),
-    input.params.k,
-    input.params.mode,
-    input.params.entryPoints,
-    input.params.ncandidates,
-    input.params.maxIter,
-    input.params.earlyStop,
-    input.params.seed,
+    params.k,
+    params.mode,
+    params.variant,
+    params.entryPoints,
+    params.ncandidates,
+    params.maxIter,
+    params.proxySeeds,
+    params.earlyStop,
+    params.seed,
     // Field order does not change the answer's content, so sorted fields share an entry.
     [...new Set(input.fields)].sort(),
     input.format,

@@ -5,7 +5,7 @@
  * Retry-After; a single search that costs more than the whole cap is a 400 that says which
  * parameter to lower, instead of being clamped silently.
  */
-import { SEARCH_DEFAULTS, type SearchParams } from "../../../shared/api/worker-api.ts";
+import { resolveSearchParams, type SearchParams, VARIANT_DEFAULTS } from "../../../shared/api/worker-api.ts";
 import type { EdgeBindings } from "../env.ts";
 import { ApiError } from "../errors.ts";
 import { integerSetting } from "../integer-setting.ts";
@@ -14,12 +14,17 @@ export const DEFAULT_SEARCH_CONCURRENCY_PER_TENANT = 16;
 /** Longer than any search can run (every owner's attempt timing out), so only a lost release waits this long. */
 const LEASE_MS = 120_000;
 
+/** One unit: the published walk's frontier (entryPoints 10,000, ncandidates 64). */
+const UNIT = VARIANT_DEFAULTS.published;
+
 /**
- * One unit is a search with the default frontier (entryPoints 10,000, ncandidates 64); a larger
- * frontier costs proportionally more (entryPoints 1,000,000 is 100 units, ncandidates 1,024 is 16).
+ * One unit is a search with the published walk's frontier (entryPoints 10,000, ncandidates 64), or
+ * any smaller one (the default proxy walk); a larger frontier costs proportionally more
+ * (entryPoints 1,000,000 is 100 units, ncandidates 1,024 is 16). Proxy seeds count as entry points.
  */
-export function searchCost(params: Pick<SearchParams, "entryPoints" | "ncandidates">): number {
-  return Math.max(1, Math.ceil(params.entryPoints / SEARCH_DEFAULTS.entryPoints), Math.ceil(params.ncandidates / SEARCH_DEFAULTS.ncandidates));
+export function searchCost(params: SearchParams): number {
+  const p = resolveSearchParams(params);
+  return Math.max(1, Math.ceil((p.entryPoints + p.proxySeeds) / UNIT.entryPoints), Math.ceil(p.ncandidates / UNIT.ncandidates));
 }
 
 /** SEARCH_CONCURRENCY_PER_TENANT: cost units in flight per tenant; 0 switches the cap off. */
@@ -34,18 +39,19 @@ export function searchConcurrencyPerTenant(value: string | undefined): number {
 export async function acquireSearchSlots(
   env: Pick<EdgeBindings, "SEARCH_CONCURRENCY" | "SEARCH_CONCURRENCY_PER_TENANT">,
   tenant: string,
-  params: Pick<SearchParams, "entryPoints" | "ncandidates">,
+  params: SearchParams,
 ): Promise<() => Promise<void>> {
   const limit = searchConcurrencyPerTenant(env.SEARCH_CONCURRENCY_PER_TENANT);
   if (limit === 0) return async () => {};
   const cost = searchCost(params);
   if (cost > limit) {
-    const entryPointsMax = limit * SEARCH_DEFAULTS.entryPoints;
-    const ncandidatesMax = limit * SEARCH_DEFAULTS.ncandidates;
+    const entryPointsMax = limit * UNIT.entryPoints;
+    const ncandidatesMax = limit * UNIT.ncandidates;
+    const p = resolveSearchParams(params);
     throw new ApiError(
       400,
       "search_too_expensive",
-      `this search costs ${cost} units (entryPoints ${params.entryPoints}, ncandidates ${params.ncandidates}), more than this tenant's ${limit} concurrent units; use entryPoints <= ${entryPointsMax} and ncandidates <= ${ncandidatesMax}`,
+      `this search costs ${cost} units (entryPoints ${p.entryPoints}, proxySeeds ${p.proxySeeds}, ncandidates ${p.ncandidates}), more than this tenant's ${limit} concurrent units; use entryPoints + proxySeeds <= ${entryPointsMax} and ncandidates <= ${ncandidatesMax}`,
     );
   }
   const limiter = env.SEARCH_CONCURRENCY.get(env.SEARCH_CONCURRENCY.idFromName(tenant));

@@ -7,7 +7,7 @@
  * Shared by the worker (index/shard-search.ts) and bench/filters.bench.ts, so the benchmark
  * measures the code that serves.
  */
-import type { SearchParams } from "../../../shared/api/worker-api.ts";
+import { type SearchParams, VARIANT_DEFAULTS } from "../../../shared/api/worker-api.ts";
 import { type GraphSearchProgress, graphSearch, type NeighborGraph } from "../search/graph-search.ts";
 import type { RowScorer } from "../search/row-scorer.ts";
 import type { RowHit } from "../search/topk.ts";
@@ -44,7 +44,15 @@ export async function searchFilteredSegment(
   matching: RowBitmap,
   options: FilteredSegmentOptions,
 ): Promise<FilteredSegmentResult> {
-  const { params } = options;
+  // The filtered walk is the published step whatever the variant (the shard's inner-product index
+  // knows nothing of filters), so its parameters default to the published ones.
+  const published = VARIANT_DEFAULTS.published;
+  const params = {
+    ...options.params,
+    entryPoints: options.params.entryPoints ?? published.entryPoints,
+    ncandidates: options.params.ncandidates ?? published.ncandidates,
+    maxIter: options.params.maxIter ?? published.maxIter,
+  };
   const matches = countRows(matching);
   const plan: FilterPlan =
     params.mode === "exact" ? "filtered-exhaustive" : (options.forcePlan ?? choosePlan(matches, matching.rows, { ...options.planOptions, entryPoints: params.entryPoints }));

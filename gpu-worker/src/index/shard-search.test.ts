@@ -65,7 +65,7 @@ async function bruteForce(k: number): Promise<{ id: string; score: number }[]> {
     .map(({ id, score }) => ({ id, score }));
 }
 
-const PARAMS: SearchParams = { k: 10, mode: "exact", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
+const PARAMS: SearchParams = { k: 10, mode: "exact", variant: "published", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
 
 let root: string;
 let n = 0;

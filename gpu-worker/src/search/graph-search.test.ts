@@ -201,7 +201,7 @@ describe("graphSearch", () => {
     await expect(graphSearch(s, graph, { ncandidates: -1 })).rejects.toThrow(/ncandidates/);
     await expect(graphSearch(s, graph, { maxIter: 0 })).rejects.toThrow(/maxIter/);
     await expect(graphSearch(s, graph, { earlyStop: "yes" as unknown as boolean })).rejects.toThrow(/earlyStop must be a boolean/);
-    await expect(graphSearch(s, graph, { variant: "greedy" as "published" })).rejects.toThrow(/variant must be one of published, best-first/);
+    await expect(graphSearch(s, graph, { variant: "greedy" as "published" })).rejects.toThrow(/variant must be one of proxy, best-first, published/);
     await expect(graphSearch(s, graph, { entryRows: Uint32Array.of(10) })).rejects.toThrow(/entryRows contains row 10/);
     await expect(graphSearch(s, { offsets: Uint32Array.of(0, 5), neighbors: new Uint32Array(2) })).rejects.toThrow(/graph.offsets/);
     await expect(graphSearch(s, { offsets: Uint32Array.of(0, 1), neighbors: Uint32Array.of(7) }, { entryPoints: 1 })).rejects.toThrow(

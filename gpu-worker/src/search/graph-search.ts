@@ -18,9 +18,19 @@
  * working set, HNSW's ef), batched into one scorer call. With earlyStop it ends once no unexpanded
  * row is in the working set, i.e. once expanding could only start from rows already beaten.
  *
- * Both variants accept `entryRows` (e.g. k-means medoids chosen at index build time): they are
+ * variant "proxy" is best-first with a second entry set found near the answer: after the first
+ * frontier (the entry rows and a few random rows) is scored, `seedRows` is asked for `proxySeeds` rows given
+ * the best hits so far; the shard search answers with the rows of largest inner product with the
+ * q-net's gradient at the best hit (shared/qnet/gradient.ts), from the shard's inner-product index.
+ * Those rows, less any already scored, are the second frontier; from then on the walk is
+ * best-first. One dot product per proxy candidate replaces a q-net evaluation, so the walk starts
+ * beside the answer instead of climbing to it from 10,000 random rows. Without `seedRows` it is
+ * plain best-first.
+ *
+ * All variants accept `entryRows` (e.g. k-means medoids chosen at index build time): they are
  * placed in the entry set first (at most `entryPoints` of them), and random rows fill it up to
- * `entryPoints`.
+ * `entryPoints`. So with entryPoints ≥ the row count every variant scores every row first and
+ * equals exhaustive search.
  *
  * `isDead` (a living index's deleted or replaced rows): dead rows are scored and expanded like any
  * other, so the graph stays connected through them, but they never enter the top-k. The published
@@ -29,7 +39,7 @@
  * Its early stop ignores a frontier without live rows: with a filter (non-matching rows are dead)
  * such a frontier is common and says nothing about whether better matches lie further on.
  */
-import { SEARCH_DEFAULTS } from "../../../shared/api/worker-api.ts";
+import { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant, SEARCH_DEFAULTS, variantDefaults } from "../../../shared/api/worker-api.ts";
 import { SEED_MAX } from "../../../shared/random.ts";
 import { checkScoreCount } from "./exhaustive.ts";
 import { sampleUnmarked, seededRandom } from "./random.ts";
@@ -43,15 +53,15 @@ export interface NeighborGraph {
   neighbors: Uint32Array;
 }
 
-export const GRAPH_SEARCH_VARIANTS = ["published", "best-first"] as const;
-export type GraphSearchVariant = (typeof GRAPH_SEARCH_VARIANTS)[number];
+export { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant };
 
-/** The API's search defaults (SEARCH_DEFAULTS, where their source is given), and the published walk. */
+/**
+ * Defaults when graphSearch is called directly (tests, benchmarks): the published walk with the
+ * published parameters (variantDefaults("published")). The API's defaults are SEARCH_DEFAULTS.
+ */
 export const GRAPH_SEARCH_DEFAULTS = {
   k: SEARCH_DEFAULTS.k,
-  entryPoints: SEARCH_DEFAULTS.entryPoints,
-  ncandidates: SEARCH_DEFAULTS.ncandidates,
-  maxIter: SEARCH_DEFAULTS.maxIter,
+  ...variantDefaults("published"),
   earlyStop: SEARCH_DEFAULTS.earlyStop,
   seed: SEARCH_DEFAULTS.seed,
   variant: "published" as GraphSearchVariant,
@@ -80,6 +90,14 @@ export interface GraphSearchOptions {
   variant?: GraphSearchVariant;
   /** Rows placed in the entry set before the random ones (duplicates are ignored). */
   entryRows?: Uint32Array;
+  /** variant "proxy": how many rows to ask seedRows for (0: plain best-first). */
+  proxySeeds?: number;
+  /**
+   * variant "proxy": rows near the answer given the best hits of the first frontier (best first),
+   * e.g. by inner product with the q-net's gradient. Rows out of range are an error; rows already
+   * scored are skipped.
+   */
+  seedRows?: (best: readonly RowHit[], count: number) => Promise<Uint32Array>;
   /** Tags the hits; defaults to 0. */
   shard?: number;
   /** Rows that are walked through but never returned (deleted or replaced documents). */
@@ -107,6 +125,7 @@ export interface GraphSearchResult {
 interface ResolvedOptions {
   k: number;
   entryPoints: number;
+  proxySeeds: number;
   ncandidates: number;
   maxIter: number;
   earlyStop: boolean;
@@ -117,18 +136,20 @@ interface ResolvedOptions {
 /** Validates the options (RangeError with the offending name) and applies defaults and caps. */
 export function resolveGraphSearchOptions(options: GraphSearchOptions, rowCount: number): ResolvedOptions {
   const d = GRAPH_SEARCH_DEFAULTS;
-  const k = checkInteger("k", options.k ?? d.k, 1);
-  const entryPoints = checkInteger("entryPoints", options.entryPoints ?? d.entryPoints, 1);
-  const ncandidates = checkInteger("ncandidates", options.ncandidates ?? d.ncandidates, 1);
-  const maxIter = checkInteger("maxIter", options.maxIter ?? d.maxIter, 1);
-  const seed = checkInteger("seed", options.seed ?? d.seed, 0, SEED_MAX);
-  const earlyStop = options.earlyStop ?? d.earlyStop;
-  if (typeof earlyStop !== "boolean") throw new RangeError(`earlyStop must be a boolean, got ${String(earlyStop)}`);
   const variant = options.variant ?? d.variant;
   if (!GRAPH_SEARCH_VARIANTS.includes(variant)) {
     throw new RangeError(`variant must be one of ${GRAPH_SEARCH_VARIANTS.join(", ")}, got ${String(variant)}`);
   }
-  return { k: Math.min(k, rowCount), entryPoints: Math.min(entryPoints, rowCount), ncandidates, maxIter, earlyStop, seed, variant };
+  const vd = variantDefaults(variant);
+  const k = checkInteger("k", options.k ?? d.k, 1);
+  const entryPoints = checkInteger("entryPoints", options.entryPoints ?? vd.entryPoints, 1);
+  const ncandidates = checkInteger("ncandidates", options.ncandidates ?? vd.ncandidates, 1);
+  const maxIter = checkInteger("maxIter", options.maxIter ?? vd.maxIter, 1);
+  const proxySeeds = checkInteger("proxySeeds", options.proxySeeds ?? vd.proxySeeds, 0);
+  const seed = checkInteger("seed", options.seed ?? d.seed, 0, SEED_MAX);
+  const earlyStop = options.earlyStop ?? d.earlyStop;
+  if (typeof earlyStop !== "boolean") throw new RangeError(`earlyStop must be a boolean, got ${String(earlyStop)}`);
+  return { k: Math.min(k, rowCount), entryPoints: Math.min(entryPoints, rowCount), proxySeeds, ncandidates, maxIter, earlyStop, seed, variant };
 }
 
 export async function graphSearch(
@@ -156,7 +177,8 @@ export async function graphSearch(
     onIteration: options.onIteration,
     signal: options.signal,
   };
-  const step = opts.variant === "published" ? publishedStep(state) : bestFirstStep(state);
+  const step =
+    opts.variant === "published" ? publishedStep(state) : opts.variant === "proxy" && options.seedRows ? proxyStep(state, options.seedRows) : bestFirstStep(state);
   const { iterations, stoppedBy } = await walk(state, frontier, step);
   return {
     hits: top.sorted(shard),
@@ -238,7 +260,7 @@ interface StepResult {
   next: number[];
   earlyStop: boolean;
 }
-type Step = (rows: Uint32Array, scores: Float32Array) => StepResult;
+type Step = (rows: Uint32Array, scores: Float32Array) => StepResult | Promise<StepResult>;
 
 /**
  * The loop both variants share: stop on an empty frontier or at maxIter, score the whole frontier in
@@ -253,7 +275,7 @@ async function walk(state: WalkState, first: number[], step: Step): Promise<{ it
     state.signal?.throwIfAborted();
     const { rows, scores } = await scoreFrontier(state, frontier);
     iterations++;
-    const { next, earlyStop } = step(rows, scores);
+    const { next, earlyStop } = await step(rows, scores);
     report(state, iterations);
     if (earlyStop) return { iterations, stoppedBy: "early_stop" };
     frontier = next;
@@ -288,26 +310,69 @@ function publishedStep(state: WalkState): Step {
 
 /** Best-first: expand the best ncandidates of every scored, not-yet-expanded row (like HNSW's ef). */
 function bestFirstStep(state: WalkState): Step {
+  const frontier = bestFirstFrontier(state);
+  return (rows, scores) => {
+    frontier.offer(rows, scores);
+    return frontier.expand();
+  };
+}
+
+/**
+ * Best-first's state: `offer` takes a scored frontier, `expand` chooses the next one. The working
+ * set bounds what is worth expanding; the pool holds every scored row not yet expanded.
+ */
+function bestFirstFrontier(state: WalkState): { offer(rows: Uint32Array, scores: Float32Array): void; expand(): StepResult } {
   const { opts, top, isDead } = state;
-  // The working set bounds what is worth expanding; the pool holds every scored row not yet expanded.
   const working = new TopK(Math.max(opts.ncandidates, opts.k));
   const pool = new MaxPool();
-  return (rows, scores) => {
-    for (let i = 0; i < rows.length; i++) {
-      if (!isDead?.(rows[i])) top.push(rows[i], scores[i]);
-      working.push(rows[i], scores[i]);
-      if (!Number.isNaN(scores[i])) pool.push(rows[i], scores[i]);
+  return {
+    offer(rows, scores) {
+      for (let i = 0; i < rows.length; i++) {
+        if (!isDead?.(rows[i])) top.push(rows[i], scores[i]);
+        working.push(rows[i], scores[i]);
+        if (!Number.isNaN(scores[i])) pool.push(rows[i], scores[i]);
+      }
+    },
+    expand() {
+      const next: number[] = [];
+      let promising = 0;
+      for (let expanded = 0; expanded < opts.ncandidates && pool.size > 0; expanded++) {
+        // Rows that have since dropped out of the working set are not worth expanding (earlyStop).
+        if (opts.earlyStop && working.full && pool.peekScore() < working.worstScore) break;
+        promising++;
+        expand(state, pool.pop(), next);
+      }
+      // With nothing promising left the pool still holds rows, else the frontier is empty (stops next step).
+      return { next, earlyStop: promising === 0 && pool.size > 0 };
+    },
+  };
+}
+
+/**
+ * Proxy-seeded best-first: the first frontier is offered but not expanded; its best hits ask
+ * seedRows for rows near the answer, and those not yet scored are the second frontier. Every later
+ * step is best-first's, over everything scored so far (the first frontier's rows wait in the pool).
+ */
+function proxyStep(state: WalkState, seedRows: NonNullable<GraphSearchOptions["seedRows"]>): Step {
+  const frontier = bestFirstFrontier(state);
+  let seeded = false;
+  return async (rows, scores) => {
+    frontier.offer(rows, scores);
+    if (!seeded && state.opts.proxySeeds > 0) {
+      seeded = true;
+      state.signal?.throwIfAborted();
+      const seeds = await seedRows(state.top.sorted(state.shard), state.opts.proxySeeds);
+      const next: number[] = [];
+      const { visited } = state;
+      for (const row of seeds) {
+        if (row >= visited.length) throw new RangeError(`seedRows returned row ${row}, but the shard has ${visited.length} rows`);
+        if (visited[row] !== 0) continue;
+        visited[row] = 1;
+        next.push(row);
+      }
+      if (next.length > 0) return { next, earlyStop: false };
     }
-    const next: number[] = [];
-    let promising = 0;
-    for (let expanded = 0; expanded < opts.ncandidates && pool.size > 0; expanded++) {
-      // Rows that have since dropped out of the working set are not worth expanding (earlyStop).
-      if (opts.earlyStop && working.full && pool.peekScore() < working.worstScore) break;
-      promising++;
-      expand(state, pool.pop(), next);
-    }
-    // With nothing promising left the pool still holds rows, else the frontier is empty (stops next step).
-    return { next, earlyStop: promising === 0 && pool.size > 0 };
+    return frontier.expand();
   };
 }
 

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LIMITS, SEARCH_DEFAULTS, type SearchParams } from "../../../../shared/api/worker-api.ts";
+import { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant, LIMITS, SEARCH_DEFAULTS, type SearchParams } from "../../../../shared/api/worker-api.ts";
 import { IndexRegistry } from "../../index/index-registry.ts";
 import { ShardCache } from "../../index/shard-cache.ts";
 import { searchIndex } from "../../index/shard-search.ts";
@@ -14,8 +14,8 @@ import { note, progressReporter } from "../progress.ts";
 import { writeLine } from "../output.ts";
 
 const USAGE =
-  "hypencoder search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--entry-points N] " +
-  "[--ncandidates N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]";
+  "hypencoder search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--variant proxy|best-first|published] " +
+  "[--entry-points N] [--ncandidates N] [--proxy-seeds N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]";
 
 /** The environment variable naming the model directory when --model is not given. */
 export const MODEL_ENV = "HYPENCODER_MODEL";
@@ -34,8 +34,10 @@ export async function searchCommand(argv: string[]): Promise<void> {
       model: { type: "string" },
       k: { type: "string" },
       mode: { type: "string" },
+      variant: { type: "string" },
       "entry-points": { type: "string" },
       ncandidates: { type: "string" },
+      "proxy-seeds": { type: "string" },
       "max-iter": { type: "string" },
       "no-early-stop": { type: "boolean" },
       seed: { type: "string" },
@@ -125,16 +127,32 @@ export async function searchCommand(argv: string[]): Promise<void> {
 function searchParams(values: Record<string, unknown>): SearchParams {
   const mode = values.mode ?? SEARCH_DEFAULTS.mode;
   if (mode !== "exact" && mode !== "approx") throw new UsageError(`--mode must be exact or approx, got ${JSON.stringify(mode)}`);
+  const variant = values.variant ?? SEARCH_DEFAULTS.variant;
+  if (!(GRAPH_SEARCH_VARIANTS as readonly unknown[]).includes(variant)) {
+    throw new UsageError(`--variant must be one of ${GRAPH_SEARCH_VARIANTS.join(", ")}, got ${JSON.stringify(variant)}`);
+  }
   const seed = values.seed === undefined ? SEARCH_DEFAULTS.seed : parseSeed(values.seed);
+  // Left out, the walk's parameters default per variant (VARIANT_DEFAULTS).
+  const walk = {
+    entryPoints: positiveInt(values, "entry-points"),
+    ncandidates: positiveInt(values, "ncandidates"),
+    maxIter: positiveInt(values, "max-iter"),
+    proxySeeds: values["proxy-seeds"] === undefined ? undefined : nonNegativeInt(values["proxy-seeds"], "--proxy-seeds"),
+  };
   return {
     k: positiveInt(values, "k") ?? SEARCH_DEFAULTS.k,
     mode,
-    entryPoints: positiveInt(values, "entry-points") ?? SEARCH_DEFAULTS.entryPoints,
-    ncandidates: positiveInt(values, "ncandidates") ?? SEARCH_DEFAULTS.ncandidates,
-    maxIter: positiveInt(values, "max-iter") ?? SEARCH_DEFAULTS.maxIter,
+    variant: variant as GraphSearchVariant,
+    ...Object.fromEntries(Object.entries(walk).filter(([, v]) => v !== undefined)),
     earlyStop: values["no-early-stop"] !== true,
     seed,
   };
+}
+
+function nonNegativeInt(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (typeof value !== "string" || !/^[0-9]+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function parseSeed(value: unknown): number {

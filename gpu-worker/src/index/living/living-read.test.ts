@@ -35,7 +35,7 @@ const IDS = Array.from({ length: N }, (_, i) => `doc-${i}`);
 const W = Float64Array.from({ length: DIM }, () => rand() * 2 - 1);
 /** The direction the linear q-net likes best: a document along it outscores every random one. */
 const BEST = Array.from(W, (w) => w * 10);
-const EXACT: SearchParams = { k: 100, mode: "exact", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
+const EXACT: SearchParams = { k: 100, mode: "exact", variant: "published", entryPoints: 16, ncandidates: 8, maxIter: 16, earlyStop: true, seed: 0 };
 
 function dot(x: ArrayLike<number>, at = 0): number {
   let s = 0;
