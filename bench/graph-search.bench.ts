@@ -1,17 +1,26 @@
 /**
- * Graph search vs exhaustive search on synthetic clustered 768-d embeddings (fp16, as the index stores
- * them), scored by the ONNX q-net scorer graph on onnxruntime-node CPU: recall@10 against exhaustive,
- * documents scored (% of the corpus) and latency p50/p95, for the published algorithm and the
- * improvements (k-means entry rows, best-first expansion), each on the published kNN graph and on
- * the graph the index builds by default (the same degree, a fifth of it reverse links).
+ * Graph search against exhaustive search on synthetic clustered 768-d embeddings (fp16, as the index
+ * stores them), scored by the ONNX q-net scorer graph on onnxruntime-node CPU: recall@10 against
+ * exhaustive, documents scored (% of the corpus) and latency p50/p95 for the published walk (its
+ * entry-set sweep), best-first and the proxy-seeded walk (bench/graph-search-curves.ts), on the
+ * graph the index builds by default (the paper's degree, a fifth of it reverse links), and an SVG
+ * of recall against documents scored (--svg).
+ *
+ * Two kinds of queries (--qnets):
+ * - "region" (the realistic case): q-nets that prefer a region of the space, as trained ones do:
+ *   random q-nets whose last hidden layer has a block of units reading the direction from the
+ *   corpus mean to a random document (test/support/random-qnet.ts regionQNet).
+ * - "random": the old generator, random q-nets (randomQNet), which prefer no region; kept as the
+ *   second case.
  *
  *   node bin/run-ts.mjs bench/graph-search.bench.ts [--n 10000,100000] [--queries 20] [--layers 6]
- *     [--degree 100] [--entry-rows 256] [--threads <cores>] [--cache <dir>]
+ *     [--qnets region,random] [--region-weight 0.1] [--degree 100] [--entry-rows 256] [--threads <cores>] [--cache <dir>] [--svg <file>]
  *
  * 1M documents (`npm run bench -- graph-search-1m`) uses 2-hidden-layer q-nets unless --layers is
- * given: exhaustive search at depth 6 costs ~7 TFLOP per query there. Its corpus (1.5 GB), kNN graph
- * and exhaustive answers take most of an hour on 2 cores, so --cache keeps them on disk between runs
- * (each keyed by everything that determines it); the report prints how long each took to make.
+ * given: exhaustive search at depth 6 costs ~7 TFLOP per query there. Its corpus (1.5 GB), kNN graph,
+ * inner-product index and exhaustive answers take most of an hour on 2 cores, so --cache keeps them
+ * on disk between runs (each keyed by everything that determines it); the report prints how long
+ * each took to make.
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
@@ -27,13 +36,13 @@ import { buildQNetScorerGraph } from "../gpu-worker/src/model/onnx/qnet-scorer.t
 import { GRAPH_IO } from "../gpu-worker/src/model/types.ts";
 import { kmeansEntryRows } from "../gpu-worker/src/index/build/entry-points.ts";
 import { exhaustiveSearch } from "../gpu-worker/src/search/exhaustive.ts";
-import { type GraphSearchOptions, graphSearch } from "../gpu-worker/src/search/graph-search.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import type { RowScorer } from "../gpu-worker/src/search/row-scorer.ts";
 import { clusteredEmbeddings, recall } from "../test/support/synthetic-corpus.ts";
 import type { RowHit } from "../gpu-worker/src/search/topk.ts";
-import { randomQNet } from "../test/support/random-qnet.ts";
-import { percentile } from "./stats.ts";
+import { randomQNet, regionQNet } from "../test/support/random-qnet.ts";
+import { formatTable, measureCurves, type Panel, type QueryCase, standardConfigs, writeSvg } from "./graph-search-curves.ts";
+import { buildProxyIndex, type ProxyIndexHandle } from "./proxy-index-harness.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -45,6 +54,10 @@ const { values: args } = parseArgs({
     threads: { type: "string", default: String(availableParallelism()) },
     dim: { type: "string", default: "768" },
     cache: { type: "string" },
+    qnets: { type: "string", default: "region,random" },
+    /** regionQNet's outputWeight: how strongly the q-nets prefer their region (lower: the random rest weighs more). */
+    "region-weight": { type: "string", default: "0.1" },
+    svg: { type: "string" },
   },
 });
 const DIM = Number(args.dim);
@@ -155,9 +168,11 @@ function knnGraph(n: number, embeddings: Float32Array): Promise<Made<KnnGraph>> 
   );
 }
 
-function exhaustiveTruth(n: number, layers: number, query: number, scorer: RowScorer): Promise<Made<RowHit[]>> {
+function exhaustiveTruth(n: number, layers: number, kind: string, query: number, scorer: RowScorer): Promise<Made<RowHit[]>> {
+  // The old cache names (before region q-nets) stay valid for the random kind.
+  const kindPart = kind === "random" ? "" : `-${kind}${args["region-weight"]}`;
   return cachedBytes(
-    `truth-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-layers${layers}-q${query}.json`,
+    `truth-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1-layers${layers}${kindPart}-q${query}.json`,
     async () => (await exhaustiveSearch(scorer, n, { k: K })).hits,
     (hits) => Buffer.from(JSON.stringify(hits)),
     (b) => JSON.parse(b.toString("utf8")) as RowHit[],
@@ -166,18 +181,13 @@ function exhaustiveTruth(n: number, layers: number, query: number, scorer: RowSc
 
 // ---------------------------------------------------------------------------------------------
 
-interface Row {
-  recall: number[];
-  docs: number[];
-  ms: number[];
-  iters: number[];
-}
+type QNetKind = "region" | "random";
 
-async function benchCorpus(n: number, queries: number, layers: number): Promise<void> {
+async function benchCorpus(n: number, queries: number, layers: number, kinds: readonly QNetKind[], panels: Panel[]): Promise<void> {
   const arch = architecture(layers);
   console.log(
     `\n== N=${n}, ${DIM}-d fp16, ${CLUSTERS} clusters (latent dim ${LATENT_DIM}), kNN degree ${DEGREE}, ` +
-      `q-net ${layers}×${DIM}→1 relu, ${queries} queries, threads=${args.threads}`,
+      `q-net ${layers}×${DIM}→1 relu, ${queries} queries per kind, threads=${args.threads}`,
   );
   const made = (what: string, m: Made<unknown>) => `${what}: ${seconds(m.ms)}${m.cached ? " (cached)" : ""}`;
   const half = await corpus(n);
@@ -189,71 +199,83 @@ async function benchCorpus(n: number, queries: number, layers: number): Promise<
   let t0 = performance.now();
   const linked = await addReverseLinks(graph.value, BUILD_DEFAULTS.reverseShare);
   console.log(`+ reverse links (${linked.reverseSlots} of ${linked.degree} slots): ${seconds(performance.now() - t0)}; ${reachable(linked)}`);
-  const graphs = { "kNN": graph.value, "kNN+rev": linked };
   t0 = performance.now();
-  // The fit index builds use (the defaults), so "service default" below is what the worker runs.
+  // The fit index builds use (the defaults), so the walks below start where the worker's do.
   const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]) });
   console.log(`k-means entry rows: ${entryRows.length} in ${seconds(performance.now() - t0)}`);
+  const proxy: ProxyIndexHandle = await buildProxyIndex(embeddings, DIM, {
+    cachePath: args.cache ? join(args.cache, `proxy-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1`) : undefined,
+  });
+  console.log(`inner-product index (${proxy.description}): ${seconds(proxy.buildMs)}${proxy.cached ? " (cached)" : ""}`);
+  const mean = new Float32Array(DIM);
+  for (let r = 0; r < n; r++) for (let k = 0; k < DIM; k++) mean[k]! += embeddings[r * DIM + k]! / n;
+  const row = (r: number) => embeddings.subarray(r * DIM, (r + 1) * DIM);
 
   const session = await ort.InferenceSession.create(encodeModel(buildQNetScorerGraph(arch, { embeddingType: "float16" })), {
     intraOpNumThreads: Number(args.threads),
   });
-  // "service default" is what the worker runs: the published parameters, the shard's stored
-  // entry rows at the front of the 10,000-row entry set.
-  const configs: Record<string, GraphSearchOptions> = {
-    "published (defaults)": {},
-    "service default": { entryRows },
-    [`entry rows only (${entryRows.length})`]: { entryRows, entryPoints: entryRows.length },
-    "best-first": { variant: "best-first" },
-  };
-  const results: Record<string, Row> = {};
-  const record = (name: string, r: number, docs: number, ms: number, iters: number) => {
-    const row = (results[name] ??= { recall: [], docs: [], ms: [], iters: [] });
-    row.recall.push(r);
-    row.docs.push(docs);
-    row.ms.push(ms);
-    row.iters.push(iters);
-  };
-  const rand = seededRandom(7);
-  let truthMs = 0;
-  let truthCached = 0;
-  for (let q = 0; q < queries; q++) {
-    const scorer = onnxRowScorer(session, randomQNet(rand, arch), half.value, DIM);
-    if (q === 0) await scorer.scoreRows(Uint32Array.of(0, 1, 2, 3)); // warm-up
-    const truth = await exhaustiveTruth(n, layers, q, scorer);
-    record("exhaustive", 1, n, truth.ms, 1);
-    truthMs += truth.ms;
-    truthCached += truth.cached ? 1 : 0;
-    for (const [graphName, g] of Object.entries(graphs)) {
-      for (const [name, options] of Object.entries(configs)) {
-        const found = await graphSearch(scorer, g, { ...options, k: K, seed: q });
-        record(`${graphName.padEnd(7)} ${name}`, recall(found.hits, truth.value), found.stats.docsScored, found.stats.msTotal, found.stats.iterations);
+  for (const kind of kinds) {
+    const rand = seededRandom(kind === "random" ? 7 : 8);
+    let truthMs = 0;
+    let truthCached = 0;
+    let inTargetCluster = 0;
+    async function* cases(): AsyncGenerator<QueryCase> {
+      for (let q = 0; q < queries; q++) {
+        // The random kind draws exactly what it always did, so its cached answers stay valid.
+        const target = kind === "region" ? Math.floor(rand() * n) : 0;
+        const qnet = kind === "random" ? randomQNet(rand, arch) : regionQNet(rand, arch, { target: row(target), mean, outputWeight: Number(args["region-weight"]) });
+        const scorer = onnxRowScorer(session, qnet, half.value, DIM);
+        if (q === 0) await scorer.scoreRows(Uint32Array.of(0, 1, 2, 3)); // warm-up
+        const truth = await exhaustiveTruth(n, layers, kind, q, scorer);
+        truthMs += truth.ms;
+        truthCached += truth.cached ? 1 : 0;
+        // How local the answer is: the share of the top-10 among the target's 1,000 nearest rows by inner product along its direction.
+        if (kind === "region") {
+          const near = new Set(proxy.index.search(direction(row(target), mean), 1000));
+          inTargetCluster += truth.value.filter((h) => near.has(h.row)).length / truth.value.length;
+        }
+        yield { qnet, scorer, truth: truth.value, exhaustiveMs: truth.ms };
       }
     }
-    process.stderr.write(`  query ${q + 1}/${queries}\r`);
+    const points = await measureCurves({
+      n,
+      k: K,
+      graph: linked,
+      row,
+      mean,
+      ipIndex: proxy.index,
+      configs: standardConfigs(entryRows),
+      queries: cases(),
+      onQuery: (done) => process.stderr.write(`  ${kind} query ${done}/${queries}\r`),
+    });
+    console.log(
+      `\n-- q-nets: ${kind}; exhaustive answers: ${seconds(truthMs)} in all${truthCached > 0 ? ` (${truthCached} of ${queries} cached)` : ""}; ` +
+        (kind === "region" ? `top-10 within the 1,000 rows furthest along the target direction: ${((100 * inTargetCluster) / queries).toFixed(0)}%` : ""),
+    );
+    console.log(formatTable(points, n));
+    panels.push({ title: `N=${n.toLocaleString("en")}, ${layers}-layer q-nets, ${kind}`, points });
   }
   await session.release();
-  console.log(`exhaustive answers: ${seconds(truthMs)} in all${truthCached > 0 ? ` (${truthCached} of ${queries} cached)` : ""}`);
-  printTable(results, n);
+  proxy.close();
 }
 
-function printTable(results: Record<string, Row>, n: number): void {
-  console.log("graph   config                    | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms");
-  for (const [name, r] of Object.entries(results)) {
-    console.log(
-      [
-        name.padEnd(33),
-        mean(r.recall).toFixed(3).padStart(9),
-        `${mean(r.docs).toFixed(0)} (${((100 * mean(r.docs)) / n).toFixed(2)}%)`.padStart(22),
-        mean(r.iters).toFixed(1).padStart(5),
-        percentile(r.ms, 50).toFixed(0).padStart(6),
-        percentile(r.ms, 95).toFixed(0).padStart(6),
-      ].join(" | "),
-    );
-  }
+/** The unit direction from the mean to a row: what a region q-net prefers. */
+function direction(target: Float32Array, mean: Float32Array): Float32Array {
+  const d = new Float32Array(target.length);
+  let norm = 0;
+  for (let k = 0; k < d.length; k++) norm += (d[k] = target[k]! - mean[k]!) ** 2;
+  for (let k = 0; k < d.length; k++) d[k]! /= Math.sqrt(norm) || 1;
+  return d;
 }
 
+const panels: Panel[] = [];
+const kinds = args.qnets.split(",") as QNetKind[];
+for (const kind of kinds) if (kind !== "region" && kind !== "random") throw new Error(`--qnets takes region and/or random, got ${kind}`);
 for (const n of args.n.split(",").map(Number)) {
   const layers = args.layers !== undefined ? Number(args.layers) : n >= 1_000_000 ? 2 : 6;
-  await benchCorpus(n, Number(args.queries), layers);
+  await benchCorpus(n, Number(args.queries), layers, kinds, panels);
+}
+if (args.svg) {
+  await writeSvg(args.svg, panels, `bench/graph-search.bench.ts ${process.argv.slice(2).join(" ")} — ${new Date().toISOString().slice(0, 10)}, onnxruntime-node CPU`);
+  console.log(`\nSVG: ${args.svg}`);
 }

@@ -29,27 +29,21 @@
  * Embeddings and the index are cached under --cache, keyed by the checkpoint's content, so a rerun
  * only searches; the first run encodes the collection once per model.
  */
-import { createHash } from "node:crypto";
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildRequestSchema, SEARCH_DEFAULTS, type SearchParams } from "../shared/api/worker-api.ts";
-import { MANIFEST_FILE } from "../shared/index/keys.ts";
-import { runBuild } from "../gpu-worker/src/index/build/run-build.ts";
+import { SEARCH_DEFAULTS, type SearchParams } from "../shared/api/worker-api.ts";
 import { IndexRegistry, type LoadedIndex } from "../gpu-worker/src/index/index-registry.ts";
 import { ShardCache } from "../gpu-worker/src/index/shard-cache.ts";
 import { searchIndex } from "../gpu-worker/src/index/shard-search.ts";
-import { importCheckpoint } from "../gpu-worker/src/model/import-checkpoint.ts";
-import { MODEL_MANIFEST_FILE } from "../gpu-worker/src/model/model-manifest.ts";
 import { HypencoderRuntime } from "../gpu-worker/src/model/runtime/runtime.ts";
 import type { Pooling } from "../gpu-worker/src/model/types.ts";
-import { seededRandom } from "../gpu-worker/src/search/random.ts";
-import { LocalStore } from "../gpu-worker/src/store/local-store.ts";
-import { type DebianPackage, descriptionOnly, hasLongDescription, readDebianCorpus } from "../infra/dev/corpus/debian-corpus.ts";
+import { descriptionOnly, readDebianCorpus } from "../infra/dev/corpus/debian-corpus.ts";
 import { mean, ndcgAt, precisionAt, recallAt, reciprocalRank, topIds } from "../test/support/relevance-metrics.ts";
 import { BiEncoder, innerProducts } from "./relevance/bi-encoder.ts";
 import { Bm25Index } from "./relevance/bm25.ts";
 import { percentile } from "./stats.ts";
+import { builtIndex, checkpointKey, importedModel, knownItemQueries, type Query, tagQueries } from "./relevance/debian-collection.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -63,7 +57,6 @@ const { values: args } = parseArgs({
 const CACHE = args.cache;
 const DEEP = 100;
 const QUERY_MAX_LENGTH = 64;
-const TAG_QUERIES = new URL("./relevance/tag-queries.json", import.meta.url);
 
 const log = (message: string) => process.stderr.write(`[relevance] ${message}\n`);
 const out = (line = "") => process.stdout.write(`${line}\n`);
@@ -72,34 +65,7 @@ const out = (line = "") => process.stdout.write(`${line}\n`);
 // Queries and judgements
 // ---------------------------------------------------------------------------------------------
 
-interface Query {
-  text: string;
-  relevant: Set<string>;
-}
 
-interface TagQuery {
-  query: string;
-  tags: string[];
-}
-
-/** A seeded sample of the test split's packages with a long description; each one's synopsis finds it. */
-function knownItemQueries(corpus: DebianPackage[], count: number, seed: number): Query[] {
-  const pool = corpus.filter((d) => d.metadata.split === "test" && hasLongDescription(d));
-  const rand = seededRandom(seed);
-  for (let i = pool.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [pool[i], pool[j]] = [pool[j]!, pool[i]!];
-  }
-  return pool.slice(0, count).map((d) => ({ text: d.title, relevant: new Set([d.id]) }));
-}
-
-async function tagQueries(corpus: DebianPackage[]): Promise<Query[]> {
-  const { queries } = JSON.parse(await readFile(TAG_QUERIES, "utf8")) as { queries: TagQuery[] };
-  return queries.map((q) => ({
-    text: q.query,
-    relevant: new Set(corpus.filter((d) => q.tags.every((t) => d.metadata.tags.includes(t))).map((d) => d.id)),
-  }));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Systems: each answers every query with a ranking (best first) and says what it cost
@@ -135,17 +101,6 @@ async function bm25(docs: { id: string; text: string }[], sets: QuerySets): Prom
     return { rankings, ms: times };
   };
   return { known: await answer(sets.known), tags: await answer(sets.tags) };
-}
-
-/** sha256 over a checkpoint directory's files (names and bytes): the cache key of everything derived from it. */
-async function checkpointKey(dir: string): Promise<string> {
-  const hash = createHash("sha256");
-  for (const name of (await readdir(dir)).sort()) {
-    const path = join(dir, name);
-    if (!(await stat(path)).isFile()) continue;
-    hash.update(`${name}\0`).update(await readFile(path)).update("\0");
-  }
-  return hash.digest("hex").slice(0, 16);
 }
 
 async function cachedFloat32(path: string, make: () => Promise<Float32Array>): Promise<Float32Array> {
@@ -195,54 +150,13 @@ async function biEncoder(checkpoint: string, docs: { id: string; text: string }[
 }
 
 /** `hypencoder import` of the checkpoint into the cache, once per checkpoint content. */
-async function importedModel(checkpoint: string): Promise<{ dir: string; key: string }> {
-  const key = await checkpointKey(checkpoint);
-  const dir = join(CACHE, `model-${key}`);
-  const ready = await stat(join(dir, MODEL_MANIFEST_FILE)).then(() => true, () => false);
-  if (!ready) {
-    log(`importing ${checkpoint}`);
-    await importCheckpoint(checkpoint, dir, { force: true });
-  }
-  return { dir, key };
-}
-
-/** The collection indexed by the service's build pipeline at the build defaults, once per model. */
-async function builtIndex(runtime: HypencoderRuntime, docs: { id: string; text: string }[], key: string): Promise<LocalStore> {
-  const root = join(CACHE, `index-${key}`);
-  const store = new LocalStore(join(root, "index"));
-  if (await store.head(MANIFEST_FILE)) return store;
-  await rm(root, { recursive: true, force: true });
-  await mkdir(join(root, "input"), { recursive: true });
-  await writeFile(join(root, "input", "docs.jsonl"), docs.map((d) => JSON.stringify(d)).join("\n") + "\n");
-  log(`Hypencoder: building the index of ${docs.length} documents (encoding them; cached for later runs)`);
-  let lastLine = "";
-  const { value: manifest, ms } = await timed(() =>
-    runBuild(
-      buildRequestSchema.parse({ tenant: "bench", index: "relevance", version: 1, inputs: [{ format: "jsonl", key: "docs.jsonl" }], storeFields: [] }),
-      {
-        runtime,
-        store,
-        inputStore: new LocalStore(join(root, "input")),
-        prefix: "",
-        onProgress: ({ state, progress }) => {
-          const line = `${state ?? ""} ${progress?.docsEncoded !== undefined ? `${Math.floor(progress.docsEncoded / 5000) * 5000} encoded` : ""}${progress?.graphPercent !== undefined ? ` graph ${Math.floor(progress.graphPercent / 25) * 25}%` : ""}`;
-          if (line !== lastLine) log(`Hypencoder build: ${(lastLine = line)}`);
-        },
-        onWarning: (message) => log(`build warning: ${message}`),
-      },
-    ),
-  );
-  log(`Hypencoder: index built in ${(ms / 1000).toFixed(0)} s (degree ${manifest.graph.degree}, reachable ${manifest.graph.reachableFraction})`);
-  return store;
-}
-
 async function hypencoder(checkpoint: string, docs: { id: string; text: string }[], sets: QuerySets) {
-  const model = await importedModel(checkpoint);
+  const model = await importedModel(checkpoint, CACHE);
   const runtime = await HypencoderRuntime.load(model.dir);
   const cacheDir = join(CACHE, `shard-cache-${model.key}`);
   let registry: IndexRegistry | undefined;
   try {
-    const store = await builtIndex(runtime, docs, model.key);
+    const store = await builtIndex(runtime, docs, model.key, CACHE);
     registry = new IndexRegistry({ store, cache: new ShardCache({ dir: cacheDir, budgetBytes: Number.MAX_SAFE_INTEGER, store }), modelId: runtime.manifest.modelId });
     const index = await registry.at("");
     const exact: SearchParams = { ...SEARCH_DEFAULTS, mode: "exact", k: DEEP, seed: 0 };
