@@ -438,7 +438,7 @@ describe("worker service", () => {
 
   it("batches concurrent query encodings", async () => {
     const b = await startHarness({ batchWaitMs: 50 });
-    const spy = vi.spyOn(runtime, "encodeQueries");
+    const spy = vi.spyOn(runtime, "prepareQueries");
     try {
       const responses = await Promise.all(
         Array.from({ length: 8 }, (_, i) => call(b, "/v1/search", { body: search({ query: `${QUERY} ${i}` }) })),
