@@ -144,7 +144,7 @@ describe("index backend on the tiny model", () => {
     const before = await runtime.threadStats();
     const other = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-shared"), cacheBudgetBytes: 1 << 30, preload: [], logger });
     try {
-      const graph = { ...EXACT, mode: "graph" as const };
+      const graph = { ...EXACT, mode: "approx" as const };
       const first = await search(other, 0, { version: 2, params: graph });
       // Three shards, each posted once, however many searches.
       expect((await runtime.threadStats()).embeddings).toBe(before.embeddings + 3);
