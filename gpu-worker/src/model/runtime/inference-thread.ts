@@ -73,9 +73,12 @@ async function scoreSingle(job: ScoreJob): Promise<Float32Array> {
   return results[GRAPH_IO.scores]!.data as Float32Array;
 }
 
-/** Every scoring call in the thread goes through here. */
+/**
+ * Every scoring call in the thread goes through here (the `score` and `scoreRows` requests), with
+ * the registered q-net's own tensor record (the same object for every call of one query).
+ */
 function score(job: ScoreJob): Promise<Float32Array> {
-  // score batching plugs in here
+  // score batching plugs in here: createScoreBatcher({ arch: config.qnet, dim: dims[0], single: scoreSingle, batchedSession }).submit(job)
   return scoreSingle(job);
 }
 
