@@ -157,6 +157,26 @@ describe("index backend on the tiny model", () => {
     await expect.poll(() => runtime.threadStats()).toEqual(before);
   });
 
+  it("lets go of a shard's embeddings in the inference thread when its version is evicted or superseded", async () => {
+    const before = await runtime.threadStats();
+    const tight = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-evict"), cacheBudgetBytes: 1 << 30, memoryBudgetBytes: 1, preload: [], logger });
+    const roomy = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-supersede"), cacheBudgetBytes: 1 << 30, preload: [], logger });
+    try {
+      // Over the memory budget: the version is evicted as soon as its search ends.
+      await search(tight, 0, { version: 2 });
+      await expect.poll(() => runtime.threadStats()).toEqual(before);
+      // A newer version of the index supersedes the older one once its uses end.
+      await search(roomy, 0, { version: 2 });
+      expect((await runtime.threadStats()).embeddings).toBe(before.embeddings + 3);
+      await search(roomy, 0, { version: 3 });
+      await expect.poll(() => runtime.threadStats()).toEqual({ qnets: before.qnets, embeddings: before.embeddings + 1 });
+    } finally {
+      await tight.close();
+      await roomy.close();
+    }
+    await expect.poll(() => runtime.threadStats()).toEqual(before);
+  });
+
   it("exact mode equals scoring every document with runtime.score", async () => {
     for (const q of [0, 1]) {
       const hits = (await search(backend, q, { version: 1 })).hits;
