@@ -16,6 +16,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "graph-search-1m": { file: "bench/graph-search.bench.ts", args: ["--n", "1000000", "--queries", "20", "--cache", "bench/.cache"] },
   "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
+  // Issue 14: main-thread ms per query on the search path (BERT-base-sized random model, 6-layer q-net; generated once into bench/.cache).
+  "hot-path": { file: "bench/hot-path.bench.ts", args: ["--docs", "8192", "--queries", "6", "--cache", "bench/.cache"] },
   // Needs models/debian-mini and models/debian-mini-biencoder-distilled (the same-recipe baseline); the first run encodes the corpus once per model (cached in bench/.cache).
   relevance: { file: "bench/relevance.bench.ts", args: ["--known-items", "500"] },
   // Starts the stack several times; the BERT-base-sized model is generated once (bench/.cache).

@@ -140,6 +140,43 @@ describe("index backend on the tiny model", () => {
     for (const hit of result.hits) expect(hit.fields).toEqual({ text: texts[ids.indexOf(hit.id)] });
   });
 
+  it("scores a loaded shard by row id in the inference thread, which holds its embeddings until the version is unloaded", async () => {
+    const before = await runtime.threadStats();
+    const other = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-shared"), cacheBudgetBytes: 1 << 30, preload: [], logger });
+    try {
+      const graph = { ...EXACT, mode: "approx" as const };
+      const first = await search(other, 0, { version: 2, params: graph });
+      // Three shards, each posted once, however many searches.
+      expect((await runtime.threadStats()).embeddings).toBe(before.embeddings + 3);
+      expect(await search(other, 0, { version: 2, params: graph })).toEqual(first);
+      await search(other, 1, { version: 2 });
+      expect(await runtime.threadStats()).toEqual({ qnets: before.qnets, embeddings: before.embeddings + 3 });
+    } finally {
+      await other.close();
+    }
+    await expect.poll(() => runtime.threadStats()).toEqual(before);
+  });
+
+  it("lets go of a shard's embeddings in the inference thread when its version is evicted or superseded", async () => {
+    const before = await runtime.threadStats();
+    const tight = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-evict"), cacheBudgetBytes: 1 << 30, memoryBudgetBytes: 1, preload: [], logger });
+    const roomy = await createIndexBackend({ runtime, store: local, cacheDir: join(root, "cache-supersede"), cacheBudgetBytes: 1 << 30, preload: [], logger });
+    try {
+      // Over the memory budget: the version is evicted as soon as its search ends.
+      await search(tight, 0, { version: 2 });
+      await expect.poll(() => runtime.threadStats()).toEqual(before);
+      // A newer version of the index supersedes the older one once its uses end.
+      await search(roomy, 0, { version: 2 });
+      expect((await runtime.threadStats()).embeddings).toBe(before.embeddings + 3);
+      await search(roomy, 0, { version: 3 });
+      await expect.poll(() => runtime.threadStats()).toEqual({ qnets: before.qnets, embeddings: before.embeddings + 1 });
+    } finally {
+      await tight.close();
+      await roomy.close();
+    }
+    await expect.poll(() => runtime.threadStats()).toEqual(before);
+  });
+
   it("exact mode equals scoring every document with runtime.score", async () => {
     for (const q of [0, 1]) {
       const hits = (await search(backend, q, { version: 1 })).hits;

@@ -438,7 +438,7 @@ describe("worker service", () => {
 
   it("batches concurrent query encodings", async () => {
     const b = await startHarness({ batchWaitMs: 50 });
-    const spy = vi.spyOn(runtime, "encodeQueries");
+    const spy = vi.spyOn(runtime, "prepareQueries");
     try {
       const responses = await Promise.all(
         Array.from({ length: 8 }, (_, i) => call(b, "/v1/search", { body: search({ query: `${QUERY} ${i}` }) })),
@@ -493,6 +493,8 @@ describe("worker service", () => {
       await pending;
       await vi.waitFor(() => expect(c.backend.signals[0]!.aborted).toBe(true));
       await vi.waitFor(() => expect(c.service.admission.stats.running).toBe(0));
+      // The aborted searches released their q-nets.
+      await vi.waitFor(async () => expect((await runtime.threadStats()).qnets).toBe(0));
     } finally {
       await c.close();
     }
@@ -523,6 +525,10 @@ describe("worker service", () => {
     expect(text).toMatch(/^nodejs_heap_size_used_bytes \d+/m);
     expect(text).not.toContain("acme");
     expect(text).not.toContain(jobIdLike);
+  });
+
+  it("leaves no q-net in the inference thread after every request above, timed out and disconnected ones included", async () => {
+    await vi.waitFor(async () => expect((await runtime.threadStats()).qnets).toBe(0));
   });
 
   it("logs requests without query text, document text or secrets", () => {

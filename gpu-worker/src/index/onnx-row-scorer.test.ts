@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { float32ArrayToHalf } from "../../../shared/qnet/half.ts";
+import { closeSharedEmbeddings, type SharedEmbeddings, shareEmbeddings, sharedBytes } from "../model/runtime/shared-embeddings.ts";
 import { onnxRowScorer } from "./onnx-row-scorer.ts";
 
 const DIM = 3;
@@ -74,5 +75,64 @@ describe("onnxRowScorer", () => {
     expect(() => onnxRowScorer(recordingQNet(), EMBEDDINGS, 4)).toThrow(/not a whole number of 4-wide rows/);
     const short = { score: async () => new Float32Array(1) };
     await expect(onnxRowScorer(short, EMBEDDINGS, DIM).scoreRows(Uint32Array.from([1, 2]))).rejects.toThrow(/returned 1 scores for 2 rows/);
+  });
+
+  describe("over shared embeddings (a segment from the ShardCache)", () => {
+    function shared(): Float32Array {
+      const bytes = sharedBytes(EMBEDDINGS.byteLength);
+      const out = new Float32Array(bytes.buffer);
+      out.set(EMBEDDINGS);
+      return out;
+    }
+
+    /** A q-net that records scoreRows calls (row ids only) and fails any score() call: nothing may be gathered here. */
+    function byIdQNet() {
+      const calls: number[][] = [];
+      return {
+        calls,
+        async score(): Promise<Float32Array> {
+          throw new Error("gathered on the main thread");
+        },
+        async scoreRows(source: SharedEmbeddings, rows: Uint32Array): Promise<Float32Array> {
+          calls.push(Array.from(rows));
+          return Float32Array.from(rows, (r) => source.data[r * source.dim]!);
+        },
+      };
+    }
+
+    it("sends only row ids, in batches, and stops between batches when aborted", async () => {
+      const data = shared();
+      shareEmbeddings(data, DIM);
+      try {
+        const qnet = byIdQNet();
+        const scorer = onnxRowScorer(qnet, data, DIM, { batchRows: 2 });
+        expect(Array.from(await scorer.scoreRows(Uint32Array.from([7, 2, 9])))).toEqual([7, 2, 9]);
+        expect(qnet.calls).toEqual([[7, 2], [9]]);
+        await expect(scorer.scoreRows(Uint32Array.from([1, 10]))).rejects.toThrow(/row 10 is out of range for a shard of 10 rows/);
+        const controller = new AbortController();
+        controller.abort(new Error("client went away"));
+        await expect(onnxRowScorer(qnet, data, DIM, { signal: controller.signal }).scoreRows(Uint32Array.of(1))).rejects.toThrow("client went away");
+      } finally {
+        closeSharedEmbeddings(data);
+      }
+    });
+
+    it("gathers here when the array is not shared, or no longer is, or the q-net cannot score by id", async () => {
+      const data = shared();
+      const unshared = byIdQNet();
+      await expect(onnxRowScorer(unshared, data, DIM).scoreRows(Uint32Array.of(1))).rejects.toThrow("gathered on the main thread");
+      shareEmbeddings(data, DIM);
+      closeSharedEmbeddings(data);
+      await expect(onnxRowScorer(unshared, data, DIM).scoreRows(Uint32Array.of(1))).rejects.toThrow("gathered on the main thread");
+      shareEmbeddings(data, DIM);
+      try {
+        const scoreOnly = recordingQNet();
+        expect(Array.from(await onnxRowScorer(scoreOnly, data, DIM).scoreRows(Uint32Array.of(3)))).toEqual([3]);
+        expect(scoreOnly.calls).toHaveLength(1);
+        expect(data.length).toBe(10 * DIM); // the shared buffer never travels
+      } finally {
+        closeSharedEmbeddings(data);
+      }
+    });
   });
 });

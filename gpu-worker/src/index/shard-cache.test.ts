@@ -10,6 +10,7 @@ import { freshBucket, s3TestClient } from "../../../test/support/s3.ts";
 import { nodeChecksums } from "../store/checksums.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { S3Store } from "../store/s3-store.ts";
+import { sharedEmbeddingsOf } from "../model/runtime/shared-embeddings.ts";
 import { ShardCache, ShardCacheError, type ShardRef } from "./shard-cache.ts";
 
 /** A small valid shard whose embeddings depend on `seed`, so different seeds differ. */
@@ -75,6 +76,35 @@ describe("ShardCache over S3Store (radosgw)", () => {
     };
     return { store, dir, counter, upload };
   }
+
+  it("holds shard bytes in shared memory and shares the embeddings until the decoded copy is dropped", async () => {
+    const { store, dir, upload } = await setup();
+    const ref = await upload("shared.hxs", makeShard(7));
+    const cache = new ShardCache({ dir, budgetBytes: 10_000_000, store });
+    const [a, b] = await Promise.all([cache.open(ref), cache.open(ref)]);
+    expect(a.shard.embeddings.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const shared = sharedEmbeddingsOf(a.shard.embeddings)!;
+    expect(shared).toMatchObject({ id: expect.any(Number), dim: 16, rowCount: 40, closed: false });
+    expect(sharedEmbeddingsOf(b.shard.embeddings)).toBe(shared);
+    const closes: number[] = [];
+    shared.onClose(() => closes.push(shared.id));
+    a.release();
+    expect(closes).toEqual([]); // b still uses it
+    b.release();
+    b.release();
+    expect(closes).toEqual([shared.id]);
+    expect(shared.closed).toBe(true);
+    expect(sharedEmbeddingsOf(a.shard.embeddings)).toBeUndefined();
+    // Reopened from the disk file: shared memory again, a new registration.
+    await cache.flush();
+    const again = await cache.open(ref);
+    expect(again.shard.embeddings.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(cache.stats().hits).toBeGreaterThan(0);
+    const reopened = sharedEmbeddingsOf(again.shard.embeddings)!;
+    expect(reopened.id).not.toBe(shared.id);
+    again.release();
+    expect(reopened.closed).toBe(true);
+  });
 
   it("downloads a shard once for 8 concurrent opens and shares one decoded copy", async () => {
     const { store, dir, counter, upload } = await setup();

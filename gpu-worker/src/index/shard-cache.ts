@@ -12,6 +12,9 @@
  *   restarted cache reuses final-named files without a download. Identical shards under
  *   different keys (an unchanged shard in a new index version) share one file. flush() waits
  *   for the writes in progress.
+ * - Shard bytes live in shared memory (a SharedArrayBuffer), and each decoded shard's embeddings
+ *   are shared with the inference thread (model/runtime/shared-embeddings.ts) until the decoded
+ *   copy is dropped (its last handle released), so scoring sends row ids, never rows.
  * - Opening decodes the bytes with decodeShard (views, no copy). A download is decoded
  *   with `contentVerified` (the sha256 already covers the body, so no CRC pass); cached
  *   files are read back with the body CRC checked, which catches on-disk corruption; a bad
@@ -23,7 +26,7 @@
  *   goes over budget rather than fail a search, and shrinks again as handles are released.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { decodeShard, SHARD_FILE_EXTENSION, type DecodedShard } from "../../../shared/index/format.ts";
@@ -31,6 +34,7 @@ import type { ShardChecksums } from "../../../shared/index/checksums.ts";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
+import { closeSharedEmbeddings, shareEmbeddings, sharedBytes } from "../model/runtime/shared-embeddings.ts";
 
 /** What a manifest says about a shard (its ShardEntry, with the key resolved against the store). */
 export interface ShardRef {
@@ -195,15 +199,18 @@ export class ShardCache {
     else this.counters.misses++;
     this.touch(sha);
     const pinned = live;
+    const { shard } = result;
     let released = false;
     return {
-      shard: result.shard,
+      shard,
       ref,
       release: () => {
         if (released) return;
         released = true;
         if (--pinned.refs === 0 && this.live.get(sha) === pinned) {
           this.live.delete(sha);
+          // This decoded copy is done: the inference thread lets go of its embeddings.
+          closeSharedEmbeddings(shard.embeddings);
           // Pinned shards may have pushed the cache over budget; shrink now that one is free.
           // Best effort: a failed rm leaves the file counted, and the next download retries.
           void this.evict(0).catch(() => undefined);
@@ -222,6 +229,12 @@ export class ShardCache {
   }
 
   private async load(ref: ShardRef): Promise<{ shard: DecodedShard; downloaded: boolean }> {
+    const loaded = await this.decodeOrDownload(ref);
+    shareEmbeddings(loaded.shard.embeddings, loaded.shard.dim);
+    return loaded;
+  }
+
+  private async decodeOrDownload(ref: ShardRef): Promise<{ shard: DecodedShard; downloaded: boolean }> {
     const sha = ref.sha256;
     await this.persisting.get(sha); // released before its file was written: read the file, not S3
     const cached = this.files.get(sha);
@@ -239,7 +252,7 @@ export class ShardCache {
       if (entry.bytes !== ref.bytes) {
         throw new IndexFormatError(`shard ${ref.key}: cached file is ${entry.bytes} bytes, the manifest says ${ref.bytes}`);
       }
-      const bytes = await readFile(path);
+      const bytes = await readShared(path, ref);
       // The name proves the sha256 was verified on download; the CRC pass catches disk rot.
       const shard = decodeShard(bytes, { bytes: ref.bytes }, { label: ref.key, checksums: this.checksums });
       // mtime records recency, so a restarted cache keeps the LRU order.
@@ -264,7 +277,8 @@ export class ShardCache {
     try {
       await this.evict(0);
       const stream = await this.store.getStream(ref.key);
-      const bytes = new Uint8Array(ref.bytes); // fresh and 0-aligned, as decodeShard's views need
+      // Fresh and 0-aligned, as decodeShard's views need; shared, so the inference thread reads the embeddings in place.
+      const bytes = sharedBytes(ref.bytes);
       this.counters.downloads++;
       await this.receiveVerified(ref, stream, bytes);
       let shard: DecodedShard;
@@ -373,6 +387,24 @@ export class ShardCache {
     });
     this.deleting.set(sha, done);
     await done;
+  }
+}
+
+/** A cached file read into shared memory (see the header); a file of the wrong size is refused. */
+async function readShared(path: string, ref: ShardRef): Promise<Uint8Array> {
+  const file = await open(path, "r");
+  try {
+    const { size } = await file.stat();
+    if (size !== ref.bytes) throw new IndexFormatError(`shard ${ref.key}: cached file is ${size} bytes, the manifest says ${ref.bytes}`);
+    const bytes = sharedBytes(ref.bytes);
+    for (let done = 0; done < ref.bytes; ) {
+      const { bytesRead } = await file.read(bytes, done, ref.bytes - done, done);
+      if (bytesRead === 0) throw new IndexFormatError(`shard ${ref.key}: cached file ended after ${done} of ${ref.bytes} bytes`);
+      done += bytesRead;
+    }
+    return bytes;
+  } finally {
+    await file.close();
   }
 }
 

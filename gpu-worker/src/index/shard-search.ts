@@ -24,13 +24,12 @@ import type { DecodedShard } from "../../../shared/index/format.ts";
 import type { Hit, SearchParams } from "../../../shared/api/worker-api.ts";
 import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
 import type { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
-import type { PreparedQNet } from "../model/runtime/runtime.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
 import { graphSearch } from "../search/graph-search.ts";
 import { type RowHit, mergeRowTopK } from "../search/topk.ts";
 import type { IndexSearchResult, ShardProgress } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
-import { onnxRowScorer } from "./onnx-row-scorer.ts";
+import { onnxRowScorer, type ScoringQNet } from "./onnx-row-scorer.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
 import { matchesFilter } from "../../../shared/filter/filter.ts";
@@ -51,7 +50,8 @@ export interface SearchIndexOptions {
   fields?: readonly string[];
   /** The answer's size limit (AnswerBudget); unbounded when omitted. */
   maxAnswerBytes?: number;
-  qnet: Pick<PreparedQNet, "score">;
+  /** A prepared q-net: segments in shared memory are scored by row id (scoreRows), other rows gathered (score). */
+  qnet: ScoringQNet;
   signal?: AbortSignal;
   onProgress?: (progress: ShardProgress) => void;
   /** Told about each shard that could not be opened (for logs); the search goes on without it. */

@@ -34,7 +34,7 @@ import { type RequestScope, runAdmitted } from "./request-scope.ts";
 import { runSearch } from "./search.ts";
 import { registerLivingRoutes } from "./living-routes.ts";
 
-export type ServiceRuntime = Pick<HypencoderRuntime, "encodeQueries" | "prepareQNet" | "embedDocuments" | "devices">;
+export type ServiceRuntime = Pick<HypencoderRuntime, "prepareQueries" | "embedDocuments" | "devices">;
 
 export type ServiceSettings = Pick<
   WorkerConfig,
@@ -166,7 +166,7 @@ export function createService(deps: ServiceDeps): Service {
 
   app.post("/v1/search", (c) => {
     const request = parseRequest(searchRequestSchema, c.req.header("content-type"), c.get("body"), c.get("tenant"));
-    return respond(c, (scope, emit) => runSearch({ batcher, runtime, backend, metrics, maxAnswerBytes: settings.maxAnswerBytes }, request, scope, emit));
+    return respond(c, (scope, emit) => runSearch({ batcher, backend, metrics, maxAnswerBytes: settings.maxAnswerBytes }, request, scope, emit));
   });
 
   app.post("/v1/rerank", (c) => {
@@ -176,7 +176,14 @@ export function createService(deps: ServiceDeps): Service {
 
   app.post("/v1/qnet", async (c) => {
     const request = parseRequest(qnetRequestSchema, c.req.header("content-type"), c.get("body"), c.get("tenant"));
-    const qnet = await runAdmitted(scopeFor(c), (scope) => batcher.encode(request.query, request.queryMaxLength, scope.signal));
+    const qnet = await runAdmitted(scopeFor(c), async (scope) => {
+      const prepared = await batcher.encode(request.query, request.queryMaxLength, scope.signal);
+      try {
+        return await prepared.qnet(); // the one route that needs the weights themselves
+      } finally {
+        await prepared.release();
+      }
+    });
     return c.body(encodeQNet(qnet, { dtype: request.dtype }) as Uint8Array<ArrayBuffer>, 200, { "content-type": MSGPACK_FRAMES_CONTENT_TYPE });
   });
 

@@ -1,13 +1,21 @@
-import { describe, expect, it } from "vitest";
-import type { QNet } from "../../../shared/qnet/types.ts";
+import { describe, expect, it, vi } from "vitest";
 import { type QueryEncoder, QueryBatcher } from "./query-batcher.ts";
 
-/** A fake encoder: the q-net's only bias holds the text's length, so results can be matched to queries. */
+/** A fake prepared q-net: it holds the text's length, so results can be matched to queries. */
+interface FakeQNet {
+  length: number;
+  released: number;
+  release(): Promise<void>;
+}
+
+/** A fake encoder; every q-net it hands out is in `made`, to check that each is released exactly as expected. */
 function fakeEncoder(delayMs = 5) {
   const calls: Array<{ texts: string[]; maxLength?: number }> = [];
+  const made: FakeQNet[] = [];
   let release: (() => void) | undefined;
-  const encoder: QueryEncoder & { calls: typeof calls; hold(): void; unhold(): void } = {
+  const encoder: QueryEncoder<FakeQNet> & { calls: typeof calls; made: FakeQNet[]; hold(): void; unhold(): void } = {
     calls,
+    made,
     hold() {
       let open!: () => void;
       const gate = new Promise<void>((r) => (open = r));
@@ -17,18 +25,28 @@ function fakeEncoder(delayMs = 5) {
     unhold() {
       release?.();
     },
-    async encodeQueries(texts, options) {
+    async prepareQueries(texts, options) {
       calls.push({ texts: [...texts], maxLength: options.maxLength });
       await (encoder as { gate?: Promise<void> }).gate;
       await new Promise((r) => setTimeout(r, delayMs));
       if (options.maxLength === 999) throw new RangeError("max length too large");
-      return texts.map((t) => ({ biases: [new Float32Array([t.length])] }) as unknown as QNet);
+      return texts.map((t) => {
+        const qnet: FakeQNet = {
+          length: t.length,
+          released: 0,
+          async release() {
+            qnet.released++;
+          },
+        };
+        made.push(qnet);
+        return qnet;
+      });
     },
   };
   return encoder;
 }
 
-const lengthOf = (q: QNet) => q.biases[0]![0];
+const lengthOf = (q: FakeQNet) => q.length;
 
 describe("QueryBatcher", () => {
   it("groups concurrent queries into one encoder call and returns each its own q-net", async () => {
@@ -75,5 +93,37 @@ describe("QueryBatcher", () => {
     await expect(dropped).rejects.toMatchObject({ name: "AbortError" });
     expect(lengthOf(await kept)).toBe(4);
     expect(encoder.calls).toEqual([{ texts: ["kept"], maxLength: undefined }]);
+  });
+
+  it("releases the q-net of a query whose caller aborted while its batch was running, and no other", async () => {
+    const encoder = fakeEncoder();
+    encoder.hold();
+    const batcher = new QueryBatcher(encoder, { batchMax: 8, waitMs: 0 });
+    const controller = new AbortController();
+    const abandoned = batcher.encode("gone!", undefined, controller.signal);
+    const kept = batcher.encode("kept");
+    await new Promise((r) => setTimeout(r, 5));
+    expect(encoder.calls).toHaveLength(1); // both are in the running batch
+    controller.abort(new DOMException("bye", "AbortError"));
+    await expect(abandoned).rejects.toMatchObject({ name: "AbortError" });
+    encoder.unhold();
+    const mine = await kept;
+    await vi.waitFor(() => expect(encoder.made.find((q) => q.length === 5)?.released).toBe(1));
+    // The caller owns the q-net it received: the batcher never releases it.
+    expect(mine.released).toBe(0);
+    expect(encoder.made.map((q) => q.released)).toEqual([1, 0]);
+  });
+
+  it("releases every q-net of a batch the encoder answered with the wrong count", async () => {
+    const encoder = fakeEncoder();
+    const short: QueryEncoder<FakeQNet> = {
+      async prepareQueries(texts, options) {
+        return (await encoder.prepareQueries(texts, options)).slice(1);
+      },
+    };
+    const batcher = new QueryBatcher(short, { batchMax: 8, waitMs: 5 });
+    const results = await Promise.allSettled([batcher.encode("a"), batcher.encode("bb")]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(encoder.made.map((q) => q.released)).toEqual([0, 1]); // the one dropped by `short` is not the batcher's to see
   });
 });

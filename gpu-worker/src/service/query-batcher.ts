@@ -7,11 +7,20 @@
  * next batch keeps filling, so batches grow with load instead of queueing single queries behind
  * each other. Queries with different token limits cannot share a batch (the limit is per call), so
  * each limit has its own line.
+ *
+ * The encoder returns one prepared q-net per query, held by the inference thread until released
+ * (runtime.ts PreparedQNet). A caller owns its q-net once `encode` resolves; a q-net nobody will
+ * use (its caller aborted while the batch ran) is released here, so none is ever left behind.
  */
-import type { QNet } from "../../../shared/qnet/types.ts";
+import type { PreparedQNet } from "../model/runtime/runtime.ts";
 
-export interface QueryEncoder {
-  encodeQueries(texts: readonly string[], options: { maxLength?: number; batchSize?: number }): Promise<QNet[]>;
+/** Anything held elsewhere until released. */
+export interface Releasable {
+  release(): Promise<void>;
+}
+
+export interface QueryEncoder<Q extends Releasable = PreparedQNet> {
+  prepareQueries(texts: readonly string[], options: { maxLength?: number; batchSize?: number }): Promise<Q[]>;
 }
 
 export interface QueryBatcherOptions {
@@ -23,27 +32,27 @@ export interface QueryBatcherOptions {
   onBatch?: (size: number, ms: number) => void;
 }
 
-interface Pending {
+interface Pending<Q> {
   text: string;
   enqueuedAt: number;
   settled: boolean;
-  resolve(qnet: QNet): void;
+  resolve(qnet: Q): void;
   reject(reason: unknown): void;
 }
 
-interface Line {
+interface Line<Q> {
   maxLength: number | undefined;
-  items: Pending[];
+  items: Pending<Q>[];
   timer?: ReturnType<typeof setTimeout>;
 }
 
-export class QueryBatcher {
-  private readonly lines = new Map<string, Line>();
+export class QueryBatcher<Q extends Releasable = PreparedQNet> {
+  private readonly lines = new Map<string, Line<Q>>();
   private running = 0;
   private readonly maxRunning: number;
 
   constructor(
-    private readonly encoder: QueryEncoder,
+    private readonly encoder: QueryEncoder<Q>,
     private readonly options: QueryBatcherOptions,
   ) {
     if (!(options.batchMax >= 1)) throw new RangeError(`batchMax must be at least 1, got ${options.batchMax}`);
@@ -57,8 +66,12 @@ export class QueryBatcher {
     return n;
   }
 
-  /** The q-net for one query. If `signal` fires first, the promise rejects with its reason at once. */
-  encode(text: string, maxLength?: number, signal?: AbortSignal): Promise<QNet> {
+  /**
+   * The q-net for one query; the caller must release it. If `signal` fires first, the promise
+   * rejects with its reason at once (and the q-net, if the batch was already running, is released
+   * when it arrives).
+   */
+  encode(text: string, maxLength?: number, signal?: AbortSignal): Promise<Q> {
     signal?.throwIfAborted();
     const key = String(maxLength ?? "default");
     let line = this.lines.get(key);
@@ -67,21 +80,24 @@ export class QueryBatcher {
       this.lines.set(key, line);
     }
     const target = line;
-    return new Promise<QNet>((resolve, reject) => {
+    return new Promise<Q>((resolve, reject) => {
       const onAbort = () => {
         if (item.settled) return;
         item.settled = true;
-        // Still waiting: leave the line. Already running: the result is simply dropped.
+        // Still waiting: leave the line. Already running: its q-net is released when it arrives.
         const at = target.items.indexOf(item);
         if (at >= 0) target.items.splice(at, 1);
         reject(signal!.reason);
       };
-      const item: Pending = {
+      const item: Pending<Q> = {
         text,
         enqueuedAt: performance.now(),
         settled: false,
         resolve: (qnet) => {
-          if (item.settled) return;
+          if (item.settled) {
+            void qnet.release();
+            return;
+          }
           item.settled = true;
           signal?.removeEventListener("abort", onAbort);
           resolve(qnet);
@@ -122,7 +138,7 @@ export class QueryBatcher {
     }
   }
 
-  private arm(line: Line, ms: number): void {
+  private arm(line: Line<Q>, ms: number): void {
     if (line.timer) return;
     line.timer = setTimeout(() => {
       line.timer = undefined;
@@ -130,14 +146,18 @@ export class QueryBatcher {
     }, Math.max(0, ms));
   }
 
-  private async run(maxLength: number | undefined, batch: Pending[]): Promise<void> {
+  private async run(maxLength: number | undefined, batch: Pending<Q>[]): Promise<void> {
     this.running++;
     const started = performance.now();
     try {
-      const qnets = await this.encoder.encodeQueries(
+      const qnets = await this.encoder.prepareQueries(
         batch.map((p) => p.text),
         { maxLength, batchSize: batch.length },
       );
+      if (qnets.length !== batch.length) {
+        await Promise.all(qnets.map((q) => q.release()));
+        throw new Error(`query encoder returned ${qnets.length} q-nets for ${batch.length} queries`);
+      }
       batch.forEach((p, i) => p.resolve(qnets[i]!));
     } catch (error) {
       for (const p of batch) p.reject(error);

@@ -13,7 +13,7 @@ import type { RequestScope } from "./request-scope.ts";
 
 export interface RerankDeps {
   batcher: QueryBatcher;
-  runtime: Pick<HypencoderRuntime, "prepareQNet" | "embedDocuments">;
+  runtime: Pick<HypencoderRuntime, "embedDocuments">;
   backend: IndexBackend;
 }
 
@@ -33,18 +33,16 @@ async function documentsToScore(
 
 export async function runRerank(deps: RerankDeps, request: RerankRequest, scope: RequestScope, emit?: EmitFrame): Promise<ScoresFrame> {
   const qnet = await deps.batcher.encode(request.query, request.queryMaxLength, scope.signal);
-  scope.signal.throwIfAborted();
-  if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(qnet) });
-  const docs = await documentsToScore(deps, request);
-  scope.signal.throwIfAborted();
   let values: Float32Array = new Float32Array(0);
-  if (docs.ids.length > 0) {
-    const prepared = await deps.runtime.prepareQNet(qnet);
-    try {
-      values = await prepared.score(docs.embeddings);
-    } finally {
-      await prepared.release();
-    }
+  let docs;
+  try {
+    scope.signal.throwIfAborted();
+    if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(await qnet.qnet()) });
+    docs = await documentsToScore(deps, request);
+    scope.signal.throwIfAborted();
+    if (docs.ids.length > 0) values = await qnet.score(docs.embeddings);
+  } finally {
+    await qnet.release();
   }
   const scores: RerankScore[] = docs.ids.map((id, i) => ({ id, score: values[i]! }));
   // Best first; Array.prototype.sort is stable, so ties keep the request's order.

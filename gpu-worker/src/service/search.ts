@@ -1,11 +1,11 @@
 /**
- * One search, after admission: encode the query (dynamically batched), hand its q-net to the
- * inference thread once, let the index side search, and assemble the result frame with timings.
+ * One search, after admission: encode the query (dynamically batched; its q-net stays in the
+ * inference thread), let the index side search with it, and assemble the result frame with timings.
+ * The q-net is released however the search ends; its weights come out only for includeQNet.
  */
 import type { ResultFrame } from "../../../shared/api/frames.ts";
 import type { SearchRequest } from "../../../shared/api/worker-api.ts";
 import { encodeQNet } from "../../../shared/qnet/wire.ts";
-import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 import type { EmitFrame } from "./frame-stream.ts";
 import { checkAnswerSize } from "../index/answer-budget.ts";
 import type { IndexBackend } from "../index/index-backend.ts";
@@ -16,7 +16,6 @@ import type { RequestScope } from "./request-scope.ts";
 
 export interface SearchDeps {
   batcher: QueryBatcher;
-  runtime: Pick<HypencoderRuntime, "prepareQNet">;
   backend: IndexBackend;
   metrics: ServiceMetrics;
   /** The largest answer (MAX_ANSWER_BYTES), below the edge's frame limit. */
@@ -31,14 +30,13 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
   const encodeStart = performance.now();
   const qnet = await deps.batcher.encode(request.query, request.queryMaxLength, signal);
   const encodeMs = performance.now() - encodeStart;
-  signal.throwIfAborted();
-  // The q-net is binary, so it only travels as a frame; a JSON answer ignores includeQNet.
-  if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(qnet) });
-
-  const searchStart = performance.now();
-  const prepared = await deps.runtime.prepareQNet(qnet);
   let result;
+  let searchStart;
   try {
+    signal.throwIfAborted();
+    // The q-net is binary, so it only travels as a frame; a JSON answer ignores includeQNet.
+    if (request.includeQNet && emit) emit({ type: "qnet", qnet: encodeQNet(await qnet.qnet()) });
+    searchStart = performance.now();
     result = await deps.backend.search({
       tenant: request.tenant,
       index: request.index,
@@ -48,13 +46,13 @@ export async function runSearch(deps: SearchDeps, request: SearchRequest, scope:
       params: request.params,
       fields: request.fields,
       ...(filter ? { filter } : {}),
-      qnet: prepared,
+      qnet,
       signal,
       maxAnswerBytes: deps.maxAnswerBytes,
       onProgress: emit && ((p) => emit({ type: "progress", shard: p.shard, iteration: p.iteration, hits: p.hits }, { droppable: true })),
     });
   } finally {
-    await prepared.release();
+    await qnet.release();
   }
   // The index side counts as it assembles; checked here too, for any backend.
   checkAnswerSize(result.hits, deps.maxAnswerBytes, request.params.k);

@@ -6,14 +6,13 @@
 import { float32ArrayToHalf } from "../../../shared/qnet/half.ts";
 import type { HypencoderRuntime } from "../model/runtime/runtime.ts";
 
-export async function warmUp(runtime: Pick<HypencoderRuntime, "encodeQueries" | "embedDocuments" | "prepareQNet">): Promise<void> {
-  const [qnet] = await runtime.encodeQueries(["warm up"]);
+export async function warmUp(runtime: Pick<HypencoderRuntime, "prepareQueries" | "embedDocuments">): Promise<void> {
+  const [prepared] = await runtime.prepareQueries(["warm up"]);
   const embedding = await runtime.embedDocuments(["warm up"]);
-  const prepared = await runtime.prepareQNet(qnet!);
   try {
-    await prepared.score(float32ArrayToHalf(embedding));
-    await prepared.score(embedding);
+    await prepared!.score(float32ArrayToHalf(embedding));
+    await prepared!.score(embedding);
   } finally {
-    await prepared.release();
+    await prepared!.release();
   }
 }

@@ -13,6 +13,9 @@ import { parse, positiveInt, required, UsageError } from "../args.ts";
 import { note, progressReporter } from "../progress.ts";
 import { writeLine } from "../output.ts";
 
+/** Queries encoded per query-encoder call (the runtime's default batch). */
+const QUERY_BATCH = 32;
+
 const USAGE =
   "hypencoder search --index <dir or s3://bucket/prefix> --queries <q.jsonl> --k N [--mode exact|approx] [--variant proxy|best-first|published] " +
   "[--entry-points N] [--ncandidates N] [--proxy-seeds N] [--max-iter N] [--no-early-stop] [--seed N] [--query-max-length N] [--model <model-dir>]";
@@ -79,43 +82,47 @@ export async function searchCommand(argv: string[]): Promise<void> {
     runtime = loadedRuntime;
     note(`model and shards loaded in ${((performance.now() - loadStart) / 1000).toFixed(1)}s`);
 
-    const encodeStart = performance.now();
-    const qnets = await runtime.encodeQueries(
-      queries.map((q) => q.text),
-      { ...(queryMaxLength ? { maxLength: queryMaxLength } : {}), onProgress: progressReporter("encoding queries") },
-    );
-    const encodeMsPerQuery = queries.length > 0 ? (performance.now() - encodeStart) / queries.length : 0;
+    // Queries are encoded a batch at a time and their q-nets stay in the inference thread, released
+    // as soon as each is searched: never every query's weights at once.
     const report = progressReporter("searching");
     const warned = new Set<string>();
-    for (const [q, query] of queries.entries()) {
-      const started = performance.now();
-      const prepared = await runtime.prepareQNet(qnets[q]!);
-      let result;
+    for (let start = 0; start < queries.length; start += QUERY_BATCH) {
+      const batch = queries.slice(start, start + QUERY_BATCH);
+      const encodeStart = performance.now();
+      const prepared = await runtime.prepareQueries(
+        batch.map((q) => q.text),
+        queryMaxLength ? { maxLength: queryMaxLength } : {},
+      );
+      const encodeMsPerQuery = (performance.now() - encodeStart) / batch.length;
       try {
-        result = await searchIndex(index, {
-          params,
-          qnet: prepared,
-          onShardError: (shard, error) => {
-            if (warned.has(shard)) return;
-            warned.add(shard);
-            note(`warning: shard ${shard} could not be loaded, results are partial: ${(error as Error).message}`);
-          },
-        });
+        for (const [i, query] of batch.entries()) {
+          const started = performance.now();
+          const result = await searchIndex(index, {
+            params,
+            qnet: prepared[i]!,
+            onShardError: (shard, error) => {
+              if (warned.has(shard)) return;
+              warned.add(shard);
+              note(`warning: shard ${shard} could not be loaded, results are partial: ${(error as Error).message}`);
+            },
+          });
+          await prepared[i]!.release();
+          await writeLine({
+            query_id: query.id,
+            hits: result.hits.map((h) => ({ id: h.id, score: h.score })),
+            stats: {
+              docsScored: result.docsScored,
+              iterations: result.iterations,
+              shardsSearched: result.shardsSearched,
+              missingShards: result.missingShards,
+              ms: { encode: round(encodeMsPerQuery), search: round(performance.now() - started) },
+            },
+          });
+          report(start + i + 1, queries.length);
+        }
       } finally {
-        await prepared.release();
+        await Promise.all(prepared.map((p) => p.release())); // idempotent: releases what an error left
       }
-      await writeLine({
-        query_id: query.id,
-        hits: result.hits.map((h) => ({ id: h.id, score: h.score })),
-        stats: {
-          docsScored: result.docsScored,
-          iterations: result.iterations,
-          shardsSearched: result.shardsSearched,
-          missingShards: result.missingShards,
-          ms: { encode: round(encodeMsPerQuery), search: round(performance.now() - started) },
-        },
-      });
-      report(q + 1, queries.length);
     }
   } finally {
     await registry?.close();

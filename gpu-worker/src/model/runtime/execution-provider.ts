@@ -25,19 +25,24 @@ export interface CreatedSession {
   device: "cpu" | "cuda";
 }
 
-export async function createSession(modelPath: string, device: Device, intraOpThreads: number): Promise<CreatedSession> {
+/** `model`: an .onnx path, or the graph's bytes (a graph built in memory, such as the batched scorer). */
+export async function createSession(model: string | Uint8Array, device: Device, intraOpThreads: number): Promise<CreatedSession> {
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
     ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
   };
   if (device === "cuda" || (device === "auto" && cudaProviderInstalled())) {
     try {
-      return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ["cuda"] }), device: "cuda" };
+      return { session: await create(model, { ...base, executionProviders: ["cuda"] }), device: "cuda" };
     } catch (error) {
       if (device === "cuda") {
         throw new Error(`CUDA was requested but onnxruntime could not create a CUDA session: ${(error as Error).message}`);
       }
     }
   }
-  return { session: await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ["cpu"] }), device: "cpu" };
+  return { session: await create(model, { ...base, executionProviders: ["cpu"] }), device: "cpu" };
+}
+
+function create(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+  return typeof model === "string" ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
 }

@@ -3,6 +3,7 @@
  * every pending request if the thread dies (never a silent hang).
  */
 import { Worker } from "node:worker_threads";
+import { GRAPH_IO } from "../types.ts";
 import {
   type GraphName,
   type TensorMessage,
@@ -10,13 +11,21 @@ import {
   type ThreadEvent,
   type ThreadReply,
   type ThreadRequest,
+  type ThreadStats,
   transferList,
 } from "./tensor-message.ts";
 
 /** A request without its id: the client numbers requests itself. */
 type Request = ThreadRequest extends infer R ? (R extends ThreadRequest ? Omit<R, "id"> : never) : never;
 
-type Pending = { resolve: (outputs: Record<string, TensorMessage>) => void; reject: (error: Error) => void };
+type Reply = Extract<ThreadReply, { ok: true }>;
+type Pending = { resolve: (reply: Reply) => void; reject: (error: Error) => void };
+
+const EMBEDDINGS = GRAPH_IO.embeddings;
+
+function scoresOf(reply: Reply): Float32Array {
+  return reply.outputs[GRAPH_IO.scores]!.data as Float32Array;
+}
 
 export class InferenceClient {
   private readonly worker: Worker;
@@ -52,9 +61,14 @@ export class InferenceClient {
     return client;
   }
 
-  /** Runs a graph, adding a registered q-net's feeds when `qnet` is given. Feed buffers are moved to the thread. */
-  run(graph: GraphName, feeds: Record<string, TensorMessage>, qnet?: number): Promise<Record<string, TensorMessage>> {
-    return this.request({ kind: "run", graph, feeds, ...(qnet === undefined ? {} : { qnet }) });
+  /** Runs a graph. Feed buffers are moved to the thread. */
+  async run(graph: GraphName, feeds: Record<string, TensorMessage>): Promise<Record<string, TensorMessage>> {
+    return (await this.request({ kind: "run", graph, feeds })).outputs;
+  }
+
+  /** Runs the query encoder and keeps query q's q-net in the thread under handles[q]. */
+  async encodeQueries(handles: number[], feeds: Record<string, TensorMessage>): Promise<void> {
+    await this.request({ kind: "encodeQueries", handles, feeds });
   }
 
   /** Keeps a q-net's tensors in the thread under `handle` (buffers are moved). */
@@ -62,17 +76,54 @@ export class InferenceClient {
     await this.request({ kind: "registerQNet", handle, feeds });
   }
 
+  /** Resolves without asking once the thread is gone: a dead thread holds nothing. */
   async releaseQNet(handle: number): Promise<void> {
+    if (this.failure) return;
     await this.request({ kind: "releaseQNet", handle });
   }
 
-  private request(request: Request): Promise<Record<string, TensorMessage>> {
+  /** Scores rows moved with the call (float32, or float16 bits as a Uint16Array). */
+  async score(qnet: number, embeddings: TensorMessage): Promise<Float32Array> {
+    return scoresOf(await this.request({ kind: "score", qnet, feeds: { [EMBEDDINGS]: embeddings } }));
+  }
+
+  /** Scores rows of registered shared embeddings; `rows` is moved (pass a copy). */
+  async scoreRows(qnet: number, embeddings: number, rows: Uint32Array): Promise<Float32Array> {
+    return scoresOf(await this.request({ kind: "scoreRows", qnet, embeddings, rows }, [rows.buffer as ArrayBuffer]));
+  }
+
+  /** A copy of a registered q-net's tensors, by GRAPH_IO name. */
+  async qnetWeights(handle: number): Promise<Record<string, TensorMessage>> {
+    return (await this.request({ kind: "qnetWeights", handle })).outputs;
+  }
+
+  /** ∇score of a registered q-net at `at` (moved). */
+  async gradient(handle: number, at: Float32Array): Promise<Float32Array> {
+    const reply = await this.request({ kind: "gradient", handle, at }, [at.buffer as ArrayBuffer]);
+    return reply.outputs.gradient!.data as Float32Array;
+  }
+
+  /** Posts a SharedArrayBuffer view to the thread once (shared, not copied). */
+  async registerEmbeddings(handle: number, data: Float32Array | Uint16Array, dim: number): Promise<void> {
+    await this.request({ kind: "registerEmbeddings", handle, data, dim });
+  }
+
+  async releaseEmbeddings(handle: number): Promise<void> {
+    if (this.failure) return;
+    await this.request({ kind: "releaseEmbeddings", handle });
+  }
+
+  async stats(): Promise<ThreadStats> {
+    return (await this.request({ kind: "stats" })).stats!;
+  }
+
+  private request(request: Request, transfer?: ArrayBuffer[]): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const feeds = "feeds" in request ? Object.values(request.feeds) : [];
+    const moved = transfer ?? transferList("feeds" in request ? Object.values(request.feeds) : []);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...request, id }, transferList(feeds));
+      this.worker.postMessage({ ...request, id }, moved);
     });
   }
 
@@ -85,7 +136,7 @@ export class InferenceClient {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
-    if (reply.ok) pending.resolve(reply.outputs);
+    if (reply.ok) pending.resolve(reply);
     else pending.reject(new Error(reply.error));
   }
 

@@ -11,7 +11,8 @@ import { DEFAULT_SCORE_BATCH_ROWS } from "../../search/row-scorer.ts";
 import { GRAPH_IO } from "../types.ts";
 import { ModelLimitError } from "./errors.ts";
 import { InferenceClient } from "./inference-client.ts";
-import type { Device, GraphName, TensorMessage } from "./tensor-message.ts";
+import type { SharedEmbeddings } from "./shared-embeddings.ts";
+import type { Device, GraphName, TensorMessage, ThreadStats } from "./tensor-message.ts";
 
 export interface RuntimeOptions {
   device?: Device;
@@ -35,18 +36,34 @@ export interface ScoreOptions {
 const DEFAULT_QUERY_BATCH = 32;
 const DEFAULT_DOC_BATCH = 16;
 
-/** A q-net held by the inference thread. */
+/**
+ * A q-net held by the inference thread under a handle: the query encoder's output stays there (or a
+ * given QNet is copied there once), and every use is a small message. Release it when done: until
+ * then the thread keeps its weights (~14 MB for a 6-layer 768-d net). After release every call
+ * rejects; release itself is idempotent and never fails.
+ */
 export interface PreparedQNet {
   /**
    * Scores rows of embeddings: float32, or float16 bits (Uint16Array, the index storage type).
    * The array's buffer is moved to the inference thread: pass a copy you no longer need.
    */
   score(embeddings: Float32Array | Uint16Array): Promise<Float32Array>;
+  /**
+   * Scores rows of a shard's shared embeddings, gathered in the inference thread: only the row
+   * ids travel (copied; the caller keeps its array). result[i] belongs to rows[i].
+   */
+  scoreRows(embeddings: SharedEmbeddings, rows: Uint32Array): Promise<Float32Array>;
+  /** ∇score at one embedding (dims[0] values; shared/qnet/gradient.ts), computed in the thread. */
+  gradient(at: Float32Array): Promise<Float32Array>;
+  /** A copy of the weights, for includeQNet and /v1/qnet: the only time they cross to this thread. */
+  qnet(): Promise<QNet>;
   release(): Promise<void>;
 }
 
 export class HypencoderRuntime {
   private nextQNetHandle = 1;
+  /** SharedEmbeddings.id → its registration in the thread. */
+  private readonly sharedEmbeddings = new Map<number, Promise<void>>();
 
   private constructor(
     readonly modelDir: string,
@@ -65,6 +82,7 @@ export class HypencoderRuntime {
       graphs,
       device: options.device ?? "auto",
       intraOpThreads: options.intraOpThreads ?? availableParallelism(),
+      qnet: manifest.qnet,
     });
     return new HypencoderRuntime(modelDir, manifest, tokenizer, inference);
   }
@@ -74,18 +92,37 @@ export class HypencoderRuntime {
     return this.inference.devices;
   }
 
-  /** One q-net per query text. */
-  async encodeQueries(texts: readonly string[], options: EncodeOptions = {}): Promise<QNet[]> {
+  /**
+   * One prepared q-net per query text, in order: each stays in the inference thread (see
+   * PreparedQNet). If any batch fails, the ones already prepared are released and the call rejects.
+   */
+  async prepareQueries(texts: readonly string[], options: EncodeOptions = {}): Promise<PreparedQNet[]> {
     const maxLength = this.checkMaxLength(options.maxLength ?? this.manifest.maxLength.query);
     const batchSize = options.batchSize ?? DEFAULT_QUERY_BATCH;
-    const qnets: QNet[] = [];
-    for (let start = 0; start < texts.length; start += batchSize) {
-      const batch = texts.slice(start, start + batchSize);
-      const outputs = await this.inference.run("queryEncoder", this.tokenFeeds(batch, maxLength));
-      for (let q = 0; q < batch.length; q++) qnets.push(this.qnetAt(outputs, q));
-      options.onProgress?.(qnets.length, texts.length);
+    const prepared: PreparedQNet[] = [];
+    try {
+      for (let start = 0; start < texts.length; start += batchSize) {
+        const batch = texts.slice(start, start + batchSize);
+        const handles = batch.map(() => this.nextQNetHandle++);
+        await this.inference.encodeQueries(handles, this.tokenFeeds(batch, maxLength));
+        for (const handle of handles) prepared.push(this.preparedHandle(handle));
+        options.onProgress?.(prepared.length, texts.length);
+      }
+    } catch (error) {
+      await Promise.all(prepared.map((p) => p.release()));
+      throw error;
     }
-    return qnets;
+    return prepared;
+  }
+
+  /** One q-net per query text, copied out of the inference thread (prepareQueries keeps them there). */
+  async encodeQueries(texts: readonly string[], options: EncodeOptions = {}): Promise<QNet[]> {
+    const prepared = await this.prepareQueries(texts, options);
+    try {
+      return await Promise.all(prepared.map((p) => p.qnet()));
+    } finally {
+      await Promise.all(prepared.map((p) => p.release()));
+    }
   }
 
   /**
@@ -129,7 +166,8 @@ export class HypencoderRuntime {
 
   /**
    * Sends a q-net's weights to the inference thread once, for scoring many batches (a graph search
-   * scores one q-net a dozen times). Release it when done.
+   * scores one q-net a dozen times). Release it when done. Queries encoded here need not come
+   * back: prepareQueries keeps them in the thread from the start.
    */
   async prepareQNet(qnet: QNet): Promise<PreparedQNet> {
     this.checkQNet(qnet);
@@ -142,19 +180,73 @@ export class HypencoderRuntime {
       feeds[GRAPH_IO.bias(j)] = { type: "float32", data: b.slice(), dims: [b.length] };
     });
     await this.inference.registerQNet(handle, feeds);
+    return this.preparedHandle(handle);
+  }
+
+  /** What the inference thread holds (q-nets and shared embeddings), for leak checks and metrics. */
+  threadStats(): Promise<ThreadStats> {
+    return this.inference.stats();
+  }
+
+  private preparedHandle(handle: number): PreparedQNet {
     const dim = this.manifest.embeddingDim;
+    let released: Promise<void> | undefined;
+    const live = (): void => {
+      if (released) throw new Error(`q-net handle ${handle} is not registered: it was released`);
+    };
     return {
       score: async (embeddings) => {
+        live();
         if (embeddings.length % dim !== 0) {
           throw new RangeError(`embeddings: ${embeddings.length} values is not a whole number of ${dim}-wide rows`);
         }
         const half = embeddings instanceof Uint16Array;
-        const input: TensorMessage = { type: half ? "float16" : "float32", data: embeddings, dims: [embeddings.length / dim, dim] };
-        const outputs = await this.inference.run(half ? "qnetScorerFp16" : "qnetScorer", { [GRAPH_IO.embeddings]: input }, handle);
-        return outputs[GRAPH_IO.scores]!.data as Float32Array;
+        return this.inference.score(handle, { type: half ? "float16" : "float32", data: embeddings, dims: [embeddings.length / dim, dim] });
       },
-      release: () => this.inference.releaseQNet(handle),
+      scoreRows: async (embeddings, rows) => {
+        live();
+        if (embeddings.dim !== dim) throw new RangeError(`embeddings are ${embeddings.dim}-d, the model's are ${dim}-d`);
+        await this.registerEmbeddings(embeddings);
+        return this.inference.scoreRows(handle, embeddings.id, rows.slice());
+      },
+      gradient: async (at) => {
+        live();
+        if (at.length !== this.manifest.qnet.dims[0]) throw new RangeError(`gradient: the q-net expects ${this.manifest.qnet.dims[0]}-d inputs, got ${at.length}`);
+        return this.inference.gradient(handle, at.slice());
+      },
+      qnet: async () => {
+        live();
+        const tensors = await this.inference.qnetWeights(handle);
+        const { dims } = this.manifest.qnet;
+        return {
+          ...this.manifest.qnet,
+          weights: dims.slice(1).map((_, i) => tensors[GRAPH_IO.weight(i)]!.data as Float32Array),
+          biases: dims.slice(1, -1).map((_, j) => tensors[GRAPH_IO.bias(j)]!.data as Float32Array),
+        };
+      },
+      release: () => (released ??= this.inference.releaseQNet(handle).catch(() => undefined)),
     };
+  }
+
+  /**
+   * Posts shared embeddings to the thread the first time this runtime scores them, and drops them
+   * there when their owner closes them (the shard was unloaded or evicted).
+   */
+  private registerEmbeddings(embeddings: SharedEmbeddings): Promise<void> {
+    if (embeddings.closed) return Promise.reject(new Error(`shard embeddings ${embeddings.id} were released (the shard was unloaded)`));
+    let registered = this.sharedEmbeddings.get(embeddings.id);
+    if (!registered) {
+      const id = embeddings.id;
+      registered = this.inference.registerEmbeddings(id, embeddings.data, embeddings.dim);
+      this.sharedEmbeddings.set(id, registered);
+      registered.catch(() => {
+        if (this.sharedEmbeddings.get(id) === registered) this.sharedEmbeddings.delete(id);
+      });
+      embeddings.onClose(() => {
+        if (this.sharedEmbeddings.delete(id)) void this.inference.releaseEmbeddings(id).catch(() => undefined);
+      });
+    }
+    return registered;
   }
 
   close(): Promise<void> {
@@ -168,21 +260,6 @@ export class HypencoderRuntime {
       [GRAPH_IO.inputIds]: { type: "int64", data: batch.inputIds, dims },
       [GRAPH_IO.attentionMask]: { type: "int64", data: batch.attentionMask, dims },
     };
-  }
-
-  /** Cuts query `q`'s q-net out of a query-encoder batch. */
-  private qnetAt(outputs: Record<string, TensorMessage>, q: number): QNet {
-    const { dims } = this.manifest.qnet;
-    const hidden = dims.length - 2;
-    const weights = Array.from({ length: hidden + 1 }, (_, i) => {
-      const size = dims[i]! * dims[i + 1]!;
-      return (outputs[GRAPH_IO.weight(i)]!.data as Float32Array).slice(q * size, (q + 1) * size);
-    });
-    const biases = Array.from({ length: hidden }, (_, j) => {
-      const size = dims[j + 1]!;
-      return (outputs[GRAPH_IO.bias(j)]!.data as Float32Array).slice(q * size, (q + 1) * size);
-    });
-    return { ...this.manifest.qnet, weights, biases };
   }
 
   private checkMaxLength(maxLength: number): number {
