@@ -9,7 +9,7 @@ import { encodeModel } from "../onnx/graph-builder.ts";
 import { encodeBatchedQNetScorer } from "../onnx/qnet-scorer-batched.ts";
 import { buildQNetScorerGraph } from "../onnx/qnet-scorer.ts";
 import { GRAPH_IO } from "../types.ts";
-import { type ScoreBatcherOptions, type ScoreJob, createScoreBatcher } from "./score-batcher.ts";
+import { type ScoreBatcherOptions, type ScoreJob, createScoreBatcher, fitRunCost } from "./score-batcher.ts";
 
 const DIM = 8;
 const ARCH: QNetArchitecture = { dims: [DIM, DIM, DIM, 1], activation: "gelu", doLayerNorm: true, layerNormBeforeResidual: true, doResidual: true, doResidualOnLast: false };
@@ -89,6 +89,7 @@ function recordingBatcher(
     maxQueries: options.maxQueries,
     maxRows: options.maxRows,
     enabled: options.enabled,
+    grouping: options.grouping,
   });
   return { batcher, batchedRuns, singles, creations: () => creations };
 }
@@ -171,12 +172,20 @@ describe("createScoreBatcher", () => {
     expect(byRows.singles).toEqual([rowJobs[4]]); // 30 rows exceed maxRows: alone, on today's path
   });
 
-  it("does not pad a group to less than half real rows", async () => {
-    const { batcher, batchedRuns } = recordingBatcher();
-    const jobs = [40, 2, 2, 2].map((rows) => randomJob(rows));
-    await expectAloneScores(jobs, await Promise.all(jobs.map((job) => batcher.submit(job))));
-    // 40+2 of 80 padded rows; a third job would make 44 of 120.
-    expect(batchedRuns.map((r) => r.dims)).toEqual([[2, 40, DIM], [2, 2, DIM]]);
+  it("with a fixed minimum fill, pads a group only that far (before measuring runs, the adaptive rule uses 0.5)", async () => {
+    for (const grouping of [{ minPaddedFill: 0.5 }, "adaptive"] as const) {
+      const { batcher, batchedRuns } = recordingBatcher({ grouping });
+      const jobs = [40, 2, 2, 2].map((rows) => randomJob(rows));
+      await expectAloneScores(jobs, await Promise.all(jobs.map((job) => batcher.submit(job))));
+      // 40+2 of 80 padded rows; a third job would make 44 of 120.
+      expect(batchedRuns.map((r) => r.dims)).toEqual([[2, 40, DIM], [2, 2, DIM]]);
+    }
+    const strict = recordingBatcher({ grouping: { minPaddedFill: 1 } });
+    const jobs = [5, 6, 5, 6, 4].map((rows) => randomJob(rows));
+    await expectAloneScores(jobs, await Promise.all(jobs.map((job) => strict.batcher.submit(job))));
+    expect(strict.batchedRuns.map((r) => r.dims)).toEqual([[2, 5, DIM], [2, 6, DIM]]);
+    expect(strict.singles).toEqual([jobs[4]]);
+    expect(() => recordingBatcher({ grouping: { minPaddedFill: 1.5 } })).toThrow(/minPaddedFill must be in \[0, 1\]/);
   });
 
   it("widens float16 rows exactly for a float32 batched graph, and keeps float32 rows off a float16 one", async () => {
@@ -241,6 +250,21 @@ describe("createScoreBatcher", () => {
     const batchedSession = async () => sessions.batched_float32;
     expect(() => createScoreBatcher({ arch: ARCH, dim: 16, single, batchedSession })).toThrow(/expects 8-d inputs/);
     expect(() => createScoreBatcher({ arch: ARCH, dim: DIM, single, batchedSession, maxQueries: 0 })).toThrow(/maxQueries must be a positive integer/);
+  });
+
+  it("fits a run's cost as fixed + perRow·rows + perQuery·queries, and declines data that cannot determine it", () => {
+    const truth = { fixed: 0.4, perRow: 0.02, perQuery: 1.5 };
+    const runs = [
+      [10, 1], [200, 1], [50, 1], [80, 2], [300, 4], [640, 8], [1000, 8], [120, 3],
+    ].map(([rows, queries]) => ({ rows: rows!, queries: queries!, ms: truth.fixed + truth.perRow * rows! + truth.perQuery * queries! }));
+    const fit = fitRunCost(runs)!;
+    for (const key of ["fixed", "perRow", "perQuery"] as const) expect(fit[key]).toBeCloseTo(truth[key], 6);
+    // Only single runs: queries never varies, so fixed and perQuery cannot be told apart.
+    expect(fitRunCost(runs.filter((r) => r.queries === 1).map((r) => r))).toBeUndefined();
+    expect(fitRunCost([])).toBeUndefined();
+    // Noise that would make a coefficient negative is clamped: costs are never negative.
+    const noisy = fitRunCost([{ rows: 10, queries: 1, ms: 5 }, { rows: 100, queries: 1, ms: 4 }, { rows: 50, queries: 2, ms: 3 }, { rows: 200, queries: 4, ms: 2 }])!;
+    expect(Math.min(noisy.fixed, noisy.perRow, noisy.perQuery)).toBeGreaterThanOrEqual(0);
   });
 
   it("with enabled: false, scores every job through `single`", async () => {

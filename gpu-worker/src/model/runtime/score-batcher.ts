@@ -6,8 +6,13 @@
  * along a query axis, scores split back per job. A job alone goes through `single`, today's path.
  *
  * Grouping is oldest-first, so no job waits behind later ones: the oldest pending job anchors the
- * next group, and later jobs join it while the group stays within maxQueries, maxRows padded rows and
- * the padding fill below. One group runs at a time; a group's failure rejects only its own jobs.
+ * next group, and later jobs join it while the group stays within maxQueries and maxRows padded rows,
+ * and while padding pays: a padded row costs as much as a real one on the CPU, where batching saves
+ * only a run's fixed cost, while a GPU pads almost for free and saves launches and transfers. So the
+ * batcher measures its own runs (ms ≈ fixed + perRow·rows + perQuery·queries, see fitRunCost) and lets
+ * a job join when the padding it adds costs less than the run it saves. Until it has measured enough
+ * runs, or with `grouping: { minPaddedFill }`, a fixed rule applies instead: real rows fill at least
+ * that share of the padded ones. One group runs at a time; a group's failure rejects only its jobs.
  *
  * Stacking copies every member's weights (about 14 MB for a 6-layer 768-d q-net), so the stacked
  * weights of the last group are kept and reused while the same q-nets keep meeting (concurrent
@@ -36,6 +41,8 @@ export interface ScoreBatcherOptions {
   maxQueries?: number;
   maxRows?: number;
   enabled?: boolean;
+  /** "adaptive" (default): pad when the measured run cost says it pays; or a fixed minimum fill of real rows. */
+  grouping?: "adaptive" | { minPaddedFill: number };
 }
 
 export interface ScoreBatcher {
@@ -51,10 +58,52 @@ export const SCORE_BATCHER_DEFAULTS = {
 } as const;
 
 /**
- * A group's real rows fill at least this share of its padded [queries, longest] rows: on the CPU a
- * padded row costs as much as a real one, so padding may at most double a group's work.
+ * The fixed rule (before the cost model has data): a group's real rows fill at least this share of its
+ * padded [queries, longest] rows, so padding may at most double a group's work.
  */
 export const MIN_PADDED_FILL = 0.5;
+
+/** Runs the cost model remembers, in effect (older ones fade): the device's cost changes slowly. */
+const COST_MEMORY_RUNS = 64;
+/** Runs measured before the cost model replaces the fixed rule. */
+const COST_MIN_RUNS = 8;
+
+/** What one scorer run costs, in ms: fixed + perRow·(padded rows) + perQuery·(queries). */
+export interface RunCost {
+  fixed: number;
+  perRow: number;
+  perQuery: number;
+}
+
+/**
+ * Least squares fit of ms ≈ fixed + perRow·rows + perQuery·queries over weighted runs; undefined
+ * when the runs do not determine it (too few, or rows and queries never varied independently).
+ * Negative coefficients (noise) are clamped to 0.
+ */
+export function fitRunCost(runs: readonly { rows: number; queries: number; ms: number; weight?: number }[]): RunCost | undefined {
+  const m = [0, 0, 0, 0, 0, 0, 0, 0, 0];
+  const v = [0, 0, 0];
+  let count = 0;
+  for (const r of runs) {
+    const w = r.weight ?? 1;
+    const x = [1, r.rows, r.queries];
+    for (let i = 0; i < 3; i++) {
+      v[i] += w * x[i]! * r.ms;
+      for (let j = 0; j < 3; j++) m[i * 3 + j] += w * x[i]! * x[j]!;
+    }
+    count += w;
+  }
+  return count > 0 ? solveRunCost(m, v) : undefined;
+}
+
+function solveRunCost(m: number[], v: number[]): RunCost | undefined {
+  const det = (a: number[]) => a[0]! * (a[4]! * a[8]! - a[5]! * a[7]!) - a[1]! * (a[3]! * a[8]! - a[5]! * a[6]!) + a[2]! * (a[3]! * a[7]! - a[4]! * a[6]!);
+  const d = det(m);
+  // Relative to the diagonal's scale: a near-singular system (no independent variation) is no fit.
+  if (!(Math.abs(d) > 1e-9 * m[0]! * m[4]! * m[8]!)) return undefined;
+  const column = (k: number) => det(m.map((x, idx) => (idx % 3 === k ? v[Math.floor(idx / 3)]! : x))) / d;
+  return { fixed: Math.max(0, column(0)), perRow: Math.max(0, column(1)), perQuery: Math.max(0, column(2)) };
+}
 
 interface Pending {
   job: ScoreJob;
@@ -88,6 +137,11 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
   /** float16 when the batched graph takes half embeddings; known once the session exists. */
   let sessionTakesHalf: boolean | undefined;
   const stacked = stackedWeightsCache(d, hidden);
+  const grouping = options.grouping ?? "adaptive";
+  if (grouping !== "adaptive" && !(grouping.minPaddedFill >= 0 && grouping.minPaddedFill <= 1)) {
+    throw new RangeError(`score batcher: grouping.minPaddedFill must be in [0, 1], got ${grouping.minPaddedFill}`);
+  }
+  const costs = runCostModel();
 
   /** Rejects a job whose shapes do not match the architecture (only that job). */
   async function validated(job: ScoreJob): Promise<number> {
@@ -132,6 +186,19 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
     }
   }
 
+  /**
+   * Whether a job of `rows` joins a group of `queries` jobs padded to `longest` (`real` real rows):
+   * by the measured cost, when the padding it adds costs less than the run it saves (the per-query
+   * cost is paid either way); otherwise by the fixed fill rule.
+   */
+  function paysToJoin(queries: number, longest: number, real: number, rows: number): boolean {
+    const padded = (queries + 1) * Math.max(longest, rows);
+    const cost = grouping === "adaptive" ? costs.estimate() : undefined;
+    if (cost) return cost.perRow * (padded - queries * longest - rows) <= cost.fixed;
+    const minFill = grouping === "adaptive" ? MIN_PADDED_FILL : grouping.minPaddedFill;
+    return real + rows >= minFill * padded;
+  }
+
   /** The oldest pending job and the later ones that fit with it; removed from `pending`. */
   function takeGroup(): Pending[] {
     const anchor = pending[0]!;
@@ -142,8 +209,7 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
       for (let i = 1; i < pending.length && group.length < maxQueries; i++) {
         const p = pending[i]!;
         if (!batchable(p)) continue;
-        const padded = (group.length + 1) * Math.max(longest, p.rows);
-        if (padded > maxRows || real + p.rows < MIN_PADDED_FILL * padded) continue;
+        if ((group.length + 1) * Math.max(longest, p.rows) > maxRows || !paysToJoin(group.length, longest, real, p.rows)) continue;
         group.push(p);
         longest = Math.max(longest, p.rows);
         real += p.rows;
@@ -159,7 +225,8 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
   async function runGroup(group: Pending[]): Promise<void> {
     if (group.length === 1) {
       const [p] = group as [Pending];
-      await single(p.job).then(p.resolve, p.reject);
+      const t0 = performance.now();
+      await single(p.job).then((scores) => (costs.observe(p.rows, 1, performance.now() - t0), p.resolve(scores)), p.reject);
       return;
     }
     try {
@@ -222,7 +289,9 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
       });
       embeddings = new ort.Tensor("float32", padded, [Q, longest, dim]);
     }
+    const t0 = performance.now();
     const out = await scorer.run({ ...stacked.feeds(members.map((p) => p.job.qnet)), [GRAPH_IO.embeddings]: embeddings });
+    costs.observe(Q * longest, Q, performance.now() - t0);
     const scores = out[GRAPH_IO.scores];
     if (!scores || scores.type !== "float32" || scores.dims.length !== 2 || scores.dims[0] !== Q || scores.dims[1] !== longest) {
       throw new Error(`score batcher: the batched scorer returned ${scores ? `${scores.type} [${scores.dims.join(",")}]` : "no scores"}, expected float32 [${Q},${longest}]`);
@@ -244,6 +313,25 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
         schedule();
       });
     },
+  };
+}
+
+/** The measured runs, fading (weight decays by 1/COST_MEMORY_RUNS per run), and the fit over them. */
+function runCostModel() {
+  const runs: { rows: number; queries: number; ms: number; weight: number }[] = [];
+  let fit: RunCost | undefined;
+  let measured = 0;
+  const keep = 1 - 1 / COST_MEMORY_RUNS;
+  return {
+    observe(rows: number, queries: number, ms: number): void {
+      for (const r of runs) r.weight *= keep;
+      runs.push({ rows, queries, ms, weight: 1 });
+      // Runs faded below 1% no longer matter to the fit.
+      while (runs.length > 0 && runs[0]!.weight < 0.01) runs.shift();
+      measured++;
+      fit = measured >= COST_MIN_RUNS ? fitRunCost(runs) : undefined;
+    },
+    estimate: (): RunCost | undefined => fit,
   };
 }
 
