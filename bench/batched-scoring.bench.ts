@@ -85,6 +85,8 @@ async function benchModel(name: string, arch: QNetArchitecture, maxRows: number)
   };
   const adaptive = createScoreBatcher({ arch, dim, single: scoreAlone, batchedSession: async () => counted });
   const fixedFill = createScoreBatcher({ arch, dim, single: scoreAlone, batchedSession: async () => batchedSession, grouping: { minPaddedFill: 0.5 } });
+  // Its own batcher, so fixedFill keeps its stacked weights between rounds.
+  const restacking = createScoreBatcher({ arch, dim, single: scoreAlone, batchedSession: async () => batchedSession, grouping: { minPaddedFill: 0.5 } });
 
   console.log(`\n## ${name}: q-net [${arch.dims.join(",")}] ${arch.activation}, embeddings ${embeddingType}, frontier ${maxRows / 2}..${maxRows} rows per query, threads=${args.threads}, runs=${runs}`);
   console.log(
@@ -108,7 +110,7 @@ async function benchModel(name: string, arch: QNetArchitecture, maxRows: number)
     const adaptiveRound = () => Promise.all(jobs.map((job) => adaptive.submit(job)));
     const fixedRound = () => Promise.all(jobs.map((job) => fixedFill.submit(job)));
     // Fresh records (same tensors): the batcher cannot reuse its stacked weights.
-    const restackedRound = () => Promise.all(jobs.map((job) => fixedFill.submit({ ...job, qnet: { ...job.qnet } })));
+    const restackedRound = () => Promise.all(jobs.map((job) => restacking.submit({ ...job, qnet: { ...job.qnet } })));
 
     // The check that every path gives the sequential scores, then warm-up (the adaptive batcher measures its runs).
     const expected = await sequential();

@@ -259,12 +259,16 @@ describe("createScoreBatcher", () => {
     ].map(([rows, queries]) => ({ rows: rows!, queries: queries!, ms: truth.fixed + truth.perRow * rows! + truth.perQuery * queries! }));
     const fit = fitRunCost(runs)!;
     for (const key of ["fixed", "perRow", "perQuery"] as const) expect(fit[key]).toBeCloseTo(truth[key], 6);
+    expect(fit.fixedLowerBound).toBeCloseTo(truth.fixed, 6); // exact timings: no doubt about the fixed cost
+    // Timing noise lowers the bound the batcher pads against.
+    const jittered = fitRunCost(runs.map((r, k) => ({ ...r, ms: r.ms + (k % 2 === 0 ? 0.3 : -0.3) })))!;
+    expect(jittered.fixedLowerBound).toBeLessThan(jittered.fixed - 0.1);
     // Only single runs: queries never varies, so fixed and perQuery cannot be told apart.
     expect(fitRunCost(runs.filter((r) => r.queries === 1).map((r) => r))).toBeUndefined();
     expect(fitRunCost([])).toBeUndefined();
     // Noise that would make a coefficient negative is clamped: costs are never negative.
     const noisy = fitRunCost([{ rows: 10, queries: 1, ms: 5 }, { rows: 100, queries: 1, ms: 4 }, { rows: 50, queries: 2, ms: 3 }, { rows: 200, queries: 4, ms: 2 }])!;
-    expect(Math.min(noisy.fixed, noisy.perRow, noisy.perQuery)).toBeGreaterThanOrEqual(0);
+    expect(Math.min(noisy.fixed, noisy.perRow, noisy.perQuery, noisy.fixedLowerBound)).toBeGreaterThanOrEqual(0);
   });
 
   it("with enabled: false, scores every job through `single`", async () => {

@@ -10,7 +10,8 @@
  * and while padding pays: a padded row costs as much as a real one on the CPU, where batching saves
  * only a run's fixed cost, while a GPU pads almost for free and saves launches and transfers. So the
  * batcher measures its own runs (ms ≈ fixed + perRow·rows + perQuery·queries, see fitRunCost) and lets
- * a job join when the padding it adds costs less than the run it saves. Until it has measured enough
+ * a job join when the padding it adds surely costs less than the run it saves (judged against a lower
+ * bound of the fixed cost, so noisy timings mean less padding). Equal-sized jobs always join. Until it has measured enough
  * runs, or with `grouping: { minPaddedFill }`, a fixed rule applies instead: real rows fill at least
  * that share of the padded ones. One group runs at a time; a group's failure rejects only its jobs.
  *
@@ -73,17 +74,22 @@ export interface RunCost {
   fixed: number;
   perRow: number;
   perQuery: number;
+  /**
+   * fixed − 2 standard errors (≥ 0): what a run surely costs besides its rows and queries. Padding is
+   * judged against this, so noisy timings (a shared machine) make the batcher pad less, never more.
+   */
+  fixedLowerBound: number;
 }
 
 /**
- * Least squares fit of ms ≈ fixed + perRow·rows + perQuery·queries over weighted runs; undefined
- * when the runs do not determine it (too few, or rows and queries never varied independently).
- * Negative coefficients (noise) are clamped to 0.
+ * Weighted least squares fit of ms ≈ fixed + perRow·rows + perQuery·queries; undefined when the runs
+ * do not determine it (too few, or rows and queries never varied independently). Coefficients that
+ * noise makes negative are clamped to 0.
  */
 export function fitRunCost(runs: readonly { rows: number; queries: number; ms: number; weight?: number }[]): RunCost | undefined {
   const m = [0, 0, 0, 0, 0, 0, 0, 0, 0];
   const v = [0, 0, 0];
-  let count = 0;
+  let total = 0;
   for (const r of runs) {
     const w = r.weight ?? 1;
     const x = [1, r.rows, r.queries];
@@ -91,25 +97,28 @@ export function fitRunCost(runs: readonly { rows: number; queries: number; ms: n
       v[i] += w * x[i]! * r.ms;
       for (let j = 0; j < 3; j++) m[i * 3 + j] += w * x[i]! * x[j]!;
     }
-    count += w;
+    total += w;
   }
-  return count > 0 ? solveRunCost(m, v) : undefined;
-}
-
-function solveRunCost(m: number[], v: number[]): RunCost | undefined {
-  const det = (a: number[]) => a[0]! * (a[4]! * a[8]! - a[5]! * a[7]!) - a[1]! * (a[3]! * a[8]! - a[5]! * a[6]!) + a[2]! * (a[3]! * a[7]! - a[4]! * a[6]!);
-  const d = det(m);
+  const det = det3(m);
   // Relative to the diagonal's scale: a near-singular system (no independent variation) is no fit.
-  if (!(Math.abs(d) > 1e-9 * m[0]! * m[4]! * m[8]!)) return undefined;
-  const column = (k: number) => det(m.map((x, idx) => (idx % 3 === k ? v[Math.floor(idx / 3)]! : x))) / d;
-  return { fixed: Math.max(0, column(0)), perRow: Math.max(0, column(1)), perQuery: Math.max(0, column(2)) };
+  if (!(total > 0 && Math.abs(det) > 1e-9 * m[0]! * m[4]! * m[8]!)) return undefined;
+  const solve = (k: number) => det3(m.map((x, idx) => (idx % 3 === k ? v[Math.floor(idx / 3)]! : x))) / det;
+  const [fixed, perRow, perQuery] = [solve(0), solve(1), solve(2)];
+  let squaredResiduals = 0;
+  for (const r of runs) squaredResiduals += (r.weight ?? 1) * (r.ms - fixed - perRow * r.rows - perQuery * r.queries) ** 2;
+  const degreesOfFreedom = total - 3;
+  // var(fixed) = σ²·[(XᵀWX)⁻¹]₀₀, and [(XᵀWX)⁻¹]₀₀ is the (0,0) cofactor over the determinant.
+  const fixedError = degreesOfFreedom > 0 ? Math.sqrt((squaredResiduals / degreesOfFreedom) * ((m[4]! * m[8]! - m[5]! * m[7]!) / det)) : Infinity;
+  return {
+    fixed: Math.max(0, fixed),
+    perRow: Math.max(0, perRow),
+    perQuery: Math.max(0, perQuery),
+    fixedLowerBound: Math.max(0, fixed - 2 * fixedError),
+  };
 }
 
-interface Pending {
-  job: ScoreJob;
-  rows: number;
-  resolve: (scores: Float32Array) => void;
-  reject: (error: unknown) => void;
+function det3(a: number[]): number {
+  return a[0]! * (a[4]! * a[8]! - a[5]! * a[7]!) - a[1]! * (a[3]! * a[8]! - a[5]! * a[6]!) + a[2]! * (a[3]! * a[7]! - a[4]! * a[6]!);
 }
 
 export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
@@ -194,7 +203,7 @@ export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
   function paysToJoin(queries: number, longest: number, real: number, rows: number): boolean {
     const padded = (queries + 1) * Math.max(longest, rows);
     const cost = grouping === "adaptive" ? costs.estimate() : undefined;
-    if (cost) return cost.perRow * (padded - queries * longest - rows) <= cost.fixed;
+    if (cost) return cost.perRow * (padded - queries * longest - rows) <= cost.fixedLowerBound;
     const minFill = grouping === "adaptive" ? MIN_PADDED_FILL : grouping.minPaddedFill;
     return real + rows >= minFill * padded;
   }
