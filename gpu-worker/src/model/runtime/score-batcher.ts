@@ -121,6 +121,13 @@ function det3(a: number[]): number {
   return a[0]! * (a[4]! * a[8]! - a[5]! * a[7]!) - a[1]! * (a[3]! * a[8]! - a[5]! * a[6]!) + a[2]! * (a[3]! * a[7]! - a[4]! * a[6]!);
 }
 
+interface Pending {
+  job: ScoreJob;
+  rows: number;
+  resolve: (scores: Float32Array) => void;
+  reject: (error: unknown) => void;
+}
+
 export function createScoreBatcher(options: ScoreBatcherOptions): ScoreBatcher {
   const { arch, dim, single } = options;
   const maxQueries = options.maxQueries ?? SCORE_BATCHER_DEFAULTS.maxQueries;
