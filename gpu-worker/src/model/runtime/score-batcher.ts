@@ -11,9 +11,9 @@
  * only a run's fixed cost, while a GPU pads almost for free and saves launches and transfers. So the
  * batcher measures its own runs (ms ≈ fixed + perRow·rows + perQuery·queries, see fitRunCost) and lets
  * a job join when the padding it adds surely costs less than the run it saves (judged against a lower
- * bound of the fixed cost, so noisy timings mean less padding). Equal-sized jobs always join. Until it has measured enough
- * runs, or with `grouping: { minPaddedFill }`, a fixed rule applies instead: real rows fill at least
- * that share of the padded ones. One group runs at a time; a group's failure rejects only its jobs.
+ * bound of the fixed cost, so noisy timings mean less padding). Equal-sized jobs always join. Until
+ * it has measured enough runs, or with `grouping: { minPaddedFill }`, a fixed rule applies instead:
+ * real rows fill at least that share of the padded ones. One group runs at a time; a group's failure rejects only its jobs.
  *
  * Stacking copies every member's weights (about 14 MB for a 6-layer 768-d q-net), so the stacked
  * weights of the last group are kept and reused while the same q-nets keep meeting (concurrent
