@@ -10,6 +10,8 @@ import { join } from "node:path";
 
 const BENCHES: Record<string, { file: string; args: string[] }> = {
   "qnet-scoring": { file: "bench/qnet-scoring.bench.ts", args: ["--batches=4096,16384,65536", "--runs=5"] },
+  // Issue 14: Q = 1, 4, 8 frontiers through the ScoreBatcher against one single-query run each, same process.
+  "batched-scoring": { file: "bench/batched-scoring.bench.ts", args: ["--queries=1,4,8", "--rows=32,256", "--models=tiny,base", "--runs=9", "--tiny-runs=200"] },
   "query-encode": { file: "bench/query-encode.bench.ts", args: ["--runs=30"] },
   "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20"] },
   // Opt-in (not in the default run): about an hour on 2 cores the first time; the cache makes reruns minutes.
