@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   logger.info({ config: describeConfig(config) }, "starting gpu worker");
   if (config.signingSecrets.length === 0) logger.warn("HYP_INSECURE_DEV: requests are NOT authenticated; never use this outside a developer machine");
 
-  const runtime = await HypencoderRuntime.load(config.modelDir, { device: config.device });
+  const runtime = await HypencoderRuntime.load(config.modelDir, { device: config.device, scoreBatching: config.scoreBatching });
   await warmUp(runtime);
   logger.info({ devices: Object.fromEntries(runtime.devices), model: runtime.modelDir }, "model loaded");
   const backend = await createIndexBackend({

@@ -51,6 +51,8 @@ const envSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   MODEL_DIR: z.string().min(1, "MODEL_DIR must name an imported model directory"),
   DEVICE: z.enum(["auto", "cpu", "cuda"]).default("auto"),
+  /** Score concurrent searches' rows in one batched call (model/runtime/score-batcher.ts). */
+  SCORE_BATCHING: flag.default(true),
   HYP_SIGNING_SECRETS: z
     .string()
     .default("")
@@ -97,6 +99,7 @@ export interface WorkerConfig {
   host: string;
   modelDir: string;
   device: "auto" | "cpu" | "cuda";
+  scoreBatching: boolean;
   /** Never log these; `describeConfig` gives a loggable view. */
   signingSecrets: string[];
   insecureDev: boolean;
@@ -152,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     modelDir: e.MODEL_DIR,
     device: e.DEVICE,
+    scoreBatching: e.SCORE_BATCHING,
     signingSecrets: e.HYP_SIGNING_SECRETS,
     insecureDev: e.HYP_INSECURE_DEV,
     queueMax: e.QUEUE_MAX,

@@ -14,6 +14,8 @@ import { qnetGradient } from "../../../../shared/qnet/gradient.ts";
 import { hiddenLayerCount, type QNet } from "../../../../shared/qnet/types.ts";
 import { GRAPH_IO } from "../types.ts";
 import { createSession } from "./execution-provider.ts";
+import { encodeBatchedQNetScorer } from "../onnx/qnet-scorer-batched.ts";
+import { createScoreBatcher } from "./score-batcher.ts";
 import type { ScoreJob } from "./score-job.ts";
 import {
   type GraphName,
@@ -74,12 +76,26 @@ async function scoreSingle(job: ScoreJob): Promise<Float32Array> {
 }
 
 /**
+ * Concurrent searches' scoring calls, grouped into one run of the batched scorer graph (per-query
+ * weights; built in memory from the architecture, float32 input, which also takes fp16 rows exactly).
+ * Its session loads on the first group, on the same device and threads as the other graphs.
+ */
+const batcher = config.scoreBatching
+  ? createScoreBatcher({
+      arch: config.qnet,
+      dim: dims[0]!,
+      single: scoreSingle,
+      batchedSession: async () => (await createSession(encodeBatchedQNetScorer(config.qnet, { embeddingType: "float32" }), config.device, config.intraOpThreads)).session,
+    })
+  : undefined;
+
+/**
  * Every scoring call in the thread goes through here (the `score` and `scoreRows` requests), with
- * the registered q-net's own tensor record (the same object for every call of one query).
+ * the registered q-net's own tensor record (the same object for every call of one query, which the
+ * batcher's stacked-weights cache relies on).
  */
 function score(job: ScoreJob): Promise<Float32Array> {
-  // score batching plugs in here: createScoreBatcher({ arch: config.qnet, dim: dims[0], single: scoreSingle, batchedSession }).submit(job)
-  return scoreSingle(job);
+  return batcher ? batcher.submit(job) : scoreSingle(job);
 }
 
 /** The requested rows of shared embeddings, row-major, in request order. */

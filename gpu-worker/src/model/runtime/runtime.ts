@@ -18,6 +18,11 @@ export interface RuntimeOptions {
   device?: Device;
   /** onnxruntime intra-op threads; defaults to every core. */
   intraOpThreads?: number;
+  /**
+   * Score the rows of concurrent searches in one batched call (per-query weights, score-batcher.ts);
+   * default true. false is today's one query per call, kept for comparison (bench/worker-qps.bench.ts).
+   */
+  scoreBatching?: boolean;
 }
 
 export interface EncodeOptions {
@@ -83,6 +88,7 @@ export class HypencoderRuntime {
       device: options.device ?? "auto",
       intraOpThreads: options.intraOpThreads ?? availableParallelism(),
       qnet: manifest.qnet,
+      scoreBatching: options.scoreBatching ?? true,
     });
     return new HypencoderRuntime(modelDir, manifest, tokenizer, inference);
   }
