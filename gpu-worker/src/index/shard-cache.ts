@@ -31,6 +31,7 @@ import type { ShardChecksums } from "../../../shared/index/checksums.ts";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
+import { closeProxyIndex } from "./proxy-index-reader.ts";
 
 /** What a manifest says about a shard (its ShardEntry, with the key resolved against the store). */
 export interface ShardRef {
@@ -204,6 +205,8 @@ export class ShardCache {
         released = true;
         if (--pinned.refs === 0 && this.live.get(sha) === pinned) {
           this.live.delete(sha);
+          // The decoded shard is dropped with its last handle: so is its proxy index (native memory).
+          closeProxyIndex(result.shard);
           // Pinned shards may have pushed the cache over budget; shrink now that one is free.
           // Best effort: a failed rm leaves the file counted, and the next download retries.
           void this.evict(0).catch(() => undefined);
