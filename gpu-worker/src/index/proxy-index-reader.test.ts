@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import { crc32 } from "../../../shared/index/crc32.ts";
@@ -5,7 +8,13 @@ import { type DecodedShard, decodeShard, encodeShard, type ShardDtype, SHARD_PRE
 import { PROXY_INDEX_HEADER_BYTES, PROXY_INDEX_LEVELS_OFFSET, parseProxyIndexSection, USEARCH_DENSE_HEAD_BYTES } from "../../../shared/index/proxy-index-section.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../../../shared/qnet/half.ts";
 import { clusteredEmbeddings } from "../../../test/support/synthetic-corpus.ts";
+import { MANIFEST_FILE, shardRelativeKey, versionPrefix } from "../../../shared/index/keys.ts";
+import { type IndexManifest, parseIndexManifest, serializeIndexManifest } from "../../../shared/index/manifest.ts";
 import { seededRandom } from "../search/random.ts";
+import { nodeChecksums } from "../store/checksums.ts";
+import { LocalStore } from "../store/local-store.ts";
+import { IndexRegistry } from "./index-registry.ts";
+import { ShardCache } from "./shard-cache.ts";
 import { buildProxyIndex } from "./build/proxy-index.ts";
 import { closeProxyIndex, openProxyIndex, prepareProxyIndex, proxyIndexBytes } from "./proxy-index-reader.ts";
 
@@ -213,3 +222,83 @@ function withSection(file: Uint8Array, shard: DecodedShard, section: Uint8Array)
   view.setUint32(16, crc32(json), true);
   return out;
 }
+
+describe("with the worker's registry: opened with the shard, counted in its version, freed with it", () => {
+  const dim = 16;
+  const n = 2000;
+  const x = asStored(clusteredEmbeddings({ n, dim, clusters: 10, seed: 3 }));
+
+  async function setup(section: Uint8Array) {
+    const dir = await mkdtemp(join(tmpdir(), "proxy-index-registry-"));
+    const store = new LocalStore(join(dir, "store"));
+    const prefix = versionPrefix("acme", "docs", 1);
+    const bytes = shardBytes(x, dim, "float16", section);
+    const key = shardRelativeKey("s0");
+    await store.put(prefix + key, bytes);
+    const manifest: IndexManifest = {
+      format: "hypencoder.index",
+      version: 1,
+      tenant: "acme",
+      index: "docs",
+      indexVersion: 1,
+      createdAt: new Date().toISOString(),
+      model: { id: "ab".repeat(32), embeddingDim: dim },
+      dtype: "float16",
+      docCount: n,
+      graph: { metric: "l2", degree: 0, builder: "exact", reachableFraction: 1 },
+      fields: [],
+      shards: [{ id: "s0", key, bytes: bytes.length, sha256: nodeChecksums.sha256Hex(bytes), docStart: 0, docCount: n }],
+    };
+    await store.put(prefix + MANIFEST_FILE, new TextEncoder().encode(serializeIndexManifest(manifest)));
+    const cache = new ShardCache({ dir: join(dir, "cache"), budgetBytes: 100_000_000, store });
+    const registry = new IndexRegistry({ store, cache, modelId: "ab".repeat(32) });
+    return { dir, registry };
+  }
+
+  it("prepares the proxy index when the shard opens and frees it when the version is unloaded", async () => {
+    const section = (await buildProxyIndex(x, dim, { minRows: 100 }))!;
+    const { dir, registry } = await setup(section);
+    try {
+      const ref = { tenant: "acme", index: "docs", version: 1 };
+      const lease = await registry.acquire(ref);
+      const shard = await lease.index.shard("s0");
+      const bytes = proxyIndexBytes(shard);
+      expect(bytes).toBeGreaterThan(n * (dim + 1) * 2);
+      expect(lease.index.memory().bytes).toBe(shard.byteLength + bytes);
+      const proxy = openProxyIndex(shard);
+      expect(proxy.kind).toBe("hnsw");
+      expect(proxy.search(new Float32Array(dim).fill(1), 10).length).toBe(10);
+      lease.release();
+      expect(await registry.unload(ref)).toBe(true);
+      expect(proxyIndexBytes(shard)).toBe(0);
+      expect(() => proxy.search(new Float32Array(dim).fill(1), 10)).toThrow(/after close/);
+    } finally {
+      await registry.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a shard whose section is corrupt (its sha256 and CRCs intact)", async () => {
+    const section = (await buildProxyIndex(x, dim, { minRows: 100 }))!;
+    const good = decodeShard(shardBytes(x, dim, "float16", section));
+    const bad = section.slice();
+    new DataView(bad.buffer).setUint32(PROXY_INDEX_LEVELS_OFFSET + 2 * n + 14, n + 5, true);
+    const { dir, registry } = await setup(section);
+    const prefix = versionPrefix("acme", "docs", 1);
+    try {
+      // Replace the shard object and its manifest entry by the corrupt one, consistently.
+      const file = withSection(shardBytes(x, dim, "float16", section), good, bad);
+      const store = registry.store;
+      await store.put(prefix + shardRelativeKey("s0"), file);
+      const manifest = parseIndexManifest(new TextDecoder().decode(await store.get(prefix + MANIFEST_FILE)));
+      manifest.shards[0] = { ...manifest.shards[0]!, bytes: file.length, sha256: nodeChecksums.sha256Hex(file) };
+      await store.put(prefix + MANIFEST_FILE, new TextEncoder().encode(serializeIndexManifest(manifest)));
+      const index = await registry.get({ tenant: "acme", index: "docs", version: 1 });
+      await expect(index.shard("s0")).rejects.toThrow(IndexFormatError);
+      await expect(index.shard("s0")).rejects.toThrow(/links to slot/);
+    } finally {
+      await registry.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
