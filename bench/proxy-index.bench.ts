@@ -18,11 +18,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Index, type Matches, MetricKind, ScalarKind } from "usearch";
 import { decodeShard, encodeShard } from "../shared/index/format.ts";
-import { extraCoordinate, PROXY_INDEX_HEADER_BYTES, parseProxyIndexSection } from "../shared/index/proxy-index-section.ts";
+import { PROXY_INDEX_HEADER_BYTES, parseProxyIndexSection } from "../shared/index/proxy-index-section.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import { buildKnnGraph } from "../gpu-worker/src/index/build/knn-graph.ts";
 import { buildProxyIndex } from "../gpu-worker/src/index/build/proxy-index.ts";
-import { openProxyIndex, PROXY_EXPANSION_SEARCH, PROXY_OVERFETCH, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
+import { openProxyIndex, PROXY_EXPANSION_SEARCH, PROXY_MIN_POOL, PROXY_OVERFETCH, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import { clusteredEmbeddings } from "../test/support/synthetic-corpus.ts";
 
@@ -126,40 +126,37 @@ for (const [kind, queries] of [["random", randomQueries], ["regional", regionalQ
   }
 }
 
-// i8 against f16: the same graph (built over f16), searched over an i8 copy of the augmented rows
-// with one per-shard scale (127 / the largest |value|), so the order by inner product is kept. The
+// i8 against f16: the same graph (built over f16), searched over an i8 copy of the rows with one
+// per-shard scale (127 / the largest |value|; cosine ignores it), then the same exact rerank. The
 // file is put together here as the reader would (only the vector block and the scalar kind differ).
 {
   const layout = parseProxyIndexSection(section, n, dim);
   if (typeof layout === "string") throw new Error(layout);
-  const width = dim + 1;
-  const augmented = (r: number, out: Float32Array) => {
-    out.set(x.subarray(r * dim, (r + 1) * dim));
-    out[dim] = extraCoordinate(out.subarray(0, dim), layout.maxNorm2);
-    return out;
-  };
-  const row = new Float32Array(width);
   let maxAbs = 0;
-  for (let r = 0; r < n; r++) for (const v of augmented(r, row)) maxAbs = Math.max(maxAbs, Math.abs(v));
+  for (const v of x) maxAbs = Math.max(maxAbs, Math.abs(v));
   const scale = 127 / maxAbs;
-  const vectors = new Int8Array(n * width);
+  const vectors = new Int8Array(n * dim);
   for (let s = 0; s < n; s++) {
-    augmented(layout.slotRows[s]!, row);
-    for (let k = 0; k < width; k++) vectors[s * width + k] = Math.max(-127, Math.min(127, Math.round(row[k]! * scale)));
+    const from = layout.slotRows[s]! * dim;
+    for (let k = 0; k < dim; k++) vectors[s * dim + k] = Math.max(-127, Math.min(127, Math.round(x[from + k]! * scale)));
   }
   const graphPart = section.slice(PROXY_INDEX_HEADER_BYTES);
   graphPart[14] = 23; // usearch scalar_kind_t i8
   const header = new Uint8Array(8);
   new DataView(header.buffer).setUint32(0, n, true);
-  new DataView(header.buffer).setUint32(4, width, true);
+  new DataView(header.buffer).setUint32(4, dim, true);
   const path = join(tmpdir(), `proxy-bench-i8-${process.pid}.usearch`);
   writeFileSync(path, Buffer.concat([header, new Uint8Array(vectors.buffer), graphPart]));
-  const index = new Index({ dimensions: width, metric: MetricKind.L2sq, quantization: ScalarKind.I8, connectivity: 16, expansion_add: 64, expansion_search: PROXY_EXPANSION_SEARCH, multi: false });
+  const index = new Index({ dimensions: dim, metric: MetricKind.Cos, quantization: ScalarKind.I8, connectivity: 16, expansion_add: 64, expansion_search: PROXY_EXPANSION_SEARCH, multi: false });
   index.load(path);
   rmSync(path);
-  console.log(`\ni8 vectors (per-shard scale) on the same graph: vectors ${mb(n * width)} against f16's ${mb(n * width * 2)}`);
+  const dot = (r: number, q: Float32Array) => {
+    let s = 0;
+    for (let k = 0; k < dim; k++) s += x[r * dim + k]! * q[k]!;
+    return s;
+  };
+  console.log(`\ni8 vectors (per-shard scale) on the same graph: vectors ${mb(n * dim)} against f16's ${mb(n * dim * 2)}`);
   console.log("kind      count  p50 ms  recall(i8)  recall(f16)");
-  const query = new Float32Array(width);
   for (const [kind, queries] of [["random", randomQueries], ["regional", regionalQueries]] as const) {
     for (const count of [64, 256, 1024]) {
       let recall = 0;
@@ -167,13 +164,11 @@ for (const [kind, queries] of [["random", randomQueries], ["regional", regionalQ
       const times: number[] = [];
       for (const q of queries) {
         const truth = new Set(exact.search(q, count));
-        for (let k = 0; k < dim; k++) query[k] = q[k]!;
         const t = performance.now();
-        const found = index.search(query, Math.min(n, PROXY_OVERFETCH * count), 1) as Matches;
+        const found = index.search(q, Math.min(n, Math.max(PROXY_MIN_POOL, PROXY_OVERFETCH * count)), 1) as Matches;
+        const rows = Array.from(found.keys, Number).map((r) => [r, dot(r, q)] as const).sort((a, b) => b[1] - a[1]).slice(0, count);
         times.push(ms(t));
-        let hit = 0;
-        for (let i = 0; i < Math.min(count, found.keys.length); i++) if (truth.has(Number(found.keys[i]))) hit++;
-        recall += hit / count;
+        recall += rows.filter(([r]) => truth.has(r)).length / count;
         recallF16 += [...proxy.search(q, count)].filter((r) => truth.has(r)).length / count;
       }
       console.log(`${kind.padEnd(9)} ${String(count).padStart(5)}  ${pct(times, 50).toFixed(2).padStart(6)}  ${(recall / queries.length).toFixed(3).padStart(10)}  ${(recallF16 / queries.length).toFixed(3).padStart(11)}`);

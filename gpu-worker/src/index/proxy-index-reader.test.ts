@@ -140,8 +140,8 @@ describe("openProxyIndex with a usearch section", () => {
     const [a, b] = await Promise.all([prepareProxyIndex(shard), prepareProxyIndex(shard)]);
     expect(a).toBe(b);
     expect(openProxyIndex(shard)).toBe(a);
-    // At least usearch's copy of the vectors (dim + 1 halves a row) and the graph.
-    expect(a.bytes).toBeGreaterThan(n * (dim + 1) * 2 + shard.proxyIndex.length - PROXY_INDEX_LEVELS_OFFSET);
+    // At least usearch's copy of the vectors (dim halves a row) and the graph.
+    expect(a.bytes).toBeGreaterThan(n * dim * 2 + shard.proxyIndex.length - PROXY_INDEX_LEVELS_OFFSET);
     expect(proxyIndexBytes(shard)).toBe(a.bytes);
     closeProxyIndex(shard);
     expect(proxyIndexBytes(shard)).toBe(0);
@@ -165,8 +165,9 @@ describe("openProxyIndex with a usearch section", () => {
     const cases: Array<{ name: string; edit: (s: Uint8Array, v: DataView) => void; message: RegExp }> = [
       { name: "bad magic", edit: (s) => (s[0] = 0x41), message: /bad magic/ },
       { name: "other row count", edit: (_, v) => v.setUint32(12, n + 1, true), message: /covers 3001 rows/ },
-      { name: "M² not finite", edit: (_, v) => v.setFloat64(24, Number.NaN, true), message: /M² is NaN/ },
+      { name: "reserved bytes set", edit: (s) => (s[27] = 1), message: /reserved header bytes/ },
       { name: "another metric", edit: (s) => (s[PROXY_INDEX_HEADER_BYTES + 13] = 0x69), message: /metric 105/ },
+      { name: "other usearch dimensions", edit: (_, v) => v.setBigUint64(PROXY_INDEX_HEADER_BYTES + 33, BigInt(dim + 1), true), message: /usearch dimensions 25/ },
       { name: "entry slot out of range", edit: (_, v) => v.setBigUint64(graph + 32, BigInt(n), true), message: /entry slot 3000/ },
       { name: "connectivity 1", edit: (_, v) => v.setBigUint64(graph + 8, 1n, true), message: /connectivity 1/ },
       { name: "negative level", edit: (_, v) => v.setInt16(PROXY_INDEX_LEVELS_OFFSET + 2, -1, true), message: /level -1/ },
@@ -263,7 +264,7 @@ describe("with the worker's registry: opened with the shard, counted in its vers
       const lease = await registry.acquire(ref);
       const shard = await lease.index.shard("s0");
       const bytes = proxyIndexBytes(shard);
-      expect(bytes).toBeGreaterThan(n * (dim + 1) * 2);
+      expect(bytes).toBeGreaterThan(n * dim * 2);
       expect(lease.index.memory().bytes).toBe(shard.byteLength + bytes);
       const proxy = openProxyIndex(shard);
       expect(proxy.kind).toBe("hnsw");

@@ -3,11 +3,11 @@
  * query's proxy: its q-net's gradient), best first, which graph search scores as entry rows.
  *
  * A shard with a proxyIndex section (build/proxy-index.ts; layout in shared/FORMATS.md) is
- * searched with usearch's HNSW, as nearest neighbours of (q scaled to norm M, 0) among the rows
- * with their extra coordinate (shared/index/proxy-index-section.ts). usearch loads only from a
- * path, so opening writes its file back together, [u32 rows][u32 bytes per vector][the f16
- * vectors, dim + 1 each, in slot order][the section after our header], to a temp file, loads it
- * into memory and deletes the file at once. A shard without
+ * searched with usearch's HNSW (cosine) for a pool of a few times the rows wanted, which are then
+ * reranked by their exact inner product with the shard's own rows (why: shared/index/
+ * proxy-index-section.ts). usearch loads only from a path, so opening writes its file back
+ * together, [u32 rows][u32 bytes per vector][the f16 vectors in slot order][the section after our
+ * header], to a temp file, loads it into memory and deletes the file at once. A shard without
  * the section (small shards, and shards built before it existed) is brute-forced over its
  * embeddings: exact, and for the small shards no slower than HNSW.
  *
@@ -25,15 +25,16 @@ import { join } from "node:path";
 import { Index, type Matches, MetricKind, ScalarKind } from "usearch";
 import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import { extraCoordinate, PROXY_INDEX_HEADER_BYTES, type ProxyIndexLayout, parseProxyIndexSection } from "../../../shared/index/proxy-index-section.ts";
-import { float32ArrayToHalf, float32ToHalfBits, halfToFloat32Array } from "../../../shared/qnet/half.ts";
+import { PROXY_INDEX_HEADER_BYTES, type ProxyIndexLayout, parseProxyIndexSection } from "../../../shared/index/proxy-index-section.ts";
+import { float32ArrayToHalf, halfToFloat32Array } from "../../../shared/qnet/half.ts";
 import { TopK } from "../search/topk.ts";
 
 export interface ProxyIndex {
   /**
    * The shard's rows with the highest inner product with `vector` (dim values), best first: at
-   * most `count`, fewer only when the shard has fewer rows. Exact when `kind` is "exact"; from the
-   * HNSW graph (high but not perfect recall) when "hnsw". Deleted rows are not filtered out.
+   * most `count`, fewer only when the shard has fewer rows. Exact when `kind` is "exact"; when
+   * "hnsw", the exact inner-product order of a candidate pool from the graph (high but not perfect
+   * recall of the true top). Deleted rows are not filtered out.
    */
   search(vector: Float32Array, count: number): Uint32Array;
   /** "hnsw": the shard's proxyIndex section; "exact": brute force (the shard has no section). */
@@ -44,13 +45,11 @@ export interface ProxyIndex {
   close(): void;
 }
 
-/**
- * ef when searching (usearch uses max(ef, rows asked for)): a floor for small counts. On 20k
- * clustered 64-d rows, recall of the top 64 was 0.74 at ef 128 and 0.87 at ef 256.
- */
+/** ef when searching; usearch uses max(ef, rows asked for), so this is a floor for small pools. */
 export const PROXY_EXPANSION_SEARCH = 256;
-/** usearch is asked for this many times `count` rows (a wider beam): recall of the top 256 0.83 → 0.95, of the top 1024 0.95 → 0.99. */
+/** The candidate pool usearch is asked for: this many times `count`, at least PROXY_MIN_POOL, then reranked exactly. */
 export const PROXY_OVERFETCH = 2;
+export const PROXY_MIN_POOL = 256;
 /** Rows written per chunk when putting usearch's file together (bounds the extra memory). */
 const WRITE_CHUNK_BYTES = 4 << 20;
 
@@ -137,28 +136,24 @@ function tempPath(): string {
 /** usearch's file, in chunks: the matrix header and the vectors in slot order, then the section's graph. */
 function* usearchFileChunks(shard: DecodedShard, layout: ProxyIndexLayout): Generator<Uint8Array> {
   const { dim } = shard;
-  const { rows, slotRows, maxNorm2 } = layout;
-  const width = dim + 1;
+  const { rows, slotRows } = layout;
   const header = new Uint8Array(8);
   const view = new DataView(header.buffer);
   view.setUint32(0, rows, true);
-  view.setUint32(4, 2 * width, true);
+  view.setUint32(4, 2 * dim, true);
   yield header;
-  const rowsPerChunk = Math.max(1, Math.floor(WRITE_CHUNK_BYTES / (2 * width)));
-  const halves = new Uint16Array(rowsPerChunk * width);
-  const values = new Float32Array(dim);
+  const rowsPerChunk = Math.max(1, Math.floor(WRITE_CHUNK_BYTES / (2 * dim)));
+  const halves = new Uint16Array(rowsPerChunk * dim);
   for (let start = 0; start < rows; start += rowsPerChunk) {
     const end = Math.min(rows, start + rowsPerChunk);
     for (let s = start; s < end; s++) {
       const from = slotRows[s]! * dim;
-      const at = (s - start) * width;
-      const to = halves.subarray(at, at + dim);
+      const to = halves.subarray((s - start) * dim, (s - start + 1) * dim);
+      // The builder's values exactly (build/proxy-index.ts): the stored halves, or f32 rounded.
       if (shard.embeddings instanceof Uint16Array) to.set(shard.embeddings.subarray(from, from + dim));
       else float32ArrayToHalf(shard.embeddings.subarray(from, from + dim), to);
-      // The same values, norm and rounding as the builder's (build/proxy-index.ts).
-      halves[at + dim] = float32ToHalfBits(extraCoordinate(halfToFloat32Array(to, values), maxNorm2));
     }
-    yield new Uint8Array(halves.buffer, 0, (end - start) * width * 2);
+    yield new Uint8Array(halves.buffer, 0, (end - start) * dim * 2);
   }
   yield shard.proxyIndex.subarray(PROXY_INDEX_HEADER_BYTES);
 }
@@ -182,10 +177,10 @@ async function writeChunks(path: string, chunks: Iterable<Uint8Array>): Promise<
   }
 }
 
-function newIndex(width: number, connectivity: number): Index {
+function newIndex(dim: number, connectivity: number): Index {
   return new Index({
-    dimensions: width,
-    metric: MetricKind.L2sq,
+    dimensions: dim,
+    metric: MetricKind.Cos,
     quantization: ScalarKind.F16,
     connectivity,
     expansion_add: PROXY_EXPANSION_SEARCH,
@@ -215,15 +210,15 @@ async function loadHnswAsync(shard: DecodedShard, layout: ProxyIndexLayout): Pro
 }
 
 function loadFrom(path: string, shard: DecodedShard, layout: ProxyIndexLayout): Index {
-  const index = newIndex(shard.dim + 1, layout.connectivity);
+  const index = newIndex(shard.dim, layout.connectivity);
   try {
     index.load(path);
   } catch (e) {
     throw new IndexFormatError(`shard: usearch refused the proxyIndex section: ${(e as Error).message}`);
   }
-  if (index.size() !== layout.rows || index.dimensions() !== shard.dim + 1) {
+  if (index.size() !== layout.rows || index.dimensions() !== shard.dim) {
     freeNative(index);
-    throw new IndexFormatError(`shard: the proxyIndex section loaded as ${index.size()} rows of ${index.dimensions()}, expected ${layout.rows} of ${shard.dim + 1}`);
+    throw new IndexFormatError(`shard: the proxyIndex section loaded as ${index.size()} rows of ${index.dimensions()}, expected ${layout.rows} of ${shard.dim}`);
   }
   return index;
 }
@@ -233,9 +228,9 @@ function hnswProxy(shard: DecodedShard, layout: ProxyIndexLayout, index: Index):
   // usearch's copy of the vectors, its nodes (the section less its headers and level list), and
   // per reserved slot (a power of two) a node pointer, a vector pointer and a key-lookup entry.
   const graphBytes = shard.proxyIndex.length - PROXY_INDEX_HEADER_BYTES;
-  const bytes = layout.rows * (dim + 1) * 2 + graphBytes + 2 ** Math.ceil(Math.log2(layout.rows)) * 32;
-  const query = new Float32Array(dim + 1);
-  const scaleTo = Math.sqrt(layout.maxNorm2);
+  const bytes = layout.rows * dim * 2 + graphBytes + 2 ** Math.ceil(Math.log2(layout.rows)) * 32;
+  const query = new Float32Array(dim);
+  const score = rowScorer(shard);
   let live: Index | undefined = index;
   const proxy: ProxyIndex = {
     kind: "hnsw",
@@ -243,16 +238,18 @@ function hnswProxy(shard: DecodedShard, layout: ProxyIndexLayout, index: Index):
     search(vector, count) {
       if (!live) throw new Error("proxy index: used after close()");
       checkQuery(vector, count, dim);
-      // Scaling q by s > 0 keeps the order (‖x̃ − s·q̃‖² = M² + s²‖q‖² − 2s·x·q) and puts it in
-      // f16's range: a gradient can be tiny.
+      // Cosine ignores the scale; unit length keeps a tiny gradient inside f16's range.
       const norm = Math.sqrt(squaredNormOf(vector));
-      const scale = norm > 0 && scaleTo > 0 ? scaleTo / norm : 1;
+      const scale = norm > 0 ? 1 / norm : 1;
       for (let k = 0; k < dim; k++) query[k] = vector[k]! * scale;
-      query[dim] = 0;
-      const found = live.search(query, Math.min(layout.rows, PROXY_OVERFETCH * count), 1) as Matches;
-      const rows = new Uint32Array(Math.min(count, found.keys.length));
-      for (let i = 0; i < rows.length; i++) rows[i] = Number(found.keys[i]);
-      return rows;
+      const pool = Math.min(layout.rows, Math.max(PROXY_MIN_POOL, PROXY_OVERFETCH * count));
+      const found = live.search(query, pool, 1) as Matches;
+      const top = new TopK(Math.min(count, found.keys.length));
+      for (let i = 0; i < found.keys.length; i++) {
+        const row = Number(found.keys[i]);
+        top.push(row, score(row, vector));
+      }
+      return Uint32Array.from(top.sorted(), (hit) => hit.row);
     },
     close() {
       if (!live) return;
@@ -292,8 +289,27 @@ function halfValues(): Float32Array {
   return halfTable;
 }
 
+/** The exact inner product of a shard row with a vector (fp16 rows read by table lookup). */
+function rowScorer(shard: DecodedShard): (row: number, vector: Float32Array) => number {
+  const { dim, embeddings } = shard;
+  if (embeddings instanceof Uint16Array) {
+    const table = halfValues();
+    return (row, vector) => {
+      let s = 0;
+      for (let k = 0, at = row * dim; k < dim; k++, at++) s += table[embeddings[at]!]! * vector[k]!;
+      return s;
+    };
+  }
+  return (row, vector) => {
+    let s = 0;
+    for (let k = 0, at = row * dim; k < dim; k++, at++) s += embeddings[at]! * vector[k]!;
+    return s;
+  };
+}
+
 function exactProxy(shard: DecodedShard): ProxyIndex {
-  const { dim, docCount, embeddings } = shard;
+  const { dim, docCount } = shard;
+  const score = rowScorer(shard);
   let closed = false;
   const proxy: ProxyIndex = {
     kind: "exact",
@@ -302,20 +318,7 @@ function exactProxy(shard: DecodedShard): ProxyIndex {
       if (closed) throw new Error("proxy index: used after close()");
       checkQuery(vector, count, dim);
       const top = new TopK(Math.min(count, docCount));
-      if (embeddings instanceof Uint16Array) {
-        const table = halfValues();
-        for (let r = 0, at = 0; r < docCount; r++) {
-          let s = 0;
-          for (let k = 0; k < dim; k++) s += table[embeddings[at++]!]! * vector[k]!;
-          top.push(r, s);
-        }
-      } else {
-        for (let r = 0, at = 0; r < docCount; r++) {
-          let s = 0;
-          for (let k = 0; k < dim; k++) s += embeddings[at++]! * vector[k]!;
-          top.push(r, s);
-        }
-      }
+      for (let r = 0; r < docCount; r++) top.push(r, score(r, vector));
       return Uint32Array.from(top.sorted(), (hit) => hit.row);
     },
     close() {

@@ -6,8 +6,8 @@ import { BUILD_DEFAULTS } from "../../../../shared/api/worker-api.ts";
 import { decodeShard } from "../../../../shared/index/format.ts";
 import { manifestKey, versionPrefix, indexPrefix } from "../../../../shared/index/keys.ts";
 import { manifestKeyBase, parseIndexManifest, type IndexManifest } from "../../../../shared/index/manifest.ts";
-import { parseProxyIndexSection, squaredNorm } from "../../../../shared/index/proxy-index-section.ts";
-import { float32ArrayToHalf, halfToFloat32Array } from "../../../../shared/qnet/half.ts";
+import { parseProxyIndexSection } from "../../../../shared/index/proxy-index-section.ts";
+import { halfToFloat32Array } from "../../../../shared/qnet/half.ts";
 import { writeWalFixture } from "../../../../test/support/living-fixture.ts";
 import { clusteredEmbeddings } from "../../../../test/support/synthetic-corpus.ts";
 import { runCompaction } from "../compaction/run-compaction.ts";
@@ -40,7 +40,7 @@ describe("buildProxyIndex", () => {
     expect(BUILD_DEFAULTS.proxyIndexMinRows).toBe(4096);
   });
 
-  it("covers every row once, records M² of the stored values, reports progress, and leaves no temp file", async () => {
+  it("covers every row once, reports progress, and leaves no temp file", async () => {
     const dim = 12;
     const n = 2500;
     const x = clusteredEmbeddings({ n, dim, clusters: 10, seed: 4 });
@@ -52,10 +52,6 @@ describe("buildProxyIndex", () => {
     if (typeof layout === "string") throw new Error(layout);
     expect(layout.connectivity).toBe(8);
     expect([...layout.slotRows].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
-    const rounded = halfToFloat32Array(float32ArrayToHalf(x));
-    let maxNorm2 = 0;
-    for (let r = 0; r < n; r++) maxNorm2 = Math.max(maxNorm2, squaredNorm(rounded.subarray(r * dim, (r + 1) * dim)));
-    expect(layout.maxNorm2).toBe(maxNorm2);
     expect(fractions.at(-1)).toBe(1);
     expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
     expect(await readdir(tempDir)).toEqual([]);

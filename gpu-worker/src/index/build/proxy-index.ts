@@ -1,19 +1,19 @@
 /**
  * The shard's proxy index, built with the shard (builds and compactions): a usearch HNSW graph
- * over the shard's embeddings for maximum inner product search, from which search takes the rows
- * with the best inner product with a query's proxy vector (its q-net's gradient) as entry rows.
- * Inner product is searched as L2 over rows with one extra coordinate, sqrt(M² − ‖x‖²) (why:
+ * over the shard's embeddings with the cosine metric, from which search takes the rows with the
+ * best inner product with a query's proxy vector (its q-net's gradient) as entry rows: the reader
+ * reranks a few times the rows wanted by their exact inner product (why cosine:
  * shared/index/proxy-index-section.ts). Stored as the shard's `proxyIndex` section (layout in
  * shared/FORMATS.md); the reader is ../proxy-index-reader.ts.
  *
  * usearch stores the vectors as f16. For a float16 shard those are exactly the stored rows; for a
- * float32 one they are the rows rounded to half, which is plenty to choose entry rows that the
- * q-net then scores exactly. Values are handed to usearch already rounded to f16, so its copy is
- * bit for bit what the reader rebuilds. usearch only saves to a path, so the index goes through a
- * temp file, and its vector block is cut out: the reader rebuilds it from the embeddings.
+ * float32 one they are the rows rounded to half, which is plenty to choose candidates that are
+ * then reranked exactly. Rows are handed to usearch already rounded to f16, so its copy is bit for
+ * bit what the reader rebuilds. usearch only saves to a path, so the index goes through a temp
+ * file, and its vector block is cut out: the reader takes the vectors from the embeddings.
  *
  * Shards below `minRows` get no section: the reader brute-forces them, which at 4,096 × 768 costs
- * about what an HNSW search does and saves the build the work.
+ * a few milliseconds and saves the build the work.
  */
 import { randomBytes } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
@@ -23,15 +23,13 @@ import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { Index, MetricKind, ScalarKind } from "usearch";
 import { BUILD_DEFAULTS } from "../../../../shared/api/worker-api.ts";
 import { IndexFormatError } from "../../../../shared/index/errors.ts";
-import { halfBitsToFloat32, halfToFloat32Array, float32ArrayToHalf, float32ToHalfBits } from "../../../../shared/qnet/half.ts";
+import { halfToFloat32Array, float32ArrayToHalf } from "../../../../shared/qnet/half.ts";
 import {
-  extraCoordinate,
   PROXY_INDEX_HEADER_BYTES,
   PROXY_INDEX_LAYOUT_VERSION,
   PROXY_INDEX_MAGIC,
   PROXY_MAX_CONNECTIVITY,
   parseProxyIndexSection,
-  squaredNorm,
   USEARCH_SCALAR_F16,
 } from "../../../../shared/index/proxy-index-section.ts";
 
@@ -83,26 +81,13 @@ export async function buildProxyIndex(embeddings: Float32Array, dim: number, opt
   if (n > 0xffffffff) throw new RangeError(`proxy index: ${n} rows do not fit 32-bit row ids`);
   const threads = options.threads ?? availableParallelism();
 
-  // Each row as f16 values (what a float16 shard stores; a float32 one rounded), then M².
-  const halves = new Uint16Array(dim);
-  const roundedRow = (r: number, out: Float32Array): Float32Array =>
-    halfToFloat32Array(float32ArrayToHalf(embeddings.subarray(r * dim, (r + 1) * dim), halves), out);
-  const scratch = new Float32Array(dim);
-  let maxNorm2 = 0;
-  for (let r = 0; r < n; r++) maxNorm2 = Math.max(maxNorm2, squaredNorm(roundedRow(r, scratch)));
-  const width = dim + 1;
-  const augmentedRows = (start: number, end: number): Float32Array => {
-    const out = new Float32Array((end - start) * width);
-    for (let r = start; r < end; r++) {
-      const row = roundedRow(r, out.subarray((r - start) * width, (r - start) * width + dim));
-      out[(r - start) * width + dim] = halfBitsToFloat32(float32ToHalfBits(extraCoordinate(row, maxNorm2)));
-    }
-    return out;
-  };
+  // Each row as f16 values: what a float16 shard stores, a float32 one rounded.
+  const roundedRows = (start: number, end: number): Float32Array =>
+    halfToFloat32Array(float32ArrayToHalf(embeddings.subarray(start * dim, end * dim)));
 
   const index = new Index({
-    dimensions: width,
-    metric: MetricKind.L2sq,
+    dimensions: dim,
+    metric: MetricKind.Cos,
     quantization: ScalarKind.F16,
     connectivity,
     expansion_add: expansionAdd,
@@ -117,7 +102,7 @@ export async function buildProxyIndex(embeddings: Float32Array, dim: number, opt
     options.signal?.throwIfAborted();
     const end = Math.min(n, start + size);
     const t0 = performance.now();
-    index.add(keys.subarray(start, end), augmentedRows(start, end), threads);
+    index.add(keys.subarray(start, end), roundedRows(start, end), threads);
     const ms = Math.max(performance.now() - t0, 0.1);
     size = Math.max(64, Math.min(65_536, Math.round((size * SLICE_TARGET_MS) / ms)));
     start = end;
@@ -133,16 +118,16 @@ export async function buildProxyIndex(embeddings: Float32Array, dim: number, opt
   } finally {
     await rm(path, { force: true });
   }
-  return sectionFromUsearchFile(saved, n, dim, maxNorm2);
+  return sectionFromUsearchFile(saved, n, dim);
 }
 
 /**
  * usearch's file is [u32 rows][u32 bytes per vector][the vectors][dense head][graph]: drop the
  * first three, put our header in front, and check the result as a reader would.
  */
-export function sectionFromUsearchFile(file: Uint8Array, n: number, dim: number, maxNorm2: number): Uint8Array {
+export function sectionFromUsearchFile(file: Uint8Array, n: number, dim: number): Uint8Array {
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  const bytesPerVector = 2 * (dim + 1);
+  const bytesPerVector = 2 * dim;
   if (file.length < 8 || view.getUint32(0, true) !== n || view.getUint32(4, true) !== bytesPerVector) {
     throw new IndexFormatError(`proxy index: usearch saved an unexpected matrix header (expected ${n} rows of ${bytesPerVector} bytes)`);
   }
@@ -154,7 +139,6 @@ export function sectionFromUsearchFile(file: Uint8Array, n: number, dim: number,
   header.setUint32(12, n, true);
   header.setUint32(16, dim, true);
   section[20] = USEARCH_SCALAR_F16;
-  header.setFloat64(24, maxNorm2, true);
   section.set(graph, PROXY_INDEX_HEADER_BYTES);
   const layout = parseProxyIndexSection(section, n, dim);
   if (typeof layout === "string") throw new IndexFormatError(`proxy index: usearch wrote a graph this reader would refuse: ${layout}`);
