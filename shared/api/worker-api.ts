@@ -139,6 +139,16 @@ export const BUILD_DEFAULTS = {
   reverseShare: 0.2,
   /** k-means medoids stored per shard as graph-search entry rows. */
   entryRows: 256,
+  /**
+   * Shards with at least this many rows store a proxyIndex section (an inner-product HNSW graph
+   * for proxy-seeded entry rows); smaller ones are brute-forced at search time, which costs about
+   * as much as an HNSW search there (gpu-worker/src/index/build/proxy-index.ts).
+   */
+  proxyIndexMinRows: 4096,
+  /** The proxy index's HNSW connectivity (M; the base layer gets 2M). */
+  proxyConnectivity: 16,
+  /** The proxy index's ef during construction. */
+  proxyExpansionAdd: 64,
 } as const;
 
 

@@ -179,6 +179,16 @@ describe("shard format", () => {
     expectRefused(() => decodeShard(bad), /body CRC-32 mismatch/);
   });
 
+  it("has an optional proxyIndex section: absent, empty or refused when it does not fit the shard", () => {
+    const plain = encodeShard(makeInput(20, 4, "float16"));
+    expect(decodeShard(plain).proxyIndex).toEqual(new Uint8Array(0));
+    // An empty one writes no section: the file is byte-for-byte the one without.
+    expect(encodeShard({ ...makeInput(20, 4, "float16"), proxyIndex: new Uint8Array(0) })).toEqual(plain);
+    // Anything else must be a proxy index of exactly this shard (built ones: gpu-worker/src/index/proxy-index-reader.test.ts).
+    expect(() => encodeShard({ ...makeInput(20, 4, "float16"), proxyIndex: new Uint8Array(200) })).toThrow(/proxyIndex: bad magic/);
+    expect(() => encodeShard({ ...makeInput(20, 4, "float16"), proxyIndex: new Uint8Array(10) })).toThrow(/shorter than its 136-byte headers/);
+  });
+
   it("stores build-time entry rows in an optional section that older shards simply lack", () => {
     const plain = encodeShard(makeInput(20, 4, "float16"));
     const headerOf = (bytes: Uint8Array) =>

@@ -17,6 +17,7 @@ import * as z from "zod";
 import { float32ArrayToHalf } from "../qnet/half.ts";
 import { portableChecksums, type ShardChecksums } from "./checksums.ts";
 import { IndexFormatError } from "./errors.ts";
+import { parseProxyIndexSection } from "./proxy-index-section.ts";
 
 export const SHARD_MAGIC = "HYPXSHRD";
 export const SHARD_FORMAT_VERSION = 1;
@@ -40,7 +41,7 @@ export type ShardSectionName = (typeof SHARD_SECTIONS)[number];
  * Sections a version-1 file may have after the required ones (added within version 1: readers
  * that predate one ignore it, as they ignore unknown header keys).
  */
-export const OPTIONAL_SHARD_SECTIONS = ["entryRows", "filterColumns"] as const;
+export const OPTIONAL_SHARD_SECTIONS = ["entryRows", "filterColumns", "proxyIndex"] as const;
 export type OptionalShardSectionName = (typeof OPTIONAL_SHARD_SECTIONS)[number];
 type AnySectionName = ShardSectionName | OptionalShardSectionName;
 
@@ -80,6 +81,12 @@ export interface ShardInput {
    * absent in this shard).
    */
   filterColumns?: Uint8Array;
+  /**
+   * The inner-product HNSW graph over the embeddings (proxy-index-section.ts; built by
+   * gpu-worker/src/index/build/proxy-index.ts). Omitted or empty: no proxyIndex section (the
+   * reader brute-forces the inner products).
+   */
+  proxyIndex?: Uint8Array;
 }
 
 export interface DecodedShard {
@@ -98,6 +105,12 @@ export interface DecodedShard {
    * by the reader with decodeFilterColumns; empty when the shard has none.
    */
   filterColumns: Uint8Array;
+  /**
+   * The proxyIndex section (a view), already checked node by node against this shard
+   * (proxy-index-section.ts); opened by gpu-worker/src/index/proxy-index-reader.ts. Empty when
+   * the shard has none.
+   */
+  proxyIndex: Uint8Array;
   ids: string[];
   /** Document i's stored fields, decoded on demand (each call decodes afresh). */
   fields(i: number): Record<string, unknown>;
@@ -217,6 +230,10 @@ function validateInput(input: ShardInput): number {
   if (problem) throw new IndexFormatError(`shard: ${problem}`);
   const entryProblem = input.entryRows && entryRowsProblem(input.entryRows, docCount);
   if (entryProblem) throw new IndexFormatError(`shard: ${entryProblem}`);
+  if (input.proxyIndex && input.proxyIndex.length > 0) {
+    const layout = parseProxyIndexSection(input.proxyIndex, docCount, dim);
+    if (typeof layout === "string") throw new IndexFormatError(`shard: ${layout}`);
+  }
   return docCount;
 }
 
@@ -259,6 +276,7 @@ export function encodeShard(input: ShardInput, options: { checksums?: ShardCheck
     fields: [arrayHeader, ...packedFields],
     entryRows: [new Uint8Array(entryRows.buffer, entryRows.byteOffset, entryRows.byteLength)],
     filterColumns: [input.filterColumns ?? new Uint8Array(0)],
+    proxyIndex: [input.proxyIndex ?? new Uint8Array(0)],
   };
   // Optional sections are written only when they have content, so a shard without them is
   // byte-for-byte what a reader that predates them expects.
@@ -445,7 +463,12 @@ export function decodeShard(bytes: Uint8Array, expected: ShardExpectation = {}, 
   };
 
   const filterColumns = section("filterColumns");
-  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, entryRows, filterColumns, ids: ids as string[], fields, byteLength: bytes.length };
+  const proxyIndex = section("proxyIndex");
+  if (proxyIndex.length > 0) {
+    const layout = parseProxyIndexSection(proxyIndex, docCount, dim);
+    if (typeof layout === "string") fail(layout);
+  }
+  return { docCount, dim, dtype, degree, embeddings, offsets, neighbors, entryRows, filterColumns, proxyIndex, ids: ids as string[], fields, byteLength: bytes.length };
 }
 
 /** Unpacks exactly one msgpack value; anything else is a format error. */

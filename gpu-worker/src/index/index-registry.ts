@@ -20,6 +20,7 @@ import { filterBitmapBytes } from "../filter/search-filter.ts";
 import { NotFoundError, type BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
 import type { IndexLogger } from "./index-backend.ts";
+import { prepareProxyIndex, proxyIndexBytes } from "./proxy-index-reader.ts";
 import { DEFAULT_WORKER_MEMORY_BUDGET_BYTES, MemoryBudget, type MemoryContributor } from "./memory-budget.ts";
 import { IndexNotFoundError, ModelMismatchError } from "./search-errors.ts";
 import type { ShardCache, ShardHandle } from "./shard-cache.ts";
@@ -136,6 +137,8 @@ export class LoadedIndex {
     const handle = await this.cache.open({ key: this.keyBase + entry.key, bytes: entry.bytes, sha256: entry.sha256 });
     try {
       checkShardAgainstManifest(handle.shard, entry, this.manifest);
+      // Opened with the shard, so no query pays for it; a section usearch refuses refuses the shard.
+      await prepareProxyIndex(handle.shard);
     } catch (e) {
       handle.release();
       throw e;
@@ -257,8 +260,8 @@ export class LoadedIndex {
     let bytes = 0;
     let docs = 0;
     for (const h of this.handles.values()) {
-      // The shard's buffers, and the filter bitmaps compiled for it (filter/search-filter.ts).
-      bytes += h.shard.byteLength + filterBitmapBytes(h.shard);
+      // The shard's buffers, the filter bitmaps compiled for it (filter/search-filter.ts) and its proxy index.
+      bytes += h.shard.byteLength + filterBitmapBytes(h.shard) + proxyIndexBytes(h.shard);
       docs += h.shard.docCount;
     }
     for (const b of this.deletionBytes.values()) bytes += b;

@@ -35,6 +35,7 @@ import { IndexFormatError } from "../../../shared/index/errors.ts";
 import type { BlobStore } from "../store/blob-store.ts";
 import { nodeChecksums } from "../store/checksums.ts";
 import { closeSharedEmbeddings, shareEmbeddings, sharedBytes } from "../model/runtime/shared-embeddings.ts";
+import { closeProxyIndex } from "./proxy-index-reader.ts";
 
 /** What a manifest says about a shard (its ShardEntry, with the key resolved against the store). */
 export interface ShardRef {
@@ -209,8 +210,10 @@ export class ShardCache {
         released = true;
         if (--pinned.refs === 0 && this.live.get(sha) === pinned) {
           this.live.delete(sha);
-          // This decoded copy is done: the inference thread lets go of its embeddings.
+          // This decoded copy is done: the inference thread lets go of its embeddings, and its
+          // proxy index (native memory) is freed.
           closeSharedEmbeddings(shard.embeddings);
+          closeProxyIndex(shard);
           // Pinned shards may have pushed the cache over budget; shrink now that one is free.
           // Best effort: a failed rm leaves the file counted, and the next download retries.
           void this.evict(0).catch(() => undefined);

@@ -38,6 +38,7 @@ import type { HypencoderRuntime } from "../../model/runtime/runtime.ts";
 import { AlreadyExistsError, type BlobStore } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
 import { buildKnnGraph, reachableFraction } from "./knn-graph.ts";
+import { buildProxyIndex, PROXY_GRAPH_PHASE_SHARE } from "./proxy-index.ts";
 import { kmeansEntryRows } from "./entry-points.ts";
 import { readDocuments } from "./documents.ts";
 import { BuildConflictError, BuildInputError, BuildLimitError } from "./errors.ts";
@@ -174,9 +175,14 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
         degree: Math.max(1, plan.degree),
         hnsw: { quantization: request.dtype === "float16" ? "f16" : "f32" },
         reverseShare: request.reverseShare,
-        onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + f * n)) / docsTotal) } }),
+        onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + (1 - PROXY_GRAPH_PHASE_SHARE) * f * n)) / docsTotal) } }),
       });
       builders.add(graph.builder);
+      checkAborted();
+      const proxyIndex = await buildProxyIndex(embeddings, dim, {
+        ...(deps.signal ? { signal: deps.signal } : {}),
+        onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (docStart + (1 - PROXY_GRAPH_PHASE_SHARE * (1 - f)) * n)) / docsTotal) } }),
+      });
       const entryRows = n > request.entryRows && request.entryRows > 0 ? kmeansEntryRows(embeddings, dim, { count: request.entryRows }) : undefined;
       const reachable = reachableFraction(graph, Math.min(REACHABILITY_ENTRIES, n), 0);
       minReachable = Math.min(minReachable, reachable);
@@ -196,6 +202,7 @@ export async function runBuild(rawRequest: BuildRequest, deps: BuildDeps): Promi
           // Every shard declares the index's degree; a smaller shard's rows are simply shorter.
           graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree: plan.degree },
           entryRows,
+          ...(proxyIndex ? { proxyIndex } : {}),
           // Built from the documents' declared fields, whether or not they are stored fields too.
           ...(filterFields ? { filterColumns: encodeFilterColumns(buildFilterColumns(filterFields, done.filterValues), { checksums: nodeChecksums }) } : {}),
         },

@@ -46,6 +46,7 @@ import type { BuildUpdate } from "../build/run-build.ts";
 import { BuildConflictError, BuildLimitError } from "../build/errors.ts";
 import { kmeansEntryRows } from "../build/entry-points.ts";
 import { buildKnnGraph, reachableFraction } from "../build/knn-graph.ts";
+import { buildProxyIndex, PROXY_GRAPH_PHASE_SHARE } from "../build/proxy-index.ts";
 import { LOW_REACHABILITY, REACHABILITY_ENTRIES } from "../build/run-build.ts";
 import { ShardPlanner } from "../build/shard-plan.ts";
 import type { ShardRef } from "../shard-cache.ts";
@@ -282,9 +283,14 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
           degree,
           hnsw: { quantization: dtype === "float16" ? "f16" : "f32" },
           reverseShare,
-          onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (done + f * count)) / docsTotal) } }),
+          onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (done + (1 - PROXY_GRAPH_PHASE_SHARE) * f * count)) / docsTotal) } }),
         });
         builders.add(graph.builder);
+        checkAborted();
+        const proxyIndex = await buildProxyIndex(embeddings, dim, {
+          ...(deps.signal ? { signal: deps.signal } : {}),
+          onProgress: (f) => report({ progress: { graphPercent: Math.min(100, (100 * (done + (1 - PROXY_GRAPH_PHASE_SHARE * (1 - f)) * count)) / docsTotal) } }),
+        });
         const entryRows = count > BUILD_DEFAULTS.entryRows ? kmeansEntryRows(embeddings, dim, { count: BUILD_DEFAULTS.entryRows }) : undefined;
         const fraction = reachableFraction(graph, Math.min(REACHABILITY_ENTRIES, count), 0);
         reachable = Math.min(reachable, fraction);
@@ -300,6 +306,7 @@ export async function runCompaction(rawRequest: CompactionRequest, deps: Compact
             dtype,
             graph: { offsets: graph.offsets, neighbors: graph.neighbors, degree },
             entryRows,
+            ...(proxyIndex ? { proxyIndex } : {}),
             ...(filterFields
               ? { filterColumns: encodeFilterColumns(buildFilterColumns(filterFields, group.docs.filterValues.slice(start, start + count)), { checksums: nodeChecksums }) }
               : {}),
