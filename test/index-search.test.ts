@@ -191,6 +191,31 @@ describe("index backend on the tiny model", () => {
     }
   });
 
+  it("the proxy walk seeds from the q-net's gradient, computed on the inference thread, and equals exact mode with every document an entry point", async () => {
+    const proxyAll = { ...EXACT, mode: "approx" as const, variant: "proxy" as const, entryPoints: N, maxIter: 1000 };
+    const seeded = { ...EXACT, mode: "approx" as const, variant: "proxy" as const, entryPoints: 4, proxySeeds: 16, ncandidates: 2, maxIter: 1000 };
+    for (const version of [1, 3]) {
+      for (const q of [0, 1]) {
+        const exact = await search(backend, q, { version });
+        expect((await search(backend, q, { version, params: proxyAll })).hits).toEqual(exact.hits);
+        const prepared = await runtime.prepareQNet(qnets[q]!);
+        const at: Float32Array[] = [];
+        const counted = { ...prepared, score: prepared.score, scoreRows: prepared.scoreRows, gradient: (x: Float32Array) => (at.push(x), prepared.gradient(x)) };
+        try {
+          const got = await backend.search({ tenant: "acme", index: "docs", version, params: seeded, fields: [], qnet: counted, signal: new AbortController().signal });
+          // The gradient is taken at the best rows of the 4-row first frontier (up to 4 points), and 16 seeds follow.
+          expect(at.length).toBeGreaterThanOrEqual(1);
+          expect(at.length).toBeLessThanOrEqual(4);
+          expect(at[0]).toHaveLength(dim);
+          expect(got.docsScored).toBeGreaterThanOrEqual(4 + 16 - 4);
+          expect(got.hits.length).toBe(K);
+        } finally {
+          await prepared.release();
+        }
+      }
+    }
+  });
+
   it("approx mode with every document as an entry point equals exact mode", async () => {
     const approx = { ...EXACT, mode: "approx" as const, entryPoints: N, maxIter: 1000 };
     for (const version of [1, 2]) {

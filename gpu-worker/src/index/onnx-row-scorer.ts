@@ -26,8 +26,8 @@ export interface OnnxRowScorerOptions {
   signal?: AbortSignal;
 }
 
-/** What a scorer needs of a prepared q-net; scoreRows is used for shared embeddings when present. */
-export type ScoringQNet = Pick<PreparedQNet, "score"> & Partial<Pick<PreparedQNet, "scoreRows">>;
+/** What search needs of a q-net: `score`; `scoreRows` for shared shard rows; `gradient` for the proxy walk's seeds. */
+export type ScoringQNet = Pick<PreparedQNet, "score"> & Partial<Pick<PreparedQNet, "scoreRows" | "gradient">>;
 
 export function onnxRowScorer(
   qnet: ScoringQNet,

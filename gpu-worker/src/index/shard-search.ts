@@ -21,7 +21,7 @@
  */
 import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import type { Hit, SearchParams } from "../../../shared/api/worker-api.ts";
+import { type Hit, resolveSearchParams, type SearchParams } from "../../../shared/api/worker-api.ts";
 import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
 import type { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
@@ -30,6 +30,8 @@ import { type RowHit, mergeRowTopK } from "../search/topk.ts";
 import type { IndexSearchResult, ShardProgress } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer, type ScoringQNet } from "./onnx-row-scorer.ts";
+import { prepareProxyIndex } from "./proxy-index-reader.ts";
+import { proxySeedRows } from "./proxy-seeds.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
 import { matchesFilter } from "../../../shared/filter/filter.ts";
@@ -179,7 +181,7 @@ interface ShardResult {
 }
 
 async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, dead: DeletionBitmap | undefined, options: SearchIndexOptions): Promise<ShardResult> {
-  const { params } = options;
+  const params = resolveSearchParams(options.params);
   const isDead = dead ? (row: number) => dead.has(row) : undefined;
   const position = index.position(id)!;
   const docStart = index.manifest.shards[position]!.docStart;
@@ -203,15 +205,22 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     progress(1, result.hits);
     return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: 1 };
   }
-  // The entry set: the shard's build-time k-means medoids (if it stores any), then seeded random rows.
+  // The entry set: the shard's build-time k-means medoids (if it stores any), then seeded random rows;
+  // the proxy walk then takes the rows its q-net's gradient points at from the shard's proxy index.
+  const { gradient } = options.qnet;
+  const seedRows =
+    params.variant === "proxy" && gradient ? proxySeedRows(shard, { gradient }, () => prepareProxyIndex(shard)) : undefined;
   const result = await graphSearch(
     scorer,
     { offsets: shard.offsets, neighbors: shard.neighbors },
     {
       k: params.k,
+      variant: params.variant,
       entryPoints: params.entryPoints,
       ncandidates: params.ncandidates,
       maxIter: params.maxIter,
+      proxySeeds: params.proxySeeds,
+      ...(seedRows ? { seedRows } : {}),
       earlyStop: params.earlyStop,
       entryRows: shard.entryRows,
       seed: shardSeed(params.seed, position),

@@ -66,8 +66,10 @@ describe("graphSearch", () => {
     for (let q = 0; q < 3; q++) {
       const scorer = evaluatorRowScorer(randomQNet(rand, ARCH), x, dim);
       const truth = await exhaustiveSearch(scorer, n, { k: 50, batchSize: 999 });
-      for (const variant of ["published", "best-first"] as const) {
-        const found = await graphSearch(scorer, graph, { k: 50, entryPoints: n, maxIter: 1000, variant });
+      // The proxy walk's seeds come after the first frontier: with every row in it, none is left to seed.
+      const seedRows = async () => Uint32Array.of(0, 1, 2);
+      for (const variant of ["published", "best-first", "proxy"] as const) {
+        const found = await graphSearch(scorer, graph, { k: 50, entryPoints: n, maxIter: 1000, variant, seedRows });
         expect(found.hits).toEqual(truth.hits);
         expect(found.stats.docsScored).toBe(n);
         expect(found.stats.stoppedBy).toBe("empty");
@@ -193,6 +195,75 @@ describe("graphSearch", () => {
     expect(got.stats.stoppedBy).toBe("early_stop");
   });
 
+  describe("variant proxy", () => {
+    // Path graph with the peak at row 800, far from the entry rows: a walk from them needs hundreds of
+    // steps; seeds next to the peak let it finish in a few.
+    const peak = (r: number) => -Math.abs(r - 800);
+
+    it("scores the first frontier, asks seedRows with its best hits, scores the seeds next, then walks best-first", async () => {
+      const calls: number[][] = [];
+      const scorer: RowScorer = {
+        async scoreRows(rows) {
+          calls.push([...rows]);
+          return Float32Array.from(rows, peak);
+        },
+      };
+      const asked: { best: number[]; count: number }[] = [];
+      const result = await graphSearch(scorer, pathGraph(1000), {
+        variant: "proxy",
+        k: 3,
+        entryRows: Uint32Array.of(10, 20),
+        entryPoints: 2,
+        proxySeeds: 4,
+        ncandidates: 2,
+        maxIter: 50,
+        seedRows: async (best, count) => {
+          asked.push({ best: best.map((h) => h.row), count });
+          return Uint32Array.of(790, 20, 795, 790); // 20 was scored already; 790 twice
+        },
+      });
+      expect(asked).toEqual([{ best: [20, 10], count: 4 }]);
+      expect(calls[0]).toEqual([10, 20]);
+      expect(calls[1]).toEqual([790, 795]);
+      expect(result.hits.map((h) => h.row)).toEqual([800, 799, 801]);
+      expect(result.stats.docsScored).toBeLessThan(40);
+      expect(result.stats.stoppedBy).toBe("early_stop");
+    });
+
+    it("is plain best-first without seedRows, or with proxySeeds 0", async () => {
+      const f = fnScorer(peak);
+      const options = { k: 3, entryRows: Uint32Array.of(10), entryPoints: 1, ncandidates: 2, maxIter: 30, earlyStop: false };
+      const bestFirst = await graphSearch(f, pathGraph(1000), { ...options, variant: "best-first" });
+      expect(await graphSearch(f, pathGraph(1000), { ...options, variant: "proxy" })).toMatchObject({ hits: bestFirst.hits, stats: { docsScored: bestFirst.stats.docsScored } });
+      let asked = 0;
+      const noSeeds = await graphSearch(f, pathGraph(1000), { ...options, variant: "proxy", proxySeeds: 0, seedRows: async () => (asked++, Uint32Array.of(800)) });
+      expect(asked).toBe(0);
+      expect(noSeeds.hits).toEqual(bestFirst.hits);
+    });
+
+    it("refuses seeds outside the shard, and stops between steps once aborted (also while seeding)", async () => {
+      await expect(
+        graphSearch(fnScorer(peak), pathGraph(100), { variant: "proxy", entryPoints: 1, seedRows: async () => Uint32Array.of(100) }),
+      ).rejects.toThrow(/seedRows returned row 100/);
+      const controller = new AbortController();
+      const calls: number[] = [];
+      await expect(
+        graphSearch(fnScorer(peak, calls), pathGraph(1000), {
+          variant: "proxy",
+          entryPoints: 1,
+          maxIter: 50,
+          signal: controller.signal,
+          seedRows: async () => {
+            controller.abort(new Error("client went away"));
+            return Uint32Array.of(790);
+          },
+        }),
+      ).rejects.toThrow("client went away");
+      // The seeds were never scored.
+      expect(calls).toEqual([1]);
+    });
+  });
+
   it("validates its parameters", async () => {
     const graph = pathGraph(10);
     const s = fnScorer((r) => r);
@@ -200,6 +271,7 @@ describe("graphSearch", () => {
     await expect(graphSearch(s, graph, { entryPoints: 1.5 })).rejects.toThrow(/entryPoints must be an integer/);
     await expect(graphSearch(s, graph, { ncandidates: -1 })).rejects.toThrow(/ncandidates/);
     await expect(graphSearch(s, graph, { maxIter: 0 })).rejects.toThrow(/maxIter/);
+    await expect(graphSearch(s, graph, { proxySeeds: -1 })).rejects.toThrow(/proxySeeds/);
     await expect(graphSearch(s, graph, { earlyStop: "yes" as unknown as boolean })).rejects.toThrow(/earlyStop must be a boolean/);
     await expect(graphSearch(s, graph, { variant: "greedy" as "published" })).rejects.toThrow(/variant must be one of proxy, best-first, published/);
     await expect(graphSearch(s, graph, { entryRows: Uint32Array.of(10) })).rejects.toThrow(/entryRows contains row 10/);
