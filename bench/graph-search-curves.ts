@@ -75,7 +75,8 @@ export function standardConfigs(entryRows: Uint32Array | undefined): Config[] {
       proxyAt: "mean",
     });
   }
-  configs.push({ family: "proxy default", label: "service defaults", options: { variant: "proxy", ...rows }, proxyAt: "best" });
+  // What the service runs: the variant's defaults, gradients at the best PROXY_GRADIENT_POINTS (4) rows.
+  configs.push({ family: "proxy default", label: "service defaults", options: { variant: "proxy", ...rows }, proxyAt: "top4" });
   return configs;
 }
 

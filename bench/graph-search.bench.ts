@@ -204,6 +204,7 @@ async function benchCorpus(n: number, queries: number, layers: number, kinds: re
   const entryRows = kmeansEntryRows(embeddings, DIM, { count: Number(args["entry-rows"]) });
   console.log(`k-means entry rows: ${entryRows.length} in ${seconds(performance.now() - t0)}`);
   const proxy: ProxyIndexHandle = await buildProxyIndex(embeddings, DIM, {
+    half: half.value,
     cachePath: args.cache ? join(args.cache, `proxy-n${n}-d${DIM}-c${CLUSTERS}-l${LATENT_DIM}-s1`) : undefined,
   });
   console.log(`inner-product index (${proxy.description}): ${seconds(proxy.buildMs)}${proxy.cached ? " (cached)" : ""}`);

@@ -1,12 +1,15 @@
 /**
- * The inner-product index the graph-search benchmarks seed the proxy walk from: a usearch HNSW
- * index with the inner-product metric over the corpus, as the index build stores per shard, cached
- * on disk for the 1M corpus (usearch's own save format).
+ * The inner-product index the graph-search benchmarks seed the proxy walk from: the production one
+ * (index/build/proxy-index.ts builds the shard's proxyIndex section, index/proxy-index-reader.ts
+ * opens and searches it), over the bench's corpus, with the section cached on disk for the 1M corpus.
  */
-import { access, mkdir, rename } from "node:fs/promises";
-import { availableParallelism } from "node:os";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { Index, type Matches, MetricKind, ScalarKind } from "usearch";
+import type { DecodedShard } from "../shared/index/format.ts";
+import { float32ArrayToHalf } from "../shared/qnet/half.ts";
+import { buildProxyIndex as buildSection } from "../gpu-worker/src/index/build/proxy-index.ts";
+import { openProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
+import { BUILD_DEFAULTS } from "../shared/api/worker-api.ts";
 import type { InnerProductIndex } from "./graph-search-curves.ts";
 
 export interface ProxyIndexHandle {
@@ -17,43 +20,50 @@ export interface ProxyIndexHandle {
   close(): void;
 }
 
-const CONNECTIVITY = 16;
-const EXPANSION_ADD = 64;
-
-export async function buildProxyIndex(embeddings: Float32Array, dim: number, options: { cachePath?: string | undefined } = {}): Promise<ProxyIndexHandle> {
+export async function buildProxyIndex(
+  embeddings: Float32Array,
+  dim: number,
+  options: { cachePath?: string | undefined; half?: Uint16Array } = {},
+): Promise<ProxyIndexHandle> {
   const n = embeddings.length / dim;
-  const index = new Index({ dimensions: dim, metric: MetricKind.IP, quantization: ScalarKind.F16, connectivity: CONNECTIVITY, expansion_add: EXPANSION_ADD, expansion_search: 64, multi: false });
-  const path = options.cachePath ? `${options.cachePath}.usearch` : undefined;
+  const path = options.cachePath ? `${options.cachePath}-m${BUILD_DEFAULTS.proxyConnectivity}-ef${BUILD_DEFAULTS.proxyExpansionAdd}.hxp` : undefined;
   const t0 = performance.now();
+  let section: Uint8Array | undefined;
   let cached = false;
-  if (path && (await access(path).then(() => true, () => false))) {
-    index.load(path);
-    cached = true;
-  } else {
-    const keys = new BigUint64Array(n);
-    for (let r = 0; r < n; r++) keys[r] = BigInt(r);
-    const slice = 65_536;
-    for (let start = 0; start < n; start += slice) {
-      const end = Math.min(n, start + slice);
-      index.add(keys.subarray(start, end), embeddings.subarray(start * dim, end * dim), availableParallelism());
-    }
-    if (path) {
-      await mkdir(dirname(path), { recursive: true });
-      index.save(`${path}.tmp`);
-      await rename(`${path}.tmp`, path);
+  let buildMs = 0;
+  if (path) {
+    try {
+      const [bytes, meta] = await Promise.all([readFile(path), readFile(`${path}.json`, "utf8")]);
+      section = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      buildMs = (JSON.parse(meta) as { ms: number }).ms;
+      cached = true;
+    } catch {
+      // not cached yet
     }
   }
-  const buildMs = performance.now() - t0;
+  if (!section) {
+    section = (await buildSection(embeddings, dim)) ?? new Uint8Array(0);
+    buildMs = performance.now() - t0;
+    if (path) {
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(`${path}.tmp`, section);
+      await rename(`${path}.tmp`, path);
+      await writeFile(`${path}.json`, JSON.stringify({ ms: buildMs }));
+    }
+  }
+  // What the reader reads of a decoded shard: its rows (fp16, as stored) and the section.
+  const shard = { docCount: n, dim, embeddings: options.half ?? float32ArrayToHalf(embeddings), proxyIndex: section } as unknown as DecodedShard;
+  const opened = performance.now();
+  const proxy = openProxyIndex(shard);
+  const openMs = performance.now() - opened;
   return {
-    index: {
-      search(vector, count) {
-        const found = index.search(vector, count, 1) as Matches;
-        return Uint32Array.from(found.keys, (k) => Number(k));
-      },
-    },
-    description: `usearch HNSW, inner product, f16, M=${CONNECTIVITY}, ef_add=${EXPANSION_ADD}`,
+    index: proxy,
+    description:
+      proxy.kind === "hnsw"
+        ? `the shard's proxyIndex section: usearch HNSW M=${BUILD_DEFAULTS.proxyConnectivity}, ef_add=${BUILD_DEFAULTS.proxyExpansionAdd}, ${(section.length / 2 ** 20).toFixed(0)} MiB; opened in ${(openMs / 1000).toFixed(1)} s`
+        : "exact inner products (below the proxy index's row threshold)",
     buildMs,
     cached,
-    close: () => {},
+    close: () => proxy.close(),
   };
 }

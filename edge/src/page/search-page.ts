@@ -255,8 +255,8 @@ async function search(event) {
   const query = $("query").value;
   const words = queryWords(query);
   const fields = $("fields").value.split(",").map((f) => f.trim()).filter(Boolean);
-  const body = { query, k: Number($("k").value) || 10, mode: $("mode").value, fields, stream: true };
-  // Empty: the service default (10,000 per shard). Fewer entry points make the graph walk take more steps.
+  const body = { query, k: Number($("k").value) || 10, mode: $("mode").value, variant: $("variant").value, fields, stream: true };
+  // Empty: the variant's default (proxy 288, published 10,000 per shard). Fewer entry points make the walk take more steps.
   if ($("entryPoints").value) body.entryPoints = Number($("entryPoints").value);
   try {
     const filter = filterOf();
@@ -356,7 +356,8 @@ export function renderSearchPage(): string {
   <div class="options">
     <label>Hits <input id="k" name="k" type="number" min="1" max="1000" value="10"></label>
     <label>Search <select id="mode" name="mode"><option value="approx">graph (approximate)</option><option value="exact">every document (exact)</option></select></label>
-    <label>Entry points <input id="entryPoints" name="entryPoints" type="number" min="1" placeholder="10000"></label>
+    <label>Walk <select id="variant" name="variant"><option value="proxy">proxy-seeded (default)</option><option value="best-first">best-first</option><option value="published">published</option></select></label>
+    <label>Entry points <input id="entryPoints" name="entryPoints" type="number" min="1" placeholder="per walk"></label>
     <label>Fields <input id="fields" name="fields" value="title,text" placeholder="stored fields, comma-separated"></label>
   </div>
   <label class="filterbox">Filter <input id="filter" name="filter" spellcheck="false" autocomplete="off" placeholder='JSON, e.g. {"field": "section", "op": "eq", "value": "utils"}' aria-describedby="filter-fields"></label>
