@@ -14,6 +14,7 @@ import { type GraphSearchOptions, graphSearch, type NeighborGraph } from "../gpu
 import type { RowScorer } from "../gpu-worker/src/search/row-scorer.ts";
 import type { RowHit } from "../gpu-worker/src/search/topk.ts";
 import { recall } from "../test/support/synthetic-corpus.ts";
+import { PROXY_GRADIENT_POINTS } from "../gpu-worker/src/index/proxy-seeds.ts";
 import { percentile } from "./stats.ts";
 
 /** Rows by inner product with a vector, best first. */
@@ -21,7 +22,7 @@ export interface InnerProductIndex {
   search(vector: Float32Array, count: number): Uint32Array;
 }
 
-/** Where the gradient is taken: the first frontier's best row, its best 4 (a quarter of the seeds each), or the corpus mean. */
+/** Where the gradient is taken: the first frontier's best row, its best PROXY_GRADIENT_POINTS (4, as the service; the seeds shared out), or the corpus mean. */
 export type ProxyPoint = "best" | "top4" | "mean";
 
 export interface Config {
@@ -139,7 +140,7 @@ export async function measureCurves(input: CurveInput): Promise<Point[]> {
           ? undefined
           : async (best: readonly RowHit[], count: number) => {
               if (config.proxyAt === "mean" || best.length === 0) return input.ipIndex.search(qnetGradient(query.qnet, input.mean), count);
-              const points = best.slice(0, config.proxyAt === "top4" ? 4 : 1);
+              const points = best.slice(0, config.proxyAt === "top4" ? PROXY_GRADIENT_POINTS : 1);
               const rows = points.map((hit) => input.ipIndex.search(qnetGradient(query.qnet, input.row(hit.row)), Math.ceil(count / points.length)));
               return Uint32Array.from(new Set(rows.flatMap((r) => [...r])));
             };
