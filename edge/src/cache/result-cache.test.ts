@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { searchParamsSchema } from "../../../shared/api/worker-api.ts";
+import { searchParamsSchema, VARIANT_DEFAULTS } from "../../../shared/api/worker-api.ts";
 import { normaliseQuery, type ResultCacheKeyInput, resultCacheKey } from "./result-cache.ts";
 
 const base: ResultCacheKeyInput = { tenant: "acme", index: "docs", version: 3, query: "hello world", params: searchParamsSchema.parse({}), fields: [], format: "json", consistency: "strong", headSeq: 12 };
@@ -28,11 +28,19 @@ describe("result cache keys", () => {
       { ...base, headSeq: null },
       { ...base, consistency: "eventual", headSeq: null },
       ...(
-        [["k", 11], ["mode", "exact"], ["entryPoints", 5], ["ncandidates", 65], ["maxIter", 17], ["earlyStop", false], ["seed", 1]] as const
+        [["k", 11], ["mode", "exact"], ["variant", "published"], ["entryPoints", 5], ["ncandidates", 65], ["maxIter", 17], ["proxySeeds", 3], ["earlyStop", false], ["seed", 1]] as const
       ).map(([name, value]) => ({ ...base, params: { ...base.params, [name]: value } })),
     ];
     const keys = new Set([await resultCacheKey(base), ...(await Promise.all(variants.map(resultCacheKey)))]);
     expect(keys.size).toBe(variants.length + 1);
+  });
+
+  it("resolves each variant's defaults first: leaving a walk parameter out and giving its default share an entry", async () => {
+    const spelled = { ...base, params: searchParamsSchema.parse({ variant: "proxy", ...VARIANT_DEFAULTS.proxy }) };
+    expect(await resultCacheKey(spelled)).toBe(await resultCacheKey(base));
+    const published = { ...base, params: searchParamsSchema.parse({ variant: "published" }) };
+    expect(await resultCacheKey({ ...base, params: searchParamsSchema.parse({ variant: "published", ...VARIANT_DEFAULTS.published }) })).toBe(await resultCacheKey(published));
+    expect(await resultCacheKey(published)).not.toBe(await resultCacheKey(base));
   });
 
   it("is a synthetic URL that names tenant, index, version and the head seq seen", async () => {

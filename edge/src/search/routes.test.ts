@@ -56,10 +56,10 @@ describe("search route", () => {
 
   it("POST JSON and msgpack bodies take every option", async () => {
     const { pool, call } = setup();
-    const options = { query: unique(), k: 3, mode: "exact", entryPoints: 50, ncandidates: 20, maxIter: 4, earlyStop: false, seed: 9, fields: ["title"] };
+    const options = { query: unique(), k: 3, mode: "exact", variant: "best-first", entryPoints: 50, ncandidates: 20, maxIter: 4, proxySeeds: 7, earlyStop: false, seed: 9, fields: ["title"] };
     const { response } = await call("/v1/indexes/docs/search", post(options));
     expect(response.status).toBe(200);
-    expect((pool.calls[0]!.body as SearchRequest).params).toEqual({ k: 3, mode: "exact", entryPoints: 50, ncandidates: 20, maxIter: 4, earlyStop: false, seed: 9 });
+    expect((pool.calls[0]!.body as SearchRequest).params).toEqual({ k: 3, mode: "exact", variant: "best-first", entryPoints: 50, ncandidates: 20, maxIter: 4, proxySeeds: 7, earlyStop: false, seed: 9 });
     const { encodeFrame } = await import("../../../shared/api/frames.ts");
     const packed = encodeFrame({ ...options, query: unique() } as unknown as Frame);
     const mp = await call("/v1/indexes/docs/search", { method: "POST", headers: { "content-type": "application/msgpack" }, body: packed });
@@ -75,6 +75,8 @@ describe("search route", () => {
     ["k not a number", "/v1/indexes/docs/search?q=x&k=ten", 400],
     ["unknown option", "/v1/indexes/docs/search?q=x&foo=1", 400],
     ["bad mode", "/v1/indexes/docs/search?q=x&mode=fast", 400],
+    ["bad variant", "/v1/indexes/docs/search?q=x&variant=greedy", 400],
+    ["negative proxySeeds", "/v1/indexes/docs/search?q=x&proxySeeds=-1", 400],
     ["repeated option", "/v1/indexes/docs/search?q=x&k=1&k=2", 400],
     ["bad index id", "/v1/indexes/BAD!/search?q=x", 400],
     ["unknown index", "/v1/indexes/missing/search?q=x", 404],
@@ -187,8 +189,10 @@ describe("search route", () => {
       const expensive = await call(`/v1/indexes/docs/search?q=x&entryPoints=1000000`);
       expect(expensive.response.status).toBe(400);
       expect(expensive.json().error.code).toBe("search_too_expensive");
-      expect(expensive.json().error.message).toContain("entryPoints <= 160000");
-      expect((await call(`/v1/indexes/docs/search?q=x&entryPoints=160000&ncandidates=1024`)).response.status).toBe(200);
+      expect(expensive.json().error.message).toContain("entryPoints + proxySeeds <= 160000");
+      expect((await call(`/v1/indexes/docs/search?q=x&entryPoints=160000&proxySeeds=0&ncandidates=1024`)).response.status).toBe(200);
+      // The proxy walk's seeds count as entry points.
+      expect((await call(`/v1/indexes/docs/search?q=x&entryPoints=160000&ncandidates=1024`)).response.status).toBe(400);
     });
   });
 
