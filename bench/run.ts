@@ -13,9 +13,14 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   // Issue 14: Q = 1, 4, 8 frontiers through the ScoreBatcher against one single-query run each, same process.
   "batched-scoring": { file: "bench/batched-scoring.bench.ts", args: ["--queries=1,4,8", "--rows=32,256", "--models=tiny,base", "--runs=9", "--tiny-runs=200"] },
   "query-encode": { file: "bench/query-encode.bench.ts", args: ["--runs=30"] },
-  "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20"] },
+  // Recall against docs scored for the published, best-first and proxy-seeded walks; the curves as SVG beside the report.
+  "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20", "--svg", "bench/reports/graph-search.svg"] },
   // Opt-in (not in the default run): about an hour on 2 cores the first time; the cache makes reruns minutes.
-  "graph-search-1m": { file: "bench/graph-search.bench.ts", args: ["--n", "1000000", "--queries", "20", "--cache", "bench/.cache"] },
+  "graph-search-1m": { file: "bench/graph-search.bench.ts", args: ["--n", "1000000", "--queries", "20", "--cache", "bench/.cache", "--svg", "bench/reports/graph-search-1m.svg"] },
+  // The same curves with the trained model on its real corpus and queries (needs models/debian-mini; the index is cached in bench/.cache/relevance).
+  "graph-search-trained": { file: "bench/graph-search-trained.bench.ts", args: ["--known-items", "200", "--svg", "bench/reports/graph-search-trained.svg"] },
+  // Search-dominated QPS at concurrency 1, 4, 8: published vs proxy walk, one query per call vs batched scoring.
+  "search-qps": { file: "bench/search-qps.bench.ts", args: ["--models", "tiny,base", "--docs", "20000", "--queries", "16", "--levels", "1,4,8"] },
   "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
   // Issue 14: main-thread ms per query on the search path (BERT-base-sized random model, 6-layer q-net; generated once into bench/.cache).
