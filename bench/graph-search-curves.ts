@@ -59,6 +59,15 @@ export function standardConfigs(entryRows: Uint32Array | undefined): Config[] {
       proxyAt: "best",
     });
   }
+  // A wider first frontier, for q-nets that prefer no region (the synthetic "random" case).
+  for (const entryPoints of [1000, 2500]) {
+    configs.push({
+      family: "proxy (gradient at best 4)",
+      label: `entryPoints ${entryPoints}, seeds 256, ncand 16`,
+      options: { variant: "proxy", entryPoints, proxySeeds: 256, ncandidates: 16, ...rows },
+      proxyAt: "top4",
+    });
+  }
   for (const [proxySeeds, ncandidates] of [
     [256, 16],
     [1024, 32],
