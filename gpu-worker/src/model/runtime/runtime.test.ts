@@ -146,3 +146,30 @@ describe("prepared q-nets from the query encoder", () => {
     expect((await runtime.threadStats()).qnets).toBe(0);
   });
 });
+
+describe("scoring concurrent queries", () => {
+  it("gives the same scores batched across queries (the default) as one query per call, within 1e-5 relative", async () => {
+    const unbatched = await HypencoderRuntime.load(join(root, "model"), { device: "cpu", intraOpThreads: 1, scoreBatching: false });
+    const rows = [0, 3, 1, 4, 2, 0, 1];
+    const half = inSharedMemory(float32ArrayToHalf(embeddings));
+    const halfToo = inSharedMemory(float32ArrayToHalf(embeddings));
+    const shared = shareEmbeddings(half, dim);
+    const sharedToo = shareEmbeddings(halfToo, dim);
+    const [batched, single] = await Promise.all([runtime.prepareQueries(QUERIES), unbatched.prepareQueries(QUERIES)]);
+    try {
+      // All in flight at once: the batched runtime groups them into one run of the batched graph.
+      const together = await Promise.all(batched.map((p, q) => p.scoreRows(shared, Uint32Array.from(rows.slice(0, 3 + q)))));
+      const alone: Float32Array[] = [];
+      for (const [q, p] of single.entries()) alone.push(await p.scoreRows(sharedToo, Uint32Array.from(rows.slice(0, 3 + q))));
+      together.forEach((scores, q) => {
+        expect(scores).toHaveLength(3 + q);
+        scores.forEach((s, i) => expect(Math.abs(s - alone[q]![i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(alone[q]![i]!))));
+      });
+    } finally {
+      await Promise.all([...batched, ...single].map((p) => p.release()));
+      closeSharedEmbeddings(half);
+      closeSharedEmbeddings(halfToo);
+      await unbatched.close();
+    }
+  });
+});

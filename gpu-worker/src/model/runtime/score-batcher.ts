@@ -25,12 +25,9 @@ import { type QNetArchitecture, hiddenLayerCount } from "../../../../shared/qnet
 import { DEFAULT_SCORE_BATCH_ROWS } from "../../search/row-scorer.ts";
 import { GRAPH_IO } from "../types.ts";
 
-export interface ScoreJob {
-  /** A registered q-net's tensors by GRAPH_IO name: weight(i) [d_i, d_{i+1}] float32, bias(j) [d_{j+1}] float32. */
-  qnet: Record<string, ort.Tensor>;
-  /** n × dim gathered rows, row-major. */
-  embeddings: Float32Array | Uint16Array;
-}
+import type { ScoreJob } from "./score-job.ts";
+
+export type { ScoreJob };
 
 export interface ScoreBatcherOptions {
   arch: QNetArchitecture;

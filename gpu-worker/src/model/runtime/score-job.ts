@@ -1,7 +1,7 @@
 /**
  * One scoring call inside the inference thread: a registered q-net's tensors and the rows to score.
- * The same shape as the ScoreBatcher's job (score-batcher.ts), so batching across queries plugs in
- * at the thread's one scoring function.
+ * The thread's one scoring function takes it, and so does the ScoreBatcher (score-batcher.ts), which
+ * groups concurrent queries' jobs into one batched call.
  */
 import type * as ort from "onnxruntime-node";
 
