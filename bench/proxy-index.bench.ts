@@ -9,20 +9,15 @@
  * it. Queries are of two kinds: random directions, and "regional" ones (a cluster's centre
  * direction plus noise), as a trained q-net's gradient prefers a region. Recall is of the exact
  * top `count` by inner product. --knn also times the shard's kNN graph (degree 100, the default),
- * so the proxy index's build time can be read as a share of the graph phase. Last, an i8 copy of
- * the vectors (one per-shard scale) on the same graph, for memory against recall.
+ * so the proxy index's build time can be read as a share of the graph phase. Last, the reader's
+ * default i8 copy of the vectors against an f16 one, for memory against recall.
  */
-import { rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Index, type Matches, MetricKind, ScalarKind } from "usearch";
 import { decodeShard, encodeShard } from "../shared/index/format.ts";
-import { PROXY_INDEX_HEADER_BYTES, parseProxyIndexSection } from "../shared/index/proxy-index-section.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import { buildKnnGraph } from "../gpu-worker/src/index/build/knn-graph.ts";
 import { buildProxyIndex } from "../gpu-worker/src/index/build/proxy-index.ts";
-import { openProxyIndex, PROXY_EXPANSION_SEARCH, PROXY_MIN_POOL, PROXY_OVERFETCH, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
+import { openProxyIndex, PROXY_VECTORS, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import { clusteredEmbeddings } from "../test/support/synthetic-corpus.ts";
 
@@ -126,53 +121,33 @@ for (const [kind, queries] of [["random", randomQueries], ["regional", regionalQ
   }
 }
 
-// i8 against f16: the same graph (built over f16), searched over an i8 copy of the rows with one
-// per-shard scale (127 / the largest |value|; cosine ignores it), then the same exact rerank. The
-// file is put together here as the reader would (only the vector block and the scalar kind differ).
+// f16 against the default i8: the same section, usearch's copy of the vectors held as f16.
 {
-  const layout = parseProxyIndexSection(section, n, dim);
-  if (typeof layout === "string") throw new Error(layout);
-  let maxAbs = 0;
-  for (const v of x) maxAbs = Math.max(maxAbs, Math.abs(v));
-  const scale = 127 / maxAbs;
-  const vectors = new Int8Array(n * dim);
-  for (let s = 0; s < n; s++) {
-    const from = layout.slotRows[s]! * dim;
-    for (let k = 0; k < dim; k++) vectors[s * dim + k] = Math.max(-127, Math.min(127, Math.round(x[from + k]! * scale)));
-  }
-  const graphPart = section.slice(PROXY_INDEX_HEADER_BYTES);
-  graphPart[14] = 23; // usearch scalar_kind_t i8
-  const header = new Uint8Array(8);
-  new DataView(header.buffer).setUint32(0, n, true);
-  new DataView(header.buffer).setUint32(4, dim, true);
-  const path = join(tmpdir(), `proxy-bench-i8-${process.pid}.usearch`);
-  writeFileSync(path, Buffer.concat([header, new Uint8Array(vectors.buffer), graphPart]));
-  const index = new Index({ dimensions: dim, metric: MetricKind.Cos, quantization: ScalarKind.I8, connectivity: 16, expansion_add: 64, expansion_search: PROXY_EXPANSION_SEARCH, multi: false });
-  index.load(path);
-  rmSync(path);
-  const dot = (r: number, q: Float32Array) => {
-    let s = 0;
-    for (let k = 0; k < dim; k++) s += x[r * dim + k]! * q[k]!;
-    return s;
-  };
-  console.log(`\ni8 vectors (per-shard scale) on the same graph: vectors ${mb(n * dim)} against f16's ${mb(n * dim * 2)}`);
-  console.log("kind      count  p50 ms  recall(i8)  recall(f16)");
+  const f16 = await prepareProxyIndex(decodeShard(shardFile), { vectors: "f16" });
+  console.log(`\nf16 vectors instead of i8 (PROXY_VECTORS = "${PROXY_VECTORS}"): memory counted ${mb(f16.bytes)} against ${mb(proxy.bytes)}`);
+  console.log("kind      count  p50 ms(f16)  p50 ms(i8)  recall(f16)  recall(i8)");
   for (const [kind, queries] of [["random", randomQueries], ["regional", regionalQueries]] as const) {
     for (const count of [64, 256, 1024]) {
-      let recall = 0;
+      const timesF16: number[] = [];
+      const timesI8: number[] = [];
       let recallF16 = 0;
-      const times: number[] = [];
+      let recallI8 = 0;
       for (const q of queries) {
         const truth = new Set(exact.search(q, count));
-        const t = performance.now();
-        const found = index.search(q, Math.min(n, Math.max(PROXY_MIN_POOL, PROXY_OVERFETCH * count)), 1) as Matches;
-        const rows = Array.from(found.keys, Number).map((r) => [r, dot(r, q)] as const).sort((a, b) => b[1] - a[1]).slice(0, count);
-        times.push(ms(t));
-        recall += rows.filter(([r]) => truth.has(r)).length / count;
-        recallF16 += [...proxy.search(q, count)].filter((r) => truth.has(r)).length / count;
+        let t = performance.now();
+        const a = f16.search(q, count);
+        timesF16.push(ms(t));
+        t = performance.now();
+        const b = proxy.search(q, count);
+        timesI8.push(ms(t));
+        recallF16 += [...a].filter((r) => truth.has(r)).length / count;
+        recallI8 += [...b].filter((r) => truth.has(r)).length / count;
       }
-      console.log(`${kind.padEnd(9)} ${String(count).padStart(5)}  ${pct(times, 50).toFixed(2).padStart(6)}  ${(recall / queries.length).toFixed(3).padStart(10)}  ${(recallF16 / queries.length).toFixed(3).padStart(11)}`);
+      console.log(
+        `${kind.padEnd(9)} ${String(count).padStart(5)}  ${pct(timesF16, 50).toFixed(2).padStart(11)}  ${pct(timesI8, 50).toFixed(2).padStart(10)}  ${(recallF16 / queries.length).toFixed(3).padStart(11)}  ${(recallI8 / queries.length).toFixed(3).padStart(10)}`,
+      );
     }
   }
+  f16.close();
 }
 proxy.close();

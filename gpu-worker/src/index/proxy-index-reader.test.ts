@@ -16,7 +16,7 @@ import { LocalStore } from "../store/local-store.ts";
 import { IndexRegistry } from "./index-registry.ts";
 import { ShardCache } from "./shard-cache.ts";
 import { buildProxyIndex } from "./build/proxy-index.ts";
-import { closeProxyIndex, openProxyIndex, prepareProxyIndex, proxyIndexBytes } from "./proxy-index-reader.ts";
+import { closeProxyIndex, openProxyIndex, PROXY_VECTORS, prepareProxyIndex, proxyIndexBytes } from "./proxy-index-reader.ts";
 
 function shardBytes(embeddings: Float32Array, dim: number, dtype: ShardDtype, proxyIndex?: Uint8Array): Uint8Array {
   const n = embeddings.length / dim;
@@ -100,13 +100,13 @@ describe("openProxyIndex with a usearch section", () => {
   const x = asStored(clusteredEmbeddings({ n, dim, clusters: 30, seed: 7 }));
   const built = buildProxyIndex(x, dim, { minRows: 1000 });
 
-  it("build → encode → decode → search finds the inner-product top with high recall, in both dtypes", async () => {
+  it("build → encode → decode → search finds the inner-product top with high recall, in both dtypes and both vector kinds", async () => {
     const section = (await built)!;
     expect(section).toBeInstanceOf(Uint8Array);
-    for (const dtype of ["float16", "float32"] as const) {
+    for (const [dtype, vectors] of [["float16", "i8"], ["float32", "i8"], ["float16", "f16"]] as const) {
       const shard = decodeShard(shardBytes(x, dim, dtype, section));
       expect(shard.proxyIndex.length).toBe(section.length);
-      const proxy = openProxyIndex(shard);
+      const proxy = openProxyIndex(shard, { vectors });
       expect(proxy.kind).toBe("hnsw");
       for (const count of [64, 256]) {
         let total = 0;
@@ -117,7 +117,7 @@ describe("openProxyIndex with a usearch section", () => {
           expect(new Set(rows).size).toBe(count);
           total += recall(rows, exactTop(x, dim, q, count));
         }
-        expect(total / queries.length, `recall@${count} (${dtype})`).toBeGreaterThan(0.85);
+        expect(total / queries.length, `recall@${count} (${dtype}, ${vectors})`).toBeGreaterThan(0.85);
       }
       closeProxyIndex(shard);
     }
@@ -140,8 +140,12 @@ describe("openProxyIndex with a usearch section", () => {
     const [a, b] = await Promise.all([prepareProxyIndex(shard), prepareProxyIndex(shard)]);
     expect(a).toBe(b);
     expect(openProxyIndex(shard)).toBe(a);
-    // At least usearch's copy of the vectors (dim halves a row) and the graph.
-    expect(a.bytes).toBeGreaterThan(n * dim * 2 + shard.proxyIndex.length - PROXY_INDEX_LEVELS_OFFSET);
+    // At least usearch's copy of the vectors (dim bytes a row as i8) and the graph.
+    expect(PROXY_VECTORS).toBe("i8");
+    expect(a.bytes).toBeGreaterThan(n * dim + shard.proxyIndex.length - PROXY_INDEX_LEVELS_OFFSET);
+    const f16 = openProxyIndex(decodeShard(shardBytes(x, dim, "float16", (await built)!)), { vectors: "f16" });
+    expect(f16.bytes - a.bytes).toBe(n * dim); // halves instead of bytes
+    f16.close();
     expect(proxyIndexBytes(shard)).toBe(a.bytes);
     closeProxyIndex(shard);
     expect(proxyIndexBytes(shard)).toBe(0);
@@ -264,7 +268,7 @@ describe("with the worker's registry: opened with the shard, counted in its vers
       const lease = await registry.acquire(ref);
       const shard = await lease.index.shard("s0");
       const bytes = proxyIndexBytes(shard);
-      expect(bytes).toBeGreaterThan(n * dim * 2);
+      expect(bytes).toBeGreaterThan(n * dim);
       expect(lease.index.memory().bytes).toBe(shard.byteLength + bytes);
       const proxy = openProxyIndex(shard);
       expect(proxy.kind).toBe("hnsw");
