@@ -21,6 +21,8 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "graph-search-trained": { file: "bench/graph-search-trained.bench.ts", args: ["--known-items", "200", "--svg", "bench/reports/graph-search-trained.svg"] },
   // Search-dominated QPS at concurrency 1, 4, 8: published vs proxy walk, one query per call vs batched scoring.
   "search-qps": { file: "bench/search-qps.bench.ts", args: ["--models", "tiny,base", "--docs", "20000", "--queries", "16", "--levels", "1,4,8"] },
+  // The per-shard proxy index: build cost against the kNN graph, search latency and recall by count.
+  "proxy-index": { file: "bench/proxy-index.bench.ts", args: ["--n", "100000", "--dim", "768", "--queries", "30", "--knn"] },
   "shard-load": { file: "bench/shard-load.bench.ts", args: ["--runs", "7"] },
   "worker-qps": { file: "bench/worker-qps.bench.ts", args: ["--queries", "48", "--concurrency", "8"] },
   // Issue 14: main-thread ms per query on the search path (BERT-base-sized random model, 6-layer q-net; generated once into bench/.cache).

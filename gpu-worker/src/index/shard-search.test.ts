@@ -19,7 +19,7 @@ import type { ShardProgress } from "./index-backend.ts";
 import { IndexRegistry } from "./index-registry.ts";
 import { IndexNotFoundError, IndexUnavailableError, ModelMismatchError, SearchRequestError } from "./search-errors.ts";
 import { ShardCache } from "./shard-cache.ts";
-import { searchIndex } from "./shard-search.ts";
+import { searchIndex, walkFor } from "./shard-search.ts";
 
 const MODEL = "a".repeat(64);
 const DIM = 8;
@@ -235,5 +235,17 @@ describe("embeddingsById", () => {
     const want = roundedToHalf();
     expect(Array.from(rows.subarray(0, DIM))).toEqual(Array.from(want.subarray(99 * DIM, 100 * DIM)));
     expect(Array.from(rows.subarray(DIM))).toEqual(Array.from(want.subarray(3 * DIM, 4 * DIM)));
+  });
+});
+
+describe("walkFor", () => {
+  const proxy: SearchParams = { k: 10, mode: "approx", variant: "proxy", earlyStop: true, seed: 0 };
+  it("walks a large shard built without a proxy index the published way, and every other shard as asked", () => {
+    expect(walkFor({ proxyIndex: new Uint8Array(0), docCount: 100_000 }, proxy).variant).toBe("published");
+    expect(walkFor({ proxyIndex: new Uint8Array(0), docCount: 100_000 }, { ...proxy, entryPoints: 500 })).toMatchObject({ variant: "published", entryPoints: 500 });
+    // Small shards are brute-forced by inner product: cheap, so they keep the proxy walk.
+    expect(walkFor({ proxyIndex: new Uint8Array(0), docCount: 1000 }, proxy).variant).toBe("proxy");
+    expect(walkFor({ proxyIndex: new Uint8Array(64), docCount: 100_000 }, proxy).variant).toBe("proxy");
+    expect(walkFor({ proxyIndex: new Uint8Array(0), docCount: 100_000 }, { ...proxy, variant: "best-first" }).variant).toBe("best-first");
   });
 });

@@ -21,7 +21,7 @@
  */
 import { AnswerBudget } from "./answer-budget.ts";
 import type { DecodedShard } from "../../../shared/index/format.ts";
-import { type Hit, resolveSearchParams, type SearchParams } from "../../../shared/api/worker-api.ts";
+import { BUILD_DEFAULTS, type Hit, resolveSearchParams, type SearchParams } from "../../../shared/api/worker-api.ts";
 import { TAIL_SHARD_ID } from "../../../shared/api/living-api.ts";
 import type { DeletionBitmap } from "../../../shared/index/deletion-bitmap.ts";
 import { exhaustiveSearch } from "../search/exhaustive.ts";
@@ -181,7 +181,7 @@ interface ShardResult {
 }
 
 async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, dead: DeletionBitmap | undefined, options: SearchIndexOptions): Promise<ShardResult> {
-  const params = resolveSearchParams(options.params);
+  const params = resolveSearchParams(walkFor(shard, options.params));
   const isDead = dead ? (row: number) => dead.has(row) : undefined;
   const position = index.position(id)!;
   const docStart = index.manifest.shards[position]!.docStart;
@@ -231,6 +231,16 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
     },
   );
   return { hits: global(result.hits), docsScored: result.stats.docsScored, iterations: result.stats.iterations };
+}
+
+/**
+ * A large shard built before proxy indexes existed has none: seeding would brute-force inner
+ * products over all its rows at each gradient point, so it walks the published way instead (with
+ * the published defaults for any walk parameter the request left out) until it is rebuilt.
+ */
+export function walkFor(shard: Pick<DecodedShard, "proxyIndex" | "docCount">, params: SearchParams): SearchParams {
+  const legacy = params.variant === "proxy" && shard.proxyIndex.length === 0 && shard.docCount >= BUILD_DEFAULTS.proxyIndexMinRows;
+  return legacy ? { ...params, variant: "published" } : params;
 }
 
 interface ShardContext {
