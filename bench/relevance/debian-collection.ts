@@ -17,6 +17,8 @@ import { LocalStore } from "../../gpu-worker/src/store/local-store.ts";
 import { type DebianPackage, hasLongDescription } from "../../infra/dev/corpus/debian-corpus.ts";
 
 const TAG_QUERIES = new URL("./tag-queries.json", import.meta.url);
+/** Bumped when the build pipeline writes shards differently, so cached indexes are rebuilt. */
+const INDEX_LAYOUT = "proxy1";
 const log = (message: string) => process.stderr.write(`[debian] ${message}\n`);
 
 export interface Query {
@@ -79,7 +81,8 @@ export async function importedModel(checkpoint: string, CACHE: string): Promise<
 
 /** The collection indexed by the service's build pipeline at the build defaults, once per model. */
 export async function builtIndex(runtime: HypencoderRuntime, docs: { id: string; text: string }[], key: string, CACHE: string): Promise<LocalStore> {
-  const root = join(CACHE, `index-${key}`);
+  // The layout version: an index built before shards carried a proxy index (issue 14) is rebuilt.
+  const root = join(CACHE, `index-${key}-${INDEX_LAYOUT}`);
   const store = new LocalStore(join(root, "index"));
   if (await store.head(MANIFEST_FILE)) return store;
   await rm(root, { recursive: true, force: true });
