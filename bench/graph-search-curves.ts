@@ -176,11 +176,13 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.lengt
 
 /** The table, plus the proxy default's ratios against the published walk's defaults. */
 export function formatTable(points: readonly Point[], n: number): string {
-  const lines = ["walk                       setting                 | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms"];
+  const familyWidth = Math.max(4, ...points.map((p) => p.family.length));
+  const labelWidth = Math.max(7, ...points.map((p) => p.label.length));
+  const lines = [`${"walk".padEnd(familyWidth)} ${"setting".padEnd(labelWidth)} | recall@10 | docs scored (% corpus) | iters | p50 ms | p95 ms`];
   for (const p of points) {
     lines.push(
       [
-        `${p.family.padEnd(26)} ${p.label.padEnd(23)}`,
+        `${p.family.padEnd(familyWidth)} ${p.label.padEnd(labelWidth)}`,
         p.recall.toFixed(3).padStart(9),
         `${(p.docsFraction * n).toFixed(0)} (${(100 * p.docsFraction).toFixed(2)}%)`.padStart(22),
         p.iterations.toFixed(1).padStart(5),
@@ -241,7 +243,8 @@ export function curvesSvg(panels: readonly Panel[], caption: string): string {
     const xs = drawn.map((p) => 100 * p.docsFraction).filter((x) => x > 0);
     const xMin = 10 ** Math.floor(Math.log10(Math.min(...xs)));
     const xMax = 10 ** Math.ceil(Math.log10(Math.max(...xs)));
-    const yMin = Math.min(0.5, Math.floor(Math.min(...drawn.map((p) => p.recall)) * 10) / 10);
+    // The recall axis starts at the worst point's tenth (at most 0.9), so close curves stay apart.
+    const yMin = Math.min(0.9, Math.floor(Math.min(...drawn.map((p) => p.recall)) * 10) / 10);
     const x = (v: number) => ox + pad.l + (pw * (Math.log10(v) - Math.log10(xMin))) / (Math.log10(xMax) - Math.log10(xMin));
     const y = (v: number) => oy + pad.t + ph * (1 - (v - yMin) / (1 - yMin));
     out.push(`<text x="${ox + W / 2}" y="${oy + 20}" text-anchor="middle" font-weight="bold">${esc(panel.title)}</text>`);
@@ -250,7 +253,7 @@ export function curvesSvg(panels: readonly Panel[], caption: string): string {
       out.push(`<line x1="${x(d)}" y1="${oy + pad.t}" x2="${x(d)}" y2="${oy + pad.t + ph}" stroke="#eee"/>`);
       out.push(`<text x="${x(d)}" y="${oy + pad.t + ph + 16}" text-anchor="middle">${d >= 1 ? d.toFixed(0) : d.toString()}%</text>`);
     }
-    for (let r = Math.ceil(yMin * 10) / 10; r <= 1.0001; r += 0.1) {
+    for (let r = Math.ceil(yMin * 10 - 1e-9) / 10; r <= 1.0001; r += yMin >= 0.9 ? 0.02 : 0.1) {
       out.push(`<line x1="${ox + pad.l}" y1="${y(r)}" x2="${ox + pad.l + pw}" y2="${y(r)}" stroke="#eee"/>`);
       out.push(`<text x="${ox + pad.l - 6}" y="${y(r) + 4}" text-anchor="end">${r.toFixed(1)}</text>`);
     }
@@ -261,7 +264,8 @@ export function curvesSvg(panels: readonly Panel[], caption: string): string {
       const colour = COLOURS[family] ?? "#555";
       const pts = drawn.filter((p) => p.family === family).sort((a, b) => a.docsFraction - b.docsFraction);
       out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${pts.map((p) => `${x(100 * p.docsFraction).toFixed(1)},${y(p.recall).toFixed(1)}`).join(" ")}"/>`);
-      for (const p of pts) out.push(`<circle cx="${x(100 * p.docsFraction).toFixed(1)}" cy="${y(p.recall).toFixed(1)}" r="3.5" fill="${colour}"><title>${esc(`${family} ${p.label}: recall ${p.recall.toFixed(3)}, ${(100 * p.docsFraction).toFixed(2)}% scored, p50 ${p.p50ms.toFixed(0)} ms`)}</title></circle>`);
+      const radius = family === "proxy default" ? 6 : 3.5;
+      for (const p of pts) out.push(`<circle cx="${x(100 * p.docsFraction).toFixed(1)}" cy="${y(p.recall).toFixed(1)}" r="${radius}" fill="${colour}"><title>${esc(`${family} ${p.label}: recall ${p.recall.toFixed(3)}, ${(100 * p.docsFraction).toFixed(2)}% scored, p50 ${p.p50ms.toFixed(0)} ms`)}</title></circle>`);
     }
   });
   const ly = rows * H + 10;
