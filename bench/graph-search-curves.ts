@@ -255,7 +255,7 @@ export function curvesSvg(panels: readonly Panel[], caption: string): string {
     }
     for (let r = Math.ceil(yMin * 10 - 1e-9) / 10; r <= 1.0001; r += yMin >= 0.9 ? 0.02 : 0.1) {
       out.push(`<line x1="${ox + pad.l}" y1="${y(r)}" x2="${ox + pad.l + pw}" y2="${y(r)}" stroke="#eee"/>`);
-      out.push(`<text x="${ox + pad.l - 6}" y="${y(r) + 4}" text-anchor="end">${r.toFixed(1)}</text>`);
+      out.push(`<text x="${ox + pad.l - 6}" y="${y(r) + 4}" text-anchor="end">${r.toFixed(yMin >= 0.9 ? 2 : 1)}</text>`);
     }
     out.push(`<text x="${ox + pad.l + pw / 2}" y="${oy + H - 10}" text-anchor="middle">documents scored (% of corpus, log scale)</text>`);
     out.push(`<text transform="translate(${ox + 14},${oy + pad.t + ph / 2}) rotate(-90)" text-anchor="middle">recall@10</text>`);
