@@ -137,7 +137,7 @@ try {
   };
 
   const scenarios: [string, Record<string, unknown>][] = [
-    ["graph (entryPoints 1024, ncandidates 64)", { k: 10, entryPoints: 1024, ncandidates: 64, maxIter: 16 }],
+    ["graph (published, entryPoints 1024, ncandidates 64)", { k: 10, variant: "published", entryPoints: 1024, ncandidates: 64, maxIter: 16 }],
     [`exact (all ${docCount} rows)`, { k: 10, mode: "exact" }],
   ];
   console.log(`device ${[...runtime.devices.values()][0]}; ${docCount} docs, ${queryCount} queries per scenario at concurrency ${concurrency}`);
