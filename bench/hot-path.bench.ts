@@ -137,6 +137,7 @@ try {
   };
 
   const scenarios: [string, Record<string, unknown>][] = [
+    // Pinned to the walk the report measured; b9717e0 (the "before" of bench/reports/hot-path.txt) predates `variant`: drop the key to rerun it there.
     ["graph (published, entryPoints 1024, ncandidates 64)", { k: 10, variant: "published", entryPoints: 1024, ncandidates: 64, maxIter: 16 }],
     [`exact (all ${docCount} rows)`, { k: 10, mode: "exact" }],
   ];
