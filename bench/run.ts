@@ -14,7 +14,7 @@ const BENCHES: Record<string, { file: string; args: string[] }> = {
   "batched-scoring": { file: "bench/batched-scoring.bench.ts", args: ["--queries=1,4,8", "--rows=32,256", "--models=tiny,base", "--runs=9", "--tiny-runs=200"] },
   "query-encode": { file: "bench/query-encode.bench.ts", args: ["--runs=30"] },
   // Recall against docs scored for the published, best-first and proxy-seeded walks; the curves as SVG beside the report.
-  "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20", "--svg", "bench/reports/graph-search.svg"] },
+  "graph-search": { file: "bench/graph-search.bench.ts", args: ["--n", "10000,100000", "--queries", "20", "--cache", "bench/.cache", "--svg", "bench/reports/graph-search.svg"] },
   // Opt-in (not in the default run): about an hour on 2 cores the first time; the cache makes reruns minutes.
   "graph-search-1m": { file: "bench/graph-search.bench.ts", args: ["--n", "1000000", "--queries", "20", "--cache", "bench/.cache", "--svg", "bench/reports/graph-search-1m.svg"] },
   // The same curves with the trained model on its real corpus and queries (needs models/debian-mini; the index is cached in bench/.cache/relevance).

@@ -71,8 +71,11 @@ export const SEARCH_DEFAULTS = {
 } as const satisfies { variant: GraphSearchVariant } & Record<string, unknown>;
 
 export interface WalkParams {
-  /** Size of the first frontier: the shard's stored k-means entry rows first, then random rows. */
-  entryPoints: number;
+  /**
+   * Size of the first frontier: the shard's stored k-means entry rows first, then random rows.
+   * undefined (the proxy walk's default): per shard, proxyEntryPoints.
+   */
+  entryPoints: number | undefined;
   /** Rows expanded per step. */
   ncandidates: number;
   /** The most scoring steps. */
@@ -84,15 +87,29 @@ export interface WalkParams {
 /**
  * "published" (and "best-first", which changes only the step) use the paper's Table 4 "Efficient 1"
  * setting, 10,000 / 64 / 16 (the paper's code defaults to nCandidates 50 with the same entry
- * points and maxIter). "proxy" starts from far fewer rows, the stored k-means rows and 32 random
- * ones, then the rows the q-net's gradient points at, and expands fewer rows per step for longer:
- * bench/reports/graph-search.txt measures the choice.
+ * points and maxIter). "proxy" starts from far fewer rows (proxyEntryPoints), then the 256 rows the
+ * q-net's gradient points at, and expands fewer rows per step for longer:
+ * bench/reports/graph-search*.txt measure the choice.
  */
-export const VARIANT_DEFAULTS: Readonly<Record<GraphSearchVariant, Readonly<WalkParams>>> = {
+export const VARIANT_DEFAULTS = {
   published: { entryPoints: 10_000, ncandidates: 64, maxIter: 16, proxySeeds: 0 },
   "best-first": { entryPoints: 10_000, ncandidates: 64, maxIter: 16, proxySeeds: 0 },
-  proxy: { entryPoints: 288, ncandidates: 16, maxIter: 64, proxySeeds: 256 },
-};
+  proxy: { entryPoints: undefined, ncandidates: 16, maxIter: 64, proxySeeds: 256 },
+} as const satisfies Readonly<Record<GraphSearchVariant, Readonly<WalkParams>>>;
+
+/** Random rows in the proxy walk's default first frontier, as a share of the shard's rows, and at least. */
+export const PROXY_RANDOM_ENTRY_SHARE = 0.00075;
+export const PROXY_MIN_RANDOM_ENTRIES = 32;
+
+/**
+ * The proxy walk's first frontier when the request leaves entryPoints out: the shard's k-means
+ * entry rows plus random rows, 0.075% of the shard (at least 32), so coverage keeps up with the
+ * shard's size: 288 rows at 100k (recall@10 1.000 there), about 1,000 at 1M, where 288 reached only
+ * 0.955 and 1,000 reached 0.985 (bench/reports/graph-search-1m.txt).
+ */
+export function proxyEntryPoints(rowCount: number, entryRows: number): number {
+  return Math.min(rowCount, entryRows + Math.max(PROXY_MIN_RANDOM_ENTRIES, Math.ceil(rowCount * PROXY_RANDOM_ENTRY_SHARE)));
+}
 
 export function variantDefaults(variant: GraphSearchVariant): Readonly<WalkParams> {
   return VARIANT_DEFAULTS[variant];
@@ -120,7 +137,10 @@ export const searchParamsSchema = z
 export type SearchParams = z.infer<typeof searchParamsSchema>;
 export type ResolvedSearchParams = SearchParams & WalkParams;
 
-/** The parameters with the variant's defaults filled in (what the walk runs, what a cache key holds). */
+/**
+ * The parameters with the variant's defaults filled in (what the walk runs, what a cache key holds);
+ * entryPoints stays undefined for the proxy walk's per-shard default.
+ */
 export function resolveSearchParams(params: SearchParams): ResolvedSearchParams {
   const d = variantDefaults(params.variant);
   return {

@@ -24,7 +24,8 @@ const UNIT = VARIANT_DEFAULTS.published;
  */
 export function searchCost(params: SearchParams): number {
   const p = resolveSearchParams(params);
-  return Math.max(1, Math.ceil((p.entryPoints + p.proxySeeds) / UNIT.entryPoints), Math.ceil(p.ncandidates / UNIT.ncandidates));
+  // The proxy walk's per-shard default frontier (entryPoints left out) is a small share of the shard.
+  return Math.max(1, Math.ceil(((p.entryPoints ?? 0) + p.proxySeeds) / UNIT.entryPoints), Math.ceil(p.ncandidates / UNIT.ncandidates));
 }
 
 /** SEARCH_CONCURRENCY_PER_TENANT: cost units in flight per tenant; 0 switches the cap off. */
@@ -51,7 +52,7 @@ export async function acquireSearchSlots(
     throw new ApiError(
       400,
       "search_too_expensive",
-      `this search costs ${cost} units (entryPoints ${p.entryPoints}, proxySeeds ${p.proxySeeds}, ncandidates ${p.ncandidates}), more than this tenant's ${limit} concurrent units; use entryPoints + proxySeeds <= ${entryPointsMax} and ncandidates <= ${ncandidatesMax}`,
+      `this search costs ${cost} units (entryPoints ${p.entryPoints ?? "per shard"}, proxySeeds ${p.proxySeeds}, ncandidates ${p.ncandidates}), more than this tenant's ${limit} concurrent units; use entryPoints + proxySeeds <= ${entryPointsMax} and ncandidates <= ${ncandidatesMax}`,
     );
   }
   const limiter = env.SEARCH_CONCURRENCY.get(env.SEARCH_CONCURRENCY.idFromName(tenant));

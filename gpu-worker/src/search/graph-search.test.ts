@@ -230,6 +230,19 @@ describe("graphSearch", () => {
       expect(result.stats.stoppedBy).toBe("early_stop");
     });
 
+    it("sizes its default first frontier by the shard: the entry rows plus 0.075% of the rows (at least 32)", async () => {
+      const first = async (n: number, entryRows: number) => {
+        const progress: GraphSearchProgress[] = [];
+        const rows = Uint32Array.from({ length: entryRows }, (_, i) => i);
+        await graphSearch(fnScorer(peak), pathGraph(n), { variant: "proxy", entryRows: rows, maxIter: 1, onIteration: (p) => progress.push(p) });
+        return progress[0]!.scored;
+      };
+      expect(await first(100_000, 256)).toBe(256 + 75);
+      expect(await first(10_000, 256)).toBe(256 + 32);
+      expect(await first(200, 100)).toBe(132);
+      expect(await first(100, 90)).toBe(100);
+    });
+
     it("is plain best-first without seedRows, or with proxySeeds 0", async () => {
       const f = fnScorer(peak);
       const options = { k: 3, entryRows: Uint32Array.of(10), entryPoints: 1, ncandidates: 2, maxIter: 30, earlyStop: false };

@@ -39,7 +39,7 @@
  * Its early stop ignores a frontier without live rows: with a filter (non-matching rows are dead)
  * such a frontier is common and says nothing about whether better matches lie further on.
  */
-import { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant, SEARCH_DEFAULTS, variantDefaults } from "../../../shared/api/worker-api.ts";
+import { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant, proxyEntryPoints, SEARCH_DEFAULTS, variantDefaults } from "../../../shared/api/worker-api.ts";
 import { SEED_MAX } from "../../../shared/random.ts";
 import { checkScoreCount } from "./exhaustive.ts";
 import { sampleUnmarked, seededRandom } from "./random.ts";
@@ -142,7 +142,7 @@ export function resolveGraphSearchOptions(options: GraphSearchOptions, rowCount:
   }
   const vd = variantDefaults(variant);
   const k = checkInteger("k", options.k ?? d.k, 1);
-  const entryPoints = checkInteger("entryPoints", options.entryPoints ?? vd.entryPoints, 1);
+  const entryPoints = checkInteger("entryPoints", options.entryPoints ?? vd.entryPoints ?? proxyEntryPoints(rowCount, options.entryRows?.length ?? 0), 1);
   const ncandidates = checkInteger("ncandidates", options.ncandidates ?? vd.ncandidates, 1);
   const maxIter = checkInteger("maxIter", options.maxIter ?? vd.maxIter, 1);
   const proxySeeds = checkInteger("proxySeeds", options.proxySeeds ?? vd.proxySeeds, 0);
