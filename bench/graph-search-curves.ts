@@ -22,8 +22,13 @@ export interface InnerProductIndex {
   search(vector: Float32Array, count: number): Uint32Array;
 }
 
+/**
+ * The proxy: the gradient at the first frontier's best row, at its best PROXY_GRADIENT_POINTS, or at
+ * the corpus mean; or ("query") no gradient but the query text's own embedding by the shared
+ * encoder (the official code's embedding_representation idea), where the model provides one.
+ */
 /** Where the gradient is taken: the first frontier's best row, its best PROXY_GRADIENT_POINTS (4, as the service; the seeds shared out), or the corpus mean. */
-export type ProxyPoint = "best" | "top4" | "mean";
+export type ProxyPoint = "best" | "top4" | "mean" | "query";
 
 export interface Config {
   /** Curve the point belongs to (one colour in the SVG). */
@@ -113,6 +118,8 @@ export interface QueryCase {
   truth: readonly RowHit[];
   /** The exhaustive pass's time, for the table. */
   exhaustiveMs: number;
+  /** The query text embedded as a document (trained models only), for the "query" proxy. */
+  queryVector?: Float32Array;
 }
 
 export interface CurveInput {
@@ -144,10 +151,12 @@ export async function measureCurves(input: CurveInput): Promise<Point[]> {
   for await (const query of input.queries) {
     record("exhaustive", "every row", 1, input.n, query.exhaustiveMs, 1);
     for (const config of input.configs) {
+      if (config.proxyAt === "query" && !query.queryVector) continue;
       const seedRows =
         config.proxyAt === undefined
           ? undefined
           : async (best: readonly RowHit[], count: number) => {
+              if (config.proxyAt === "query") return input.ipIndex.search(query.queryVector!, count);
               if (config.proxyAt === "mean" || best.length === 0) return input.ipIndex.search(qnetGradient(query.qnet, input.mean), count);
               const points = best.slice(0, config.proxyAt === "top4" ? PROXY_GRADIENT_POINTS : 1);
               const rows = points.map((hit) => input.ipIndex.search(qnetGradient(query.qnet, input.row(hit.row)), Math.ceil(count / points.length)));
@@ -213,6 +222,7 @@ const COLOURS: Record<string, string> = {
   "proxy (gradient at best)": "#1f77b4",
   "proxy (gradient at best 4)": "#9467bd",
   "proxy (gradient at mean)": "#17becf",
+  "proxy (query embedding)": "#8c564b",
   "proxy default": "#2ca02c",
 };
 

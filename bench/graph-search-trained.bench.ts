@@ -88,16 +88,18 @@ try {
     { maxLength: QUERY_MAX_LENGTH },
   );
   console.log(`query encoding: ${seconds(performance.now() - t0)} for ${qnets.length} queries`);
+  // The other proxy candidate: each query embedded as a document by the shared encoder.
+  const queryVectors = await runtime.embedDocuments(queries.map((q) => q.text), { maxLength: QUERY_MAX_LENGTH });
   const session = await ort.InferenceSession.create(graphPath(model.dir, shard.embeddings instanceof Uint16Array ? "qnetScorerFp16" : "qnetScorer"));
   let truthMs = 0;
   async function* cases(): AsyncGenerator<QueryCase> {
-    for (const qnet of qnets) {
+    for (const [q, qnet] of qnets.entries()) {
       const scorer = sessionScorer(session, qnet, shard.embeddings, dim);
       const started = performance.now();
       const truth = await exhaustiveSearch(scorer, n, { k: K });
       const exhaustiveMs = performance.now() - started;
       truthMs += exhaustiveMs;
-      yield { qnet, scorer, truth: truth.hits, exhaustiveMs };
+      yield { qnet, scorer, truth: truth.hits, exhaustiveMs, queryVector: queryVectors.subarray(q * dim, (q + 1) * dim) };
     }
   }
   const points = await measureCurves({
@@ -107,7 +109,15 @@ try {
     row: (r) => embeddings.subarray(r * dim, (r + 1) * dim),
     mean,
     ipIndex: proxy.index,
-    configs: standardConfigs(shard.entryRows.length > 0 ? shard.entryRows : undefined),
+    configs: [
+      ...standardConfigs(shard.entryRows.length > 0 ? shard.entryRows : undefined),
+      ...([[256, 16], [1024, 32]] as const).map(([proxySeeds, ncandidates]) => ({
+        family: "proxy (query embedding)",
+        label: `seeds ${proxySeeds}, ncand ${ncandidates}`,
+        options: { variant: "proxy" as const, proxySeeds, ncandidates, ...(shard.entryRows.length > 0 ? { entryRows: shard.entryRows } : {}) },
+        proxyAt: "query" as const,
+      })),
+    ],
     queries: cases(),
     onQuery: (done) => process.stderr.write(`  query ${done}/${qnets.length}\r`),
   });
