@@ -38,6 +38,11 @@ export interface Config {
   options: GraphSearchOptions;
   /** Proxy-seeded: where the gradient is taken. */
   proxyAt?: ProxyPoint;
+  /**
+   * The published STEP from proxy seeds: the seeds (gradient at the corpus mean, taken before any
+   * scoring) join the entry rows of a published walk, instead of following a first frontier.
+   */
+  seedsAsEntryRows?: number;
 }
 
 /** The comparisons: the published walk's entry-set sweep (its only cost knob), best-first, and the proxy walks. */
@@ -90,6 +95,10 @@ export function standardConfigs(entryRows: Uint32Array | undefined): Config[] {
       proxyAt: "mean",
     });
   }
+  // The other step the proxy seeds can start: the published one (the issue's "whichever measures better").
+  for (const seeds of [256, 1024]) {
+    configs.push({ family: "proxy seeds, published step", label: `seeds ${seeds}, ncand 16`, options: { variant: "published", ncandidates: 16, maxIter: 64 }, seedsAsEntryRows: seeds });
+  }
   // What the service runs: the variant's defaults, gradients at the best PROXY_GRADIENT_POINTS (4) rows.
   configs.push({ family: "proxy default", label: "service defaults", options: { variant: "proxy", ...rows }, proxyAt: "top4" });
   return configs;
@@ -130,6 +139,8 @@ export interface CurveInput {
   row: (r: number) => Float32Array;
   mean: Float32Array;
   ipIndex: InnerProductIndex;
+  /** The shard's k-means entry rows (for the published step from proxy seeds). */
+  entryRows?: Uint32Array;
   configs: Config[];
   queries: AsyncIterable<QueryCase> | Iterable<QueryCase>;
   onQuery?: (done: number) => void;
@@ -163,7 +174,13 @@ export async function measureCurves(input: CurveInput): Promise<Point[]> {
               return Uint32Array.from(new Set(rows.flatMap((r) => [...r])));
             };
       const t0 = performance.now();
-      const found = await graphSearch(query.scorer, input.graph, { ...config.options, k: input.k, seed: done, ...(seedRows ? { seedRows } : {}) });
+      let options = config.options;
+      if (config.seedsAsEntryRows) {
+        const seeds = input.ipIndex.search(qnetGradient(query.qnet, input.mean), config.seedsAsEntryRows);
+        const entryRows = Uint32Array.from(new Set([...(input.entryRows ?? []), ...seeds]));
+        options = { ...options, entryRows, entryPoints: entryRows.length + 32 };
+      }
+      const found = await graphSearch(query.scorer, input.graph, { ...options, k: input.k, seed: done, ...(seedRows ? { seedRows } : {}) });
       const ms = performance.now() - t0;
       record(config.family, config.label, recall(found.hits, query.truth), found.stats.docsScored, ms, found.stats.iterations);
     }
@@ -223,6 +240,7 @@ const COLOURS: Record<string, string> = {
   "proxy (gradient at best 4)": "#9467bd",
   "proxy (gradient at mean)": "#17becf",
   "proxy (query embedding)": "#8c564b",
+  "proxy seeds, published step": "#e377c2",
   "proxy default": "#2ca02c",
 };
 

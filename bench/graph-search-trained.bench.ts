@@ -109,6 +109,7 @@ try {
     row: (r) => embeddings.subarray(r * dim, (r + 1) * dim),
     mean,
     ipIndex: proxy.index,
+    ...(shard.entryRows.length > 0 ? { entryRows: shard.entryRows } : {}),
     configs: [
       ...standardConfigs(shard.entryRows.length > 0 ? shard.entryRows : undefined),
       ...([[256, 16], [1024, 32]] as const).map(([proxySeeds, ncandidates]) => ({

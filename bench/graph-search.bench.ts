@@ -245,6 +245,7 @@ async function benchCorpus(n: number, queries: number, layers: number, kinds: re
       row,
       mean,
       ipIndex: proxy.index,
+      entryRows,
       configs: standardConfigs(entryRows),
       queries: cases(),
       onQuery: (done) => process.stderr.write(`  ${kind} query ${done}/${queries}\r`),
