@@ -14,7 +14,7 @@ import { type GraphSearchOptions, graphSearch, type NeighborGraph } from "../gpu
 import type { RowScorer } from "../gpu-worker/src/search/row-scorer.ts";
 import type { RowHit } from "../gpu-worker/src/search/topk.ts";
 import { recall } from "../test/support/synthetic-corpus.ts";
-import { PROXY_GRADIENT_POINTS } from "../gpu-worker/src/index/proxy-seeds.ts";
+import { PROXY_GRADIENT_POINTS, proxyGradientPoints } from "../gpu-worker/src/index/proxy-seeds.ts";
 import { percentile } from "./stats.ts";
 
 /** Rows by inner product with a vector, best first. */
@@ -28,7 +28,7 @@ export interface InnerProductIndex {
  * encoder (the official code's embedding_representation idea), where the model provides one.
  */
 /** Where the gradient is taken: the first frontier's best row, its best PROXY_GRADIENT_POINTS (4, as the service; the seeds shared out), or the corpus mean. */
-export type ProxyPoint = "best" | "top4" | "mean" | "query";
+export type ProxyPoint = "best" | "top4" | "service" | "mean" | "query";
 
 export interface Config {
   /** Curve the point belongs to (one colour in the SVG). */
@@ -99,8 +99,8 @@ export function standardConfigs(entryRows: Uint32Array | undefined): Config[] {
   for (const seeds of [256, 1024]) {
     configs.push({ family: "proxy seeds, published step", label: `seeds ${seeds}, ncand 16`, options: { variant: "published", ncandidates: 16, maxIter: 64 }, seedsAsEntryRows: seeds });
   }
-  // What the service runs: the variant's defaults, gradients at the best PROXY_GRADIENT_POINTS (4) rows.
-  configs.push({ family: "proxy default", label: "service defaults", options: { variant: "proxy", ...rows }, proxyAt: "top4" });
+  // What the service runs: the variant's defaults, gradients at as many best rows as proxyGradientPoints allows (4 for small q-nets, 1 for 768-d).
+  configs.push({ family: "proxy default", label: "service defaults", options: { variant: "proxy", ...rows }, proxyAt: "service" });
   return configs;
 }
 
@@ -169,7 +169,7 @@ export async function measureCurves(input: CurveInput): Promise<Point[]> {
           : async (best: readonly RowHit[], count: number) => {
               if (config.proxyAt === "query") return input.ipIndex.search(query.queryVector!, count);
               if (config.proxyAt === "mean" || best.length === 0) return input.ipIndex.search(qnetGradient(query.qnet, input.mean), count);
-              const points = best.slice(0, config.proxyAt === "top4" ? PROXY_GRADIENT_POINTS : 1);
+              const points = best.slice(0, config.proxyAt === "top4" ? PROXY_GRADIENT_POINTS : config.proxyAt === "service" ? proxyGradientPoints(query.qnet.dims) : 1);
               const rows = points.map((hit) => input.ipIndex.search(qnetGradient(query.qnet, input.row(hit.row)), Math.ceil(count / points.length)));
               return Uint32Array.from(new Set(rows.flatMap((r) => [...r])));
             };

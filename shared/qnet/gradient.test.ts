@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { randomQNet } from "../../test/support/random-qnet.ts";
 import { seededRandom } from "../../gpu-worker/src/search/random.ts";
 import { scoreQNet } from "./evaluate.ts";
-import { qnetGradient } from "./gradient.ts";
+import { qnetGradient, qnetGradients } from "./gradient.ts";
 import { ACTIVATIONS, type QNetArchitecture } from "./types.ts";
 
 /** Central differences of the float64-accurate evaluator, one coordinate at a time. */
@@ -51,5 +51,20 @@ describe("qnetGradient", () => {
   it("refuses an input of the wrong size", () => {
     const qnet = randomQNet(seededRandom(1), { dims: [4, 4, 1], activation: "relu", ...flags[0]! });
     expect(() => qnetGradient(qnet, [1, 2, 3])).toThrow(RangeError);
+  });
+});
+
+describe("qnetGradients", () => {
+  it("equals one gradient per point, for several points at once", () => {
+    const rand = seededRandom(3);
+    const qnet = randomQNet(rand, { dims: [16, 16, 16, 16, 1], activation: "gelu", doLayerNorm: true, doResidual: true, doResidualOnLast: false, layerNormBeforeResidual: true });
+    const points = Float32Array.from({ length: 3 * 16 }, () => rand() * 2 - 1);
+    const together = qnetGradients(qnet, points);
+    for (let b = 0; b < 3; b++) {
+      const alone = qnetGradient(qnet, points.subarray(b * 16, (b + 1) * 16));
+      for (let i = 0; i < 16; i++) expect(together[b * 16 + i]).toBeCloseTo(alone[i]!, 6);
+    }
+    expect(() => qnetGradients(qnet, new Float32Array(20))).toThrow(RangeError);
+    expect(() => qnetGradients(qnet, new Float32Array(0))).toThrow(RangeError);
   });
 });

@@ -98,15 +98,24 @@ function layerNormBackward(g: Float64Array, y: Float64Array, inv: number): void 
   for (let i = 0; i < n; i++) g[i] = inv * (g[i]! - gMean - y[i]! * gyMean);
 }
 
+/** LN of each of `rows` rows of width n (rows × n row-major), into out; the rows' 1/σ. */
+function layerNormRows(v: Float64Array, out: Float64Array, rows: number, n: number): Float64Array {
+  const inv = new Float64Array(rows);
+  for (let b = 0; b < rows; b++) inv[b] = layerNorm(v.subarray(b * n, (b + 1) * n), out.subarray(b * n, (b + 1) * n));
+  return inv;
+}
+
+function layerNormBackwardRows(g: Float64Array, y: Float64Array, inv: Float64Array, n: number): void {
+  for (let b = 0; b < inv.length; b++) layerNormBackward(g.subarray(b * n, (b + 1) * n), y.subarray(b * n, (b + 1) * n), inv[b]!);
+}
+
 interface LayerTape {
-  /** The layer's input. */
-  input: Float64Array;
-  /** x·W + b. */
+  /** x·W + b, rows × dout. */
   pre: Float64Array;
-  /** LN output before the residual (when layerNormBeforeResidual), and its 1/σ. */
-  normBefore?: { y: Float64Array; inv: number };
-  /** LN output after the residual (when !layerNormBeforeResidual), and its 1/σ. */
-  normAfter?: { y: Float64Array; inv: number };
+  /** LN output before the residual (when layerNormBeforeResidual), and each row's 1/σ. */
+  normBefore?: { y: Float64Array; inv: Float64Array };
+  /** LN output after the residual (when !layerNormBeforeResidual), and each row's 1/σ. */
+  normAfter?: { y: Float64Array; inv: Float64Array };
 }
 
 /**
@@ -114,60 +123,83 @@ interface LayerTape {
  * Throws a RangeError for a wrong-sized input; the q-net is assumed valid (assertValidQNet).
  */
 export function qnetGradient(qnet: QNet, x: ArrayLike<number>): Float32Array {
+  if (x.length !== qnet.dims[0]) throw new RangeError(`qnetGradient: the q-net expects ${qnet.dims[0]}-d inputs, got ${x.length}`);
+  return qnetGradients(qnet, x);
+}
+
+/**
+ * ∇ score at each of several embeddings at once: `points` holds them row-major (a whole number of
+ * dims[0]-wide rows); the gradients come back the same way. One pass over each weight matrix serves
+ * every point (a 768 × 768 matrix does not stay in cache between points), so 4 points cost about
+ * twice one, not four times.
+ */
+export function qnetGradients(qnet: QNet, points: ArrayLike<number>): Float32Array {
   const { dims } = qnet;
-  if (x.length !== dims[0]) throw new RangeError(`qnetGradient: the q-net expects ${dims[0]}-d inputs, got ${x.length}`);
+  const d0 = dims[0]!;
+  if (points.length === 0 || points.length % d0 !== 0) {
+    throw new RangeError(`qnetGradients: expected a whole, non-zero number of ${d0}-d points, got ${points.length} values`);
+  }
+  const rows = points.length / d0;
   const layers = hiddenLayerCount(qnet);
   const tapes: LayerTape[] = [];
-  let current = Float64Array.from(x);
+  let current = Float64Array.from(points);
   for (let j = 0; j < layers; j++) {
     const din = dims[j]!;
     const dout = dims[j + 1]!;
     const w = qnet.weights[j]!;
-    const b = qnet.biases[j]!;
-    const pre = new Float64Array(dout);
-    for (let o = 0; o < dout; o++) pre[o] = b[o]!;
+    const bias = qnet.biases[j]!;
+    const pre = new Float64Array(rows * dout);
+    for (let b = 0; b < rows; b++) for (let o = 0; o < dout; o++) pre[b * dout + o] = bias[o]!;
     for (let k = 0; k < din; k++) {
-      const xk = current[k]!;
-      if (xk === 0) continue;
       const row = k * dout;
-      for (let o = 0; o < dout; o++) pre[o] += xk * w[row + o]!;
+      for (let b = 0; b < rows; b++) {
+        const xk = current[b * din + k]!;
+        if (xk === 0) continue;
+        const base = b * dout;
+        for (let o = 0; o < dout; o++) pre[base + o] += xk * w[row + o]!;
+      }
     }
-    let h = new Float64Array(dout);
-    for (let o = 0; o < dout; o++) h[o] = activate(pre[o]!, qnet.activation);
-    const tape: LayerTape = { input: current, pre };
+    let h = new Float64Array(rows * dout);
+    for (let i = 0; i < h.length; i++) h[i] = activate(pre[i]!, qnet.activation);
+    const tape: LayerTape = { pre };
     if (qnet.doLayerNorm && qnet.layerNormBeforeResidual) {
-      const y = new Float64Array(dout);
-      tape.normBefore = { y, inv: layerNorm(h, y) };
+      const y = new Float64Array(rows * dout);
+      tape.normBefore = { y, inv: layerNormRows(h, y, rows, dout) };
       h = Float64Array.from(y);
     }
-    if (residualApplies(qnet, j)) for (let o = 0; o < dout; o++) h[o] += current[o]!;
+    if (residualApplies(qnet, j)) for (let i = 0; i < h.length; i++) h[i] += current[i]!;
     if (qnet.doLayerNorm && !qnet.layerNormBeforeResidual) {
-      const y = new Float64Array(dout);
-      tape.normAfter = { y, inv: layerNorm(h, y) };
+      const y = new Float64Array(rows * dout);
+      tape.normAfter = { y, inv: layerNormRows(h, y, rows, dout) };
       h = Float64Array.from(y);
     }
     tapes.push(tape);
     current = h;
   }
 
-  // score = current · W_L, so d score / d current = W_L (a [dims[L], 1] matrix).
-  let g = Float64Array.from(qnet.weights[layers]!);
+  // score = current · W_L, so d score / d current = W_L (a [dims[L], 1] matrix) for every point.
+  const last = qnet.weights[layers]!;
+  let g = new Float64Array(rows * dims[layers]!);
+  for (let b = 0; b < rows; b++) for (let i = 0; i < last.length; i++) g[b * last.length + i] = last[i]!;
   for (let j = layers - 1; j >= 0; j--) {
     const tape = tapes[j]!;
     const din = dims[j]!;
     const dout = dims[j + 1]!;
-    if (tape.normAfter) layerNormBackward(g, tape.normAfter.y, tape.normAfter.inv);
-    const gInput = new Float64Array(din);
+    if (tape.normAfter) layerNormBackwardRows(g, tape.normAfter.y, tape.normAfter.inv, dout);
+    const gInput = new Float64Array(rows * din);
     if (residualApplies(qnet, j)) gInput.set(g);
     const gh = Float64Array.from(g);
-    if (tape.normBefore) layerNormBackward(gh, tape.normBefore.y, tape.normBefore.inv);
-    for (let o = 0; o < dout; o++) gh[o] = gh[o]! * activationSlope(tape.pre[o]!, qnet.activation);
+    if (tape.normBefore) layerNormBackwardRows(gh, tape.normBefore.y, tape.normBefore.inv, dout);
+    for (let i = 0; i < gh.length; i++) gh[i] = gh[i]! * activationSlope(tape.pre[i]!, qnet.activation);
     const w = qnet.weights[j]!;
     for (let k = 0; k < din; k++) {
       const row = k * dout;
-      let s = 0;
-      for (let o = 0; o < dout; o++) s += w[row + o]! * gh[o]!;
-      gInput[k] = gInput[k]! + s;
+      for (let b = 0; b < rows; b++) {
+        const base = b * dout;
+        let s = 0;
+        for (let o = 0; o < dout; o++) s += w[row + o]! * gh[base + o]!;
+        gInput[b * din + k] = gInput[b * din + k]! + s;
+      }
     }
     g = gInput;
   }

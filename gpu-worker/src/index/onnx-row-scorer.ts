@@ -27,7 +27,7 @@ export interface OnnxRowScorerOptions {
 }
 
 /** What search needs of a q-net: `score`; `scoreRows` for shared shard rows; `gradient` for the proxy walk's seeds. */
-export type ScoringQNet = Pick<PreparedQNet, "score"> & Partial<Pick<PreparedQNet, "scoreRows" | "gradient">>;
+export type ScoringQNet = Pick<PreparedQNet, "score"> & Partial<Pick<PreparedQNet, "scoreRows" | "gradient" | "dims">>;
 
 export function onnxRowScorer(
   qnet: ScoringQNet,

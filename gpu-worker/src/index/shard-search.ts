@@ -31,7 +31,7 @@ import type { IndexSearchResult, ShardProgress } from "./index-backend.ts";
 import type { LoadedIndex } from "./index-registry.ts";
 import { onnxRowScorer, type ScoringQNet } from "./onnx-row-scorer.ts";
 import { prepareProxyIndex } from "./proxy-index-reader.ts";
-import { proxySeedRows } from "./proxy-seeds.ts";
+import { proxyGradientPoints, proxySeedRows } from "./proxy-seeds.ts";
 import { IndexUnavailableError, SearchRequestError } from "./search-errors.ts";
 import type { TailView } from "./tail/tail-view.ts";
 import { matchesFilter } from "../../../shared/filter/filter.ts";
@@ -209,7 +209,7 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
   // the proxy walk then takes the rows its q-net's gradient points at from the shard's proxy index.
   const { gradient } = options.qnet;
   const seedRows =
-    params.variant === "proxy" && gradient ? proxySeedRows(shard, { gradient }, () => prepareProxyIndex(shard)) : undefined;
+    params.variant === "proxy" && gradient ? proxySeedRows(shard, { gradient }, () => prepareProxyIndex(shard), proxyGradientPoints(options.qnet.dims ?? [shard.dim, shard.dim, 1])) : undefined;
   const result = await graphSearch(
     scorer,
     { offsets: shard.offsets, neighbors: shard.neighbors },

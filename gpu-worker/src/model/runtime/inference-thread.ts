@@ -10,7 +10,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
-import { qnetGradient } from "../../../../shared/qnet/gradient.ts";
+import { qnetGradients } from "../../../../shared/qnet/gradient.ts";
 import { hiddenLayerCount, type QNet } from "../../../../shared/qnet/types.ts";
 import { GRAPH_IO } from "../types.ts";
 import { createSession } from "./execution-provider.ts";
@@ -173,7 +173,7 @@ async function handle(request: ThreadRequest): Promise<{ outputs: Record<string,
       return { outputs };
     }
     case "gradient": {
-      const gradient = qnetGradient(asQNet(registeredQNet(request.handle)), request.at);
+      const gradient = qnetGradients(asQNet(registeredQNet(request.handle)), request.at);
       return { outputs: { gradient: { type: "float32", data: gradient, dims: [gradient.length] } } };
     }
     case "registerEmbeddings":

@@ -48,6 +48,8 @@ const DEFAULT_DOC_BATCH = 16;
  * rejects; release itself is idempotent and never fails.
  */
 export interface PreparedQNet {
+  /** The q-net's layer widths (the model's), e.g. for what a gradient costs. */
+  readonly dims: readonly number[];
   /**
    * Scores rows of embeddings: float32, or float16 bits (Uint16Array, the index storage type).
    * The array's buffer is moved to the inference thread: pass a copy you no longer need.
@@ -58,7 +60,10 @@ export interface PreparedQNet {
    * ids travel (copied; the caller keeps its array). result[i] belongs to rows[i].
    */
   scoreRows(embeddings: SharedEmbeddings, rows: Uint32Array): Promise<Float32Array>;
-  /** ∇score at one embedding (dims[0] values; shared/qnet/gradient.ts), computed in the thread. */
+  /**
+   * ∇score at one or more embeddings (a whole number of dims[0]-value rows; shared/qnet/gradient.ts),
+   * computed in the thread; the gradients come back row-major the same way.
+   */
   gradient(at: Float32Array): Promise<Float32Array>;
   /** A copy of the weights, for includeQNet and /v1/qnet: the only time they cross to this thread. */
   qnet(): Promise<QNet>;
@@ -201,6 +206,7 @@ export class HypencoderRuntime {
       if (released) throw new Error(`q-net handle ${handle} is not registered: it was released`);
     };
     return {
+      dims: this.manifest.qnet.dims,
       score: async (embeddings) => {
         live();
         if (embeddings.length % dim !== 0) {
@@ -217,7 +223,8 @@ export class HypencoderRuntime {
       },
       gradient: async (at) => {
         live();
-        if (at.length !== this.manifest.qnet.dims[0]) throw new RangeError(`gradient: the q-net expects ${this.manifest.qnet.dims[0]}-d inputs, got ${at.length}`);
+        const d0 = this.manifest.qnet.dims[0]!;
+        if (at.length === 0 || at.length % d0 !== 0) throw new RangeError(`gradient: the q-net expects ${d0}-d inputs, got ${at.length} values`);
         return this.inference.gradient(handle, at.slice());
       },
       qnet: async () => {

@@ -24,7 +24,7 @@ export type GraphName = "queryEncoder" | "docEncoder" | "qnetScorer" | "qnetScor
  * - score: score embeddings moved with the message; scoreRows: score rows of registered shared
  *   embeddings, gathered in the thread (only the row ids travel).
  * - qnetWeights: a copy of a registered q-net's tensors (includeQNet, /v1/qnet).
- * - gradient: ∇score at one embedding (shared/qnet/gradient.ts), computed in the thread.
+ * - gradient: ∇score at one or more embeddings (row-major; shared/qnet/gradient.ts), computed in the thread.
  * - registerEmbeddings / releaseEmbeddings: a shard's embeddings in shared memory, posted once.
  * - stats: what the thread holds, for leak checks.
  */
