@@ -4,8 +4,8 @@
  *   - "published, one query per call": the published walk (variant "published", its defaults) with
  *     SCORE_BATCHING=0, i.e. the walk and scoring path before issue 14 (on the copy-free hot path);
  *   - "proxy, one query per call": the proxy-seeded walk (the default variant), SCORE_BATCHING=0;
- *   - "proxy + batched scoring": the service default (SCORE_BATCHING=1, concurrent searches'
- *     frontiers scored in one batched call);
+ *   - "proxy + batched scoring": SCORE_BATCHING=1, concurrent searches' frontiers scored in one
+ *     batched call (what the default, "auto", does on CUDA; on the CPU "auto" is one query per call);
  * each with recall@10 against exact search (mode "exact", the same worker) and docs scored per query.
  *
  * Models: the tiny test model (32-d, 2-hidden-layer q-net) and a BERT-base-sized one (768-d, 12

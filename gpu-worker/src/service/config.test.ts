@@ -14,6 +14,7 @@ describe("loadConfig", () => {
       host: "127.0.0.1",
       signingSecrets: ["k-new", "k-old"],
       queueMax: 64,
+      scoreBatching: "auto",
       batchMax: 16,
       batchWaitMs: 2,
       requestTimeoutMs: 20_000,
@@ -63,6 +64,9 @@ describe("loadConfig", () => {
     const config = loadConfig({ ...BASE, PORT: "9000", QUEUE_MAX: "8", CONCURRENCY: "4", S3_FORCE_PATH_STYLE: "1", PRELOAD_INDEXES: "acme/docs@3, beta/x-y@12" });
     expect(config).toMatchObject({ port: 9000, queueMax: 8, concurrency: 4, s3: { forcePathStyle: true } });
     expect(loadConfig({ ...BASE, QUEUE_MAX: "8" }).concurrency).toBe(8);
+    expect(loadConfig({ ...BASE, SCORE_BATCHING: "1" }).scoreBatching).toBe(true);
+    expect(loadConfig({ ...BASE, SCORE_BATCHING: "false" }).scoreBatching).toBe(false);
+    expect(() => loadConfig({ ...BASE, SCORE_BATCHING: "sometimes" })).toThrow(/SCORE_BATCHING/);
     expect(() => loadConfig({ ...BASE, QUEUE_MAX: "8", CONCURRENCY: "9" })).toThrow(/CONCURRENCY/);
     expect(config.preload).toEqual([
       { tenant: "acme", index: "docs", version: 3 },

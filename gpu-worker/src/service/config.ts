@@ -51,8 +51,8 @@ const envSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   MODEL_DIR: z.string().min(1, "MODEL_DIR must name an imported model directory"),
   DEVICE: z.enum(["auto", "cpu", "cuda"]).default("auto"),
-  /** Score concurrent searches' rows in one batched call (model/runtime/score-batcher.ts). */
-  SCORE_BATCHING: flag.default(true),
+  /** Score concurrent searches' rows in one batched call (model/runtime/score-batcher.ts): "auto" (on CUDA only), or a flag. */
+  SCORE_BATCHING: z.union([z.literal("auto"), flag]).default("auto"),
   HYP_SIGNING_SECRETS: z
     .string()
     .default("")
@@ -99,7 +99,7 @@ export interface WorkerConfig {
   host: string;
   modelDir: string;
   device: "auto" | "cpu" | "cuda";
-  scoreBatching: boolean;
+  scoreBatching: boolean | "auto";
   /** Never log these; `describeConfig` gives a loggable view. */
   signingSecrets: string[];
   insecureDev: boolean;

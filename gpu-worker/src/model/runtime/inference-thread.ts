@@ -30,6 +30,8 @@ import {
 const config = workerData as ThreadConfig;
 const port = parentPort!;
 const sessions = new Map<GraphName, Promise<ort.InferenceSession>>();
+/** The device each created session ended up on. */
+const sessionDevices = new Map<GraphName, "cpu" | "cuda">();
 const qnets = new Map<number, Record<string, ort.Tensor>>();
 const sharedEmbeddings = new Map<number, { data: Float32Array | Uint16Array; dim: number; rowCount: number }>();
 const { dims } = config.qnet;
@@ -39,6 +41,7 @@ function session(graph: GraphName): Promise<ort.InferenceSession> {
   let s = sessions.get(graph);
   if (!s) {
     s = createSession(config.graphs[graph], config.device, config.intraOpThreads).then((created) => {
+      sessionDevices.set(graph, created.device);
       port.postMessage({ event: "session", graph, device: created.device });
       return created.session;
     });
@@ -80,14 +83,23 @@ async function scoreSingle(job: ScoreJob): Promise<Float32Array> {
  * weights; built in memory from the architecture, float32 input, which also takes fp16 rows exactly).
  * Its session loads on the first group, on the same device and threads as the other graphs.
  */
-const batcher = config.scoreBatching
-  ? createScoreBatcher({
-      arch: config.qnet,
-      dim: dims[0]!,
-      single: scoreSingle,
-      batchedSession: async () => (await createSession(encodeBatchedQNetScorer(config.qnet, { embeddingType: "float32" }), config.device, config.intraOpThreads)).session,
-    })
-  : undefined;
+const batcher = createScoreBatcher({
+  arch: config.qnet,
+  dim: dims[0]!,
+  single: scoreSingle,
+  batchedSession: async () => (await createSession(encodeBatchedQNetScorer(config.qnet, { embeddingType: "float32" }), config.device, config.intraOpThreads)).session,
+});
+
+/**
+ * Whether scoring calls go through the batcher: "auto" batches when the scorer runs on CUDA only.
+ * On the CPU a batched MatMul costs what the separate ones do (bench/reports/batched-scoring.txt)
+ * and the grouping's wait and weight stacking made the worker slower, 0.65-0.85× the QPS at
+ * concurrency 4-8 (bench/reports/search-qps.txt).
+ */
+function batching(job: ScoreJob): boolean {
+  if (config.scoreBatching !== "auto") return config.scoreBatching;
+  return sessionDevices.get(job.embeddings instanceof Uint16Array ? "qnetScorerFp16" : "qnetScorer") === "cuda";
+}
 
 /**
  * Every scoring call in the thread goes through here (the `score` and `scoreRows` requests), with
@@ -95,7 +107,7 @@ const batcher = config.scoreBatching
  * batcher's stacked-weights cache relies on).
  */
 function score(job: ScoreJob): Promise<Float32Array> {
-  return batcher ? batcher.submit(job) : scoreSingle(job);
+  return batching(job) ? batcher.submit(job) : scoreSingle(job);
 }
 
 /** The requested rows of shared embeddings, row-major, in request order. */

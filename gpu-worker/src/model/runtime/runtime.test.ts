@@ -148,14 +148,15 @@ describe("prepared q-nets from the query encoder", () => {
 });
 
 describe("scoring concurrent queries", () => {
-  it("gives the same scores batched across queries (the default) as one query per call, within 1e-5 relative", async () => {
+  it("gives the same scores batched across queries (forced on; \"auto\" batches on CUDA only) as one query per call, within 1e-5 relative", async () => {
+    const batchedRuntime = await HypencoderRuntime.load(join(root, "model"), { device: "cpu", intraOpThreads: 1, scoreBatching: true });
     const unbatched = await HypencoderRuntime.load(join(root, "model"), { device: "cpu", intraOpThreads: 1, scoreBatching: false });
     const rows = [0, 3, 1, 4, 2, 0, 1];
     const half = inSharedMemory(float32ArrayToHalf(embeddings));
     const halfToo = inSharedMemory(float32ArrayToHalf(embeddings));
     const shared = shareEmbeddings(half, dim);
     const sharedToo = shareEmbeddings(halfToo, dim);
-    const [batched, single] = await Promise.all([runtime.prepareQueries(QUERIES), unbatched.prepareQueries(QUERIES)]);
+    const [batched, single] = await Promise.all([batchedRuntime.prepareQueries(QUERIES), unbatched.prepareQueries(QUERIES)]);
     try {
       // All in flight at once: the batched runtime groups them into one run of the batched graph.
       const together = await Promise.all(batched.map((p, q) => p.scoreRows(shared, Uint32Array.from(rows.slice(0, 3 + q)))));
@@ -170,6 +171,7 @@ describe("scoring concurrent queries", () => {
       closeSharedEmbeddings(half);
       closeSharedEmbeddings(halfToo);
       await unbatched.close();
+      await batchedRuntime.close();
     }
   });
 });

@@ -19,10 +19,10 @@ export interface RuntimeOptions {
   /** onnxruntime intra-op threads; defaults to every core. */
   intraOpThreads?: number;
   /**
-   * Score the rows of concurrent searches in one batched call (per-query weights, score-batcher.ts);
-   * default true. false is today's one query per call, kept for comparison (bench/worker-qps.bench.ts).
+   * Score the rows of concurrent searches in one batched call (per-query weights, score-batcher.ts).
+   * Default "auto": when the scorer runs on CUDA (on the CPU it measured slower); true or false force it.
    */
-  scoreBatching?: boolean;
+  scoreBatching?: boolean | "auto";
 }
 
 export interface EncodeOptions {
@@ -93,7 +93,7 @@ export class HypencoderRuntime {
       device: options.device ?? "auto",
       intraOpThreads: options.intraOpThreads ?? availableParallelism(),
       qnet: manifest.qnet,
-      scoreBatching: options.scoreBatching ?? true,
+      scoreBatching: options.scoreBatching ?? "auto",
     });
     return new HypencoderRuntime(modelDir, manifest, tokenizer, inference);
   }

@@ -61,8 +61,8 @@ export interface ThreadConfig {
   intraOpThreads: number;
   /** The model's q-net architecture: the thread cuts query-encoder batches into q-nets and differentiates them. */
   qnet: QNetArchitecture;
-  /** Score concurrent queries' rows in one batched call (score-batcher.ts); false: one query per call. */
-  scoreBatching: boolean;
+  /** Score concurrent queries' rows in one batched call (score-batcher.ts); false: one query per call; "auto": on CUDA only. */
+  scoreBatching: boolean | "auto";
 }
 
 /** "auto" uses CUDA when onnxruntime can create a CUDA session, otherwise the CPU. */
