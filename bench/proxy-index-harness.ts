@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import type { DecodedShard } from "../shared/index/format.ts";
 import { float32ArrayToHalf } from "../shared/qnet/half.ts";
 import { buildProxyIndex as buildSection } from "../gpu-worker/src/index/build/proxy-index.ts";
-import { openProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
+import { prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
 import { BUILD_DEFAULTS } from "../shared/api/worker-api.ts";
 import type { InnerProductIndex } from "./graph-search-curves.ts";
 
@@ -54,7 +54,7 @@ export async function buildProxyIndex(
   // What the reader reads of a decoded shard: its rows (fp16, as stored) and the section.
   const shard = { docCount: n, dim, embeddings: options.half ?? float32ArrayToHalf(embeddings), proxyIndex: section } as unknown as DecodedShard;
   const opened = performance.now();
-  const proxy = openProxyIndex(shard);
+  const proxy = await prepareProxyIndex(shard);
   const openMs = performance.now() - opened;
   return {
     index: proxy,

@@ -17,7 +17,7 @@ import { decodeShard, encodeShard } from "../shared/index/format.ts";
 import { float32ArrayToHalf, halfToFloat32Array } from "../shared/qnet/half.ts";
 import { buildKnnGraph } from "../gpu-worker/src/index/build/knn-graph.ts";
 import { buildProxyIndex } from "../gpu-worker/src/index/build/proxy-index.ts";
-import { openProxyIndex, PROXY_VECTORS, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
+import { PROXY_VECTORS, prepareProxyIndex } from "../gpu-worker/src/index/proxy-index-reader.ts";
 import { seededRandom } from "../gpu-worker/src/search/random.ts";
 import { clusteredEmbeddings } from "../test/support/synthetic-corpus.ts";
 
@@ -72,7 +72,7 @@ console.log(`decodeShard (with the section's node-by-node check): ${ms(t0).toFix
 t0 = performance.now();
 const proxy = await prepareProxyIndex(shard);
 console.log(`open (prepareProxyIndex: temp file, usearch load): ${ms(t0).toFixed(0)} ms; memory counted ${mb(proxy.bytes)}`);
-const exact = openProxyIndex(decodeShard(encodeShard({ ...decodeInput(), proxyIndex: undefined })));
+const exact = await prepareProxyIndex(decodeShard(encodeShard({ ...decodeInput(), proxyIndex: undefined })));
 
 function decodeInput() {
   return {

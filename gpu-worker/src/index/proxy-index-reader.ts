@@ -19,7 +19,7 @@
  * loading an empty index in its place.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, rmSync, writeSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { open as openFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,7 +48,7 @@ export interface ProxyIndex {
   readonly kind: "hnsw" | "exact";
   /** Memory this holds beyond the shard's own bytes (usearch's vectors and graph; 0 for "exact"). */
   readonly bytes: number;
-  /** Frees the index (idempotent); a later openProxyIndex on the shard opens it again. */
+  /** Frees the index (idempotent); a later prepareProxyIndex on the shard opens it again. */
   close(): void;
 }
 
@@ -78,21 +78,11 @@ export interface OpenProxyIndexOptions {
 const opened = new WeakMap<DecodedShard, ProxyIndex>();
 const preparing = new WeakMap<DecodedShard, Promise<ProxyIndex>>();
 
-/** The shard's proxy index, opened on first use (synchronously) and kept until closeProxyIndex. */
-export function openProxyIndex(shard: DecodedShard, options: OpenProxyIndexOptions = {}): ProxyIndex {
-  const existing = opened.get(shard);
-  if (existing) return existing;
-  const layout = layoutOf(shard);
-  const proxy = layout ? loadHnsw(shard, layout, options.vectors ?? PROXY_VECTORS) : exactProxy(shard);
-  opened.set(shard, proxy);
-  return proxy;
-}
-
 /**
- * Opens the shard's proxy index with the temp-file writes off the event loop (usearch's load
- * itself is synchronous), so a shard can be made ready when it is opened rather than on its first
- * query. Concurrent calls share one open. Rejects with IndexFormatError for a section usearch
- * refuses.
+ * The shard's proxy index, opened on first use and kept until closeProxyIndex. The temp-file
+ * writes run off the event loop (usearch's load itself is synchronous), so the registry makes a
+ * shard's index ready when the shard opens rather than on its first query. Concurrent calls share
+ * one open. Rejects with IndexFormatError for a section usearch refuses.
  */
 export function prepareProxyIndex(shard: DecodedShard, options: OpenProxyIndexOptions = {}): Promise<ProxyIndex> {
   const existing = opened.get(shard);
@@ -101,13 +91,7 @@ export function prepareProxyIndex(shard: DecodedShard, options: OpenProxyIndexOp
   if (!pending) {
     pending = (async () => {
       const layout = layoutOf(shard);
-      const proxy = layout ? await loadHnswAsync(shard, layout, options.vectors ?? PROXY_VECTORS) : exactProxy(shard);
-      // A synchronous open may have won the race: keep that one.
-      const winner = opened.get(shard);
-      if (winner && winner !== proxy) {
-        proxy.close();
-        return winner;
-      }
+      const proxy = layout ? await loadHnsw(shard, layout, options.vectors ?? PROXY_VECTORS) : exactProxy(shard);
       opened.set(shard, proxy);
       return proxy;
     })().finally(() => preparing.delete(shard));
@@ -199,15 +183,6 @@ function* usearchFileChunks(shard: DecodedShard, layout: ProxyIndexLayout, vecto
   yield graph.subarray(USEARCH_DENSE_HEAD_BYTES);
 }
 
-function writeChunksSync(path: string, chunks: Iterable<Uint8Array>): void {
-  const fd = openSync(path, "wx", 0o600);
-  try {
-    for (const chunk of chunks) for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 async function writeChunks(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
   const file = await openFile(path, "wx", 0o600);
   try {
@@ -230,17 +205,7 @@ function newIndex(dim: number, connectivity: number, vectors: ProxyVectors = "f1
   });
 }
 
-function loadHnsw(shard: DecodedShard, layout: ProxyIndexLayout, vectors: ProxyVectors): ProxyIndex {
-  const path = tempPath();
-  try {
-    writeChunksSync(path, usearchFileChunks(shard, layout, vectors));
-    return hnswProxy(shard, layout, loadFrom(path, shard, layout, vectors), vectors);
-  } finally {
-    rmSync(path, { force: true });
-  }
-}
-
-async function loadHnswAsync(shard: DecodedShard, layout: ProxyIndexLayout, vectors: ProxyVectors): Promise<ProxyIndex> {
+async function loadHnsw(shard: DecodedShard, layout: ProxyIndexLayout, vectors: ProxyVectors): Promise<ProxyIndex> {
   const path = tempPath();
   try {
     await writeChunks(path, usearchFileChunks(shard, layout, vectors));

@@ -11,7 +11,7 @@ import { halfToFloat32Array } from "../../../../shared/qnet/half.ts";
 import { writeWalFixture } from "../../../../test/support/living-fixture.ts";
 import { clusteredEmbeddings } from "../../../../test/support/synthetic-corpus.ts";
 import { runCompaction } from "../compaction/run-compaction.ts";
-import { openProxyIndex } from "../proxy-index-reader.ts";
+import { prepareProxyIndex } from "../proxy-index-reader.ts";
 import type { BlobStore } from "../../store/blob-store.ts";
 import { nodeChecksums } from "../../store/checksums.ts";
 import { LocalStore } from "../../store/local-store.ts";
@@ -80,8 +80,8 @@ function exactTop(rows: Float32Array, dim: number, q: Float32Array, count: numbe
   return scores.sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, count).map(([r]) => r);
 }
 
-function expectUsefulProxy(shard: ReturnType<typeof decodeShard>): void {
-  const proxy = openProxyIndex(shard);
+async function expectUsefulProxy(shard: ReturnType<typeof decodeShard>): Promise<void> {
+  const proxy = await prepareProxyIndex(shard);
   expect(proxy.kind).toBe("hnsw");
   const rows = shard.embeddings instanceof Uint16Array ? halfToFloat32Array(shard.embeddings) : shard.embeddings;
   const q = Float32Array.from({ length: shard.dim }, (_, k) => Math.cos(k * 1.3));
@@ -127,10 +127,10 @@ describe("builds and compactions write the proxyIndex section", () => {
     };
     const big = await build(1, n);
     expect(big.proxyIndex.length).toBeGreaterThan(0);
-    expectUsefulProxy(big);
+    await expectUsefulProxy(big);
     const small = await build(2, 500);
     expect(small.proxyIndex.length).toBe(0);
-    expect(openProxyIndex(small).kind).toBe("exact");
+    expect((await prepareProxyIndex(small)).kind).toBe("exact");
   }, 240_000);
 
   it("runCompaction: the new segment of a large tail has one", async () => {
@@ -152,6 +152,6 @@ describe("builds and compactions write the proxyIndex section", () => {
     const shard = decodeShard(await store.get(base + segment.key), { sha256: segment.sha256 }, { checksums: nodeChecksums });
     expect(shard.docCount).toBe(n);
     expect(shard.proxyIndex.length).toBeGreaterThan(0);
-    expectUsefulProxy(shard);
+    await expectUsefulProxy(shard);
   }, 240_000);
 });
