@@ -57,7 +57,8 @@ export function proxySeedRows(
   shard: Pick<DecodedShard, "embeddings" | "dim">,
   qnet: GradientSource,
   proxyIndex: () => Promise<InnerProductSearch>,
-  points = PROXY_GRADIENT_POINTS,
+  /** At most this many gradient points (proxyGradientPoints of the q-net); PROXY_GRADIENT_POINTS when omitted. */
+  points: number = PROXY_GRADIENT_POINTS,
 ): (best: readonly RowHit[], count: number) => Promise<Uint32Array> {
   const { dim } = shard;
   return async (best, count) => {

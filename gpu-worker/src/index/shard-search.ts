@@ -209,7 +209,9 @@ async function searchShard(index: LoadedIndex, id: string, shard: DecodedShard, 
   // the proxy walk then takes the rows its q-net's gradient points at from the shard's proxy index.
   const { gradient } = options.qnet;
   const seedRows =
-    params.variant === "proxy" && gradient ? proxySeedRows(shard, { gradient }, () => prepareProxyIndex(shard), proxyGradientPoints(options.qnet.dims ?? [shard.dim, shard.dim, 1])) : undefined;
+    params.variant === "proxy" && gradient
+      ? proxySeedRows(shard, { gradient }, () => prepareProxyIndex(shard), options.qnet.dims && proxyGradientPoints(options.qnet.dims))
+      : undefined;
   const result = await graphSearch(
     scorer,
     { offsets: shard.offsets, neighbors: shard.neighbors },

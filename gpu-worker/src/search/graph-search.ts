@@ -21,7 +21,7 @@
  * variant "proxy" is best-first with a second entry set found near the answer: after the first
  * frontier (the entry rows and a few random rows) is scored, `seedRows` is asked for `proxySeeds` rows given
  * the best hits so far; the shard search answers with the rows of largest inner product with the
- * q-net's gradient at the best hit (shared/qnet/gradient.ts), from the shard's inner-product index.
+ * q-net's gradient at the best hits (shared/qnet/gradient.ts), from the shard's inner-product index.
  * Those rows, less any already scored, are the second frontier; from then on the walk is
  * best-first. One dot product per proxy candidate replaces a q-net evaluation, so the walk starts
  * beside the answer instead of climbing to it from 10,000 random rows. Without `seedRows` it is
@@ -56,12 +56,11 @@ export interface NeighborGraph {
 export { GRAPH_SEARCH_VARIANTS, type GraphSearchVariant };
 
 /**
- * Defaults when graphSearch is called directly (tests, benchmarks): the published walk with the
- * published parameters (variantDefaults("published")). The API's defaults are SEARCH_DEFAULTS.
+ * Defaults when graphSearch is called directly (tests, benchmarks): the published walk. The walk's
+ * own parameters default per variant (variantDefaults); the API's defaults are SEARCH_DEFAULTS.
  */
 export const GRAPH_SEARCH_DEFAULTS = {
   k: SEARCH_DEFAULTS.k,
-  ...variantDefaults("published"),
   earlyStop: SEARCH_DEFAULTS.earlyStop,
   seed: SEARCH_DEFAULTS.seed,
   variant: "published" as GraphSearchVariant,
@@ -263,7 +262,7 @@ interface StepResult {
 type Step = (rows: Uint32Array, scores: Float32Array) => StepResult | Promise<StepResult>;
 
 /**
- * The loop both variants share: stop on an empty frontier or at maxIter, score the whole frontier in
+ * The loop every variant shares: stop on an empty frontier or at maxIter, score the whole frontier in
  * one call, let the variant choose what to expand, report, and stop early when the variant says so.
  */
 async function walk(state: WalkState, first: number[], step: Step): Promise<{ iterations: number; stoppedBy: StoppedBy }> {
