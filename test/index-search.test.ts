@@ -360,6 +360,21 @@ describe("index backend over S3 (radosgw)", () => {
       }
     });
 
+    it("takes --variant and --proxy-seeds, and refuses bad values in one line", async () => {
+      const index = join(local.root, versionPrefix("acme", "docs", 3));
+      const [published, bad, negative] = await Promise.all([
+        cli(["--index", index, "--queries", queriesPath, "--k", "3", "--variant", "published", "--entry-points", "4", "--proxy-seeds", "0", "--model", modelDir]),
+        cli(["--index", index, "--queries", queriesPath, "--k", "3", "--variant", "greedy", "--model", modelDir]),
+        cli(["--index", index, "--queries", queriesPath, "--k", "3", "--proxy-seeds=-1", "--model", modelDir]),
+      ]);
+      expect(published.code).toBe(0);
+      expect(published.stdout.trim().split("\n")).toHaveLength(2);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/--variant must be one of proxy, best-first, published, got "greedy"/);
+      expect(negative.code).toBe(2);
+      expect(negative.stderr).toMatch(/--proxy-seeds must be a non-negative integer, got "-1"/);
+    });
+
     it("fails in one line: no model, another model's index", async () => {
       const [noModel, mismatch] = await Promise.all([
         cli(["--index", join(local.root, versionPrefix("acme", "docs", 3)), "--queries", queriesPath, "--k", "3"]),

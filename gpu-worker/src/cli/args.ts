@@ -24,6 +24,11 @@ export function required(values: Record<string, unknown>, name: string, usage: s
   return value;
 }
 
+/** `{ [key]: value }`, or nothing when the option was not given (so a default applies downstream). */
+export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
 /** An optional positive integer option. */
 export function positiveInt(values: Record<string, unknown>, name: string): number | undefined {
   return integerFlag(values, name, 1);

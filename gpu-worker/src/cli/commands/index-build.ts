@@ -16,7 +16,7 @@ import { describeZodError } from "../../io/zod-issues.ts";
 import { HypencoderRuntime } from "../../model/runtime/runtime.ts";
 import { LocalStore } from "../../store/local-store.ts";
 import { openStore } from "../../store/open-store.ts";
-import { nonNegativeInt, parse, positiveInt, required, UsageError } from "../args.ts";
+import { nonNegativeInt, optional, parse, positiveInt, required, UsageError } from "../args.ts";
 import { writeLine } from "../output.ts";
 import { note, progressReporter } from "../progress.ts";
 
@@ -131,9 +131,6 @@ export async function indexBuildCommand(argv: string[]): Promise<void> {
   }
 }
 
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
-}
 
 function parseRequest(value: unknown): BuildRequest {
   try {

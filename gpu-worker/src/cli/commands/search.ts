@@ -9,7 +9,7 @@ import { readIdTextFile } from "../../io/jsonl.ts";
 import { readModelManifest } from "../../model/model-manifest.ts";
 import { HypencoderRuntime } from "../../model/runtime/runtime.ts";
 import { openStore } from "../../store/open-store.ts";
-import { parse, positiveInt, required, UsageError } from "../args.ts";
+import { nonNegativeInt, optional, parse, positiveInt, required, UsageError } from "../args.ts";
 import { note, progressReporter } from "../progress.ts";
 import { writeLine } from "../output.ts";
 
@@ -139,27 +139,18 @@ function searchParams(values: Record<string, unknown>): SearchParams {
     throw new UsageError(`--variant must be one of ${GRAPH_SEARCH_VARIANTS.join(", ")}, got ${JSON.stringify(variant)}`);
   }
   const seed = values.seed === undefined ? SEARCH_DEFAULTS.seed : parseSeed(values.seed);
-  // Left out, the walk's parameters default per variant (VARIANT_DEFAULTS).
-  const walk = {
-    entryPoints: positiveInt(values, "entry-points"),
-    ncandidates: positiveInt(values, "ncandidates"),
-    maxIter: positiveInt(values, "max-iter"),
-    proxySeeds: values["proxy-seeds"] === undefined ? undefined : nonNegativeInt(values["proxy-seeds"], "--proxy-seeds"),
-  };
   return {
     k: positiveInt(values, "k") ?? SEARCH_DEFAULTS.k,
     mode,
     variant: variant as GraphSearchVariant,
-    ...Object.fromEntries(Object.entries(walk).filter(([, v]) => v !== undefined)),
+    // Left out, the walk's parameters default per variant (VARIANT_DEFAULTS).
+    ...optional("entryPoints", positiveInt(values, "entry-points")),
+    ...optional("ncandidates", positiveInt(values, "ncandidates")),
+    ...optional("maxIter", positiveInt(values, "max-iter")),
+    ...optional("proxySeeds", nonNegativeInt(values, "proxy-seeds")),
     earlyStop: values["no-early-stop"] !== true,
     seed,
   };
-}
-
-function nonNegativeInt(value: unknown, flag: string): number {
-  const n = Number(value);
-  if (typeof value !== "string" || !/^[0-9]+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return n;
 }
 
 function parseSeed(value: unknown): number {
